@@ -1,0 +1,88 @@
+# The automations gateway: nginx module, worker, admin CLI.
+#
+#   make        build everything into $(BUILD)/
+#   make run    install, build, start Redis + nginx + workers with a demo
+#   make test   install, build, run the C unit tests and prove -r t/
+
+BUILD     ?= build
+NGINX_SRC ?= /usr/share/nginx/src
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN     = -Wall -Wextra -Werror
+AM_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(WARN) \
+            -Isrc $(CFLAGS) $(SAN_CFLAGS)
+SAN_CFLAGS =
+
+PACKAGES = gcc make perl python3 nginx-core nginx-dev libpcre2-dev \
+           zlib1g-dev libssl-dev libhiredis-dev libyajl-dev libuv1-dev \
+           libcurl4-openssl-dev redis-server redis-tools valgrind wrk
+
+SHARED_SRCS = src/am_scripts.c src/am_crypto.c src/am_jwt.c src/am_json.c \
+              src/am_name.c
+SHARED_HDRS = $(wildcard src/am_*.h)
+GEN         = $(BUILD)/gen/am_scripts_data.c
+MODULE      = $(BUILD)/ngx_http_automations_module.so
+CLI         = $(BUILD)/automationsctl
+UNIT_TESTS  = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
+MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
+              $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
+
+.PHONY: all deps module cli unit run test test-unit test-prove bench clean
+
+all: module cli unit
+
+# Installs the Debian packages that are missing (needs root or sudo).
+deps:
+	@missing=""; for p in $(PACKAGES); do \
+	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	    $$sudo apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+	        --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(GEN): redis/embed.pl $(wildcard redis/*.lua)
+	@mkdir -p $(dir $@)
+	perl redis/embed.pl redis $@
+
+module: $(MODULE)
+
+$(BUILD)/nginx/objs/Makefile: config
+	rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) && cp -r $(NGINX_SRC) $(BUILD)/nginx
+	cd $(BUILD)/nginx && AM_GEN_DIR=$(BUILD)/gen bash -c \
+	    '. ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	     --with-cc-opt="-g -O2 -fPIC $(SAN_CFLAGS)" \
+	     --add-dynamic-module=$(CURDIR)' >/dev/null
+
+$(MODULE): $(BUILD)/nginx/objs/Makefile $(MODULE_SRCS)
+	$(MAKE) -s -C $(BUILD)/nginx -f objs/Makefile modules
+	cp $(BUILD)/nginx/objs/ngx_http_automations_module.so $@
+
+cli: $(CLI)
+
+$(CLI): $(wildcard src/cli/*.c src/cli/*.h) $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
+	$(CC) $(AM_CFLAGS) -o $@ $(wildcard src/cli/*.c) $(SHARED_SRCS) $(GEN) \
+	    -lhiredis -lyajl -lcrypto
+
+unit: $(UNIT_TESTS)
+
+$(BUILD)/unit/%: t/unit/%.c $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(AM_CFLAGS) -o $@ $< $(SHARED_SRCS) $(GEN) -lhiredis -lyajl -lcrypto
+
+test: deps
+	$(MAKE) all
+	$(MAKE) test-unit
+	$(MAKE) test-prove
+
+test-unit: unit
+	@for t in $(UNIT_TESTS); do echo "# $$t"; $$t || exit 1; done
+
+test-prove: all
+	AM_BUILD=$(CURDIR)/$(BUILD) prove -r -I t/lib t/
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,51 @@
+#include "am_name.h"
+
+static int
+am_name_char(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+           || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+int
+am_project_name_valid(const char *s, size_t len)
+{
+    size_t i;
+
+    if (len == 0 || len > AM_PROJECT_NAME_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!am_name_char((unsigned char) s[i])) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+int
+am_automation_name_valid(const char *s, size_t len)
+{
+    size_t i;
+
+    if (len == 0 || len > AM_AUTOMATION_NAME_MAX || s[0] == '.') {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            if (i + 1 < len && s[i + 1] == '.') {
+                return 0;
+            }
+            continue;
+        }
+
+        if (!am_name_char((unsigned char) s[i])) {
+            return 0;
+        }
+    }
+
+    return 1;
+}

@@ -1,0 +1,20 @@
+/*
+ * Which project and automation names are acceptable (docs/data-model.md).
+ * Names end up in Redis keys, URLs and file names, so the rules are strict.
+ */
+
+#ifndef AM_NAME_H
+#define AM_NAME_H
+
+#include <stddef.h>
+
+#define AM_PROJECT_NAME_MAX 64
+#define AM_AUTOMATION_NAME_MAX 128
+
+/* 1 when s is 1..64 bytes of A-Z a-z 0-9 _ - */
+int am_project_name_valid(const char *s, size_t len);
+
+/* 1 when s is 1..128 bytes of A-Z a-z 0-9 _ - ., no leading '.', no ".." */
+int am_automation_name_valid(const char *s, size_t len);
+
+#endif

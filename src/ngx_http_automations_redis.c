@@ -1,0 +1,766 @@
+/*
+ * One async hiredis connection per nginx worker process.
+ *
+ * hiredis has no event loop of its own: its fd is an nginx connection
+ * registered edge-triggered for both directions. Reads are drained until
+ * EAGAIN and fed to the hiredis reader; writes are posted to the end of the
+ * current event loop iteration, so the commands of every request handled in
+ * one iteration leave in one write. Connect and command timeouts are nginx
+ * timers; a dropped or stuck connection fails its requests with 503 and is
+ * reopened with backoff and jitter.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/async.h>
+#include <hiredis/sds.h>
+
+#include "ngx_http_automations.h"
+#include "ngx_http_automations_redis.h"
+#include "am_scripts.h"
+
+/* exported by hiredis 0.14 but missing from its header */
+void redisProcessCallbacks(redisAsyncContext *ac);
+
+#define NGX_HTTP_AUTOMATIONS_BACKOFF_MIN 100
+#define NGX_HTTP_AUTOMATIONS_BACKOFF_MAX 5000
+
+
+typedef enum {
+    ngx_http_automations_redis_down = 0,
+    ngx_http_automations_redis_connecting,
+    ngx_http_automations_redis_up
+} ngx_http_automations_redis_state_e;
+
+
+typedef struct {
+    ngx_http_request_t                   *request; /* NULL once gone */
+    ngx_http_cleanup_t                   *cleanup;
+    ngx_http_automations_redis_handler_pt handler;
+    ngx_event_t                           timer;
+
+    /* kept for a script, to resend it with EVAL after NOSCRIPT */
+    am_script_t *script;
+    ngx_uint_t   retried;
+    int          argc;
+    const char **argv;
+    size_t      *argvlen;
+} ngx_http_automations_redis_call_t;
+
+
+typedef struct {
+    ngx_http_automations_main_conf_t  *amcf;
+    ngx_log_t                         *log;
+    redisAsyncContext                 *ac;
+    ngx_connection_t                  *conn;
+    ngx_http_automations_redis_state_e state;
+    ngx_flag_t                         write_blocked;
+    ngx_flag_t                         exiting;
+    ngx_uint_t                         pending;
+    ngx_msec_t                         last_activity;
+    ngx_msec_t                         backoff;
+    ngx_event_t                        connect_timer;
+    ngx_event_t                        reconnect_timer;
+} ngx_http_automations_redis_t;
+
+
+static void ngx_http_automations_redis_connect(void);
+static void ngx_http_automations_redis_schedule(void);
+static void ngx_http_automations_redis_drop(const char *why);
+
+
+static ngx_http_automations_redis_t ngx_http_automations_redis;
+
+
+static void
+ngx_http_automations_redis_read_handler(ngx_event_t *rev)
+{
+    u_char                        buf[16384];
+    ssize_t                       n;
+    ngx_flag_t                    eof;
+    ngx_connection_t             *c;
+    redisAsyncContext            *ac;
+    ngx_http_automations_redis_t *rd;
+
+    rd = &ngx_http_automations_redis;
+    c = rev->data;
+    ac = c->data;
+
+    if (rd->state != ngx_http_automations_redis_up) {
+        /* connect completion is seen by the write handler */
+        return;
+    }
+
+    eof = 0;
+
+    for (;;) {
+        n = recv(c->fd, buf, sizeof(buf), 0);
+
+        if (n > 0) {
+            if (redisReaderFeed(ac->c.reader, (char *) buf, n) != REDIS_OK) {
+                ngx_http_automations_redis_drop("reply buffer failure");
+                return;
+            }
+
+            continue;
+        }
+
+        if (n == -1 && ngx_socket_errno == NGX_EINTR) {
+            continue;
+        }
+
+        if (n == 0 || ngx_socket_errno != NGX_EAGAIN) {
+            eof = 1;
+        }
+
+        break;
+    }
+
+    rev->ready = 0;
+
+    redisProcessCallbacks(ac);
+
+    if (eof && rd->ac == ac) {
+        /* hiredis reads the EOF or error again, reports it and disconnects */
+        redisAsyncHandleRead(ac);
+    }
+}
+
+
+static void
+ngx_http_automations_redis_write_handler(ngx_event_t *wev)
+{
+    size_t                        before, after;
+    ngx_connection_t             *c;
+    redisAsyncContext            *ac;
+    ngx_http_automations_redis_t *rd;
+
+    rd = &ngx_http_automations_redis;
+    c = wev->data;
+    ac = c->data;
+
+    if (rd->state == ngx_http_automations_redis_connecting) {
+        redisAsyncHandleWrite(ac);
+        return;
+    }
+
+    before = sdslen(ac->c.obuf);
+    if (before == 0) {
+        rd->write_blocked = 0;
+        return;
+    }
+
+    redisAsyncHandleWrite(ac);
+
+    if (rd->ac != ac) {
+        return;
+    }
+
+    after = sdslen(ac->c.obuf);
+
+    /* no progress means EAGAIN: the next edge of the socket wakes us */
+    rd->write_blocked = (after == before);
+
+    if (after > 0 && !rd->write_blocked && !wev->posted) {
+        ngx_post_event(wev, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_automations_redis_add_write(void *data)
+{
+    ngx_connection_t             *c;
+    ngx_http_automations_redis_t *rd;
+
+    rd = &ngx_http_automations_redis;
+    c = data;
+
+    if (rd->state == ngx_http_automations_redis_up && !rd->write_blocked
+        && !c->write->posted) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_automations_redis_noop(void *data)
+{
+}
+
+
+/* hiredis frees the context: give the fd's nginx connection back */
+static void
+ngx_http_automations_redis_cleanup(void *data)
+{
+    ngx_connection_t             *c;
+    ngx_http_automations_redis_t *rd;
+
+    rd = &ngx_http_automations_redis;
+    c = data;
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    ngx_del_conn(c, NGX_CLOSE_EVENT);
+    ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
+
+    rd->ac = NULL;
+    rd->conn = NULL;
+    rd->state = ngx_http_automations_redis_down;
+    rd->write_blocked = 0;
+}
+
+
+static void
+ngx_http_automations_redis_setup_reply(
+    redisAsyncContext *ac, void *rep, void *privdata)
+{
+    redisReply *reply;
+
+    reply = rep;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_http_automations_redis.log, 0,
+            "automations: redis %s failed: %s", (char *) privdata, reply->str);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+
+static void
+ngx_http_automations_redis_on_connect(const redisAsyncContext *cac, int status)
+{
+    char                              db[NGX_INT_T_LEN + 1];
+    am_script_t                      *s;
+    redisAsyncContext                *ac;
+    ngx_http_automations_redis_t     *rd;
+    ngx_http_automations_main_conf_t *amcf;
+
+    rd = &ngx_http_automations_redis;
+    amcf = rd->amcf;
+    ac = (redisAsyncContext *) cac;
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    if (status != REDIS_OK) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+            "automations: redis connect to \"%V\" failed: %s", &amcf->redis,
+            ac->errstr);
+        /* hiredis frees the context after this callback */
+        rd->state = ngx_http_automations_redis_down;
+        ngx_http_automations_redis_schedule();
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+        "automations: redis connected to \"%V\"", &amcf->redis);
+
+    rd->state = ngx_http_automations_redis_up;
+    rd->backoff = 0;
+
+    /* pipelined ahead of any request's command, so they apply to all */
+
+    if (amcf->redis_password.len) {
+        redisAsyncCommand(ac, ngx_http_automations_redis_setup_reply, "AUTH",
+            "AUTH %b", amcf->redis_password.data, amcf->redis_password.len);
+    }
+
+    if (amcf->redis_db > 0) {
+        ngx_sprintf((u_char *) db, "%i%Z", amcf->redis_db);
+        redisAsyncCommand(ac, ngx_http_automations_redis_setup_reply, "SELECT",
+            "SELECT %s", db);
+    }
+
+    for (s = am_scripts; s->name; s++) {
+        redisAsyncCommand(ac, ngx_http_automations_redis_setup_reply,
+            "SCRIPT LOAD", "SCRIPT LOAD %b", s->body, s->len);
+    }
+}
+
+
+static void
+ngx_http_automations_redis_on_disconnect(
+    const redisAsyncContext *ac, int status)
+{
+    ngx_http_automations_redis_t *rd;
+
+    rd = &ngx_http_automations_redis;
+    rd->state = ngx_http_automations_redis_down;
+
+    if (rd->exiting) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+        "automations: redis connection to \"%V\" lost: %s", &rd->amcf->redis,
+        ac->errstr ? ac->errstr : "closed");
+
+    ngx_http_automations_redis_schedule();
+}
+
+
+static void
+ngx_http_automations_redis_connect_timeout(ngx_event_t *ev)
+{
+    ngx_http_automations_redis_t *rd;
+
+    rd = &ngx_http_automations_redis;
+
+    if (rd->state != ngx_http_automations_redis_connecting || rd->ac == NULL) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+        "automations: redis connect to \"%V\" timed out", &rd->amcf->redis);
+
+    redisAsyncFree(rd->ac);
+    ngx_http_automations_redis_schedule();
+}
+
+
+static void
+ngx_http_automations_redis_reconnect(ngx_event_t *ev)
+{
+    ngx_http_automations_redis_connect();
+}
+
+
+/* the next connect attempt, after a doubling delay with +-25% jitter */
+static void
+ngx_http_automations_redis_schedule(void)
+{
+    ngx_msec_t                    delay;
+    ngx_http_automations_redis_t *rd;
+
+    rd = &ngx_http_automations_redis;
+
+    if (rd->exiting || rd->reconnect_timer.timer_set) {
+        return;
+    }
+
+    rd->backoff =
+        rd->backoff ? ngx_min(rd->backoff * 2, NGX_HTTP_AUTOMATIONS_BACKOFF_MAX)
+                    : NGX_HTTP_AUTOMATIONS_BACKOFF_MIN;
+
+    delay = rd->backoff * 3 / 4 + (ngx_msec_t) ngx_random() % (rd->backoff / 2);
+
+    ngx_add_timer(&rd->reconnect_timer, delay);
+}
+
+
+static void
+ngx_http_automations_redis_connect(void)
+{
+    ngx_connection_t                 *c;
+    redisAsyncContext                *ac;
+    ngx_http_automations_redis_t     *rd;
+    ngx_http_automations_main_conf_t *amcf;
+
+    rd = &ngx_http_automations_redis;
+    amcf = rd->amcf;
+
+    if (amcf->redis_unix.len) {
+        ac = redisAsyncConnectUnix((char *) amcf->redis_unix.data);
+
+    } else {
+        ac = redisAsyncConnect(
+            (char *) amcf->redis_host.data, (int) amcf->redis_port);
+    }
+
+    if (ac == NULL || ac->err) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+            "automations: redis connect to \"%V\" failed: %s", &amcf->redis,
+            ac ? ac->errstr : "out of memory");
+        if (ac) {
+            redisAsyncFree(ac);
+        }
+        ngx_http_automations_redis_schedule();
+        return;
+    }
+
+    c = ngx_get_connection(ac->c.fd, rd->log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        ngx_http_automations_redis_schedule();
+        return;
+    }
+
+    c->data = ac;
+    c->read->handler = ngx_http_automations_redis_read_handler;
+    c->write->handler = ngx_http_automations_redis_write_handler;
+    c->read->log = rd->log;
+    c->write->log = rd->log;
+
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_automations_redis_noop;
+    ac->ev.delRead = ngx_http_automations_redis_noop;
+    ac->ev.addWrite = ngx_http_automations_redis_add_write;
+    ac->ev.delWrite = ngx_http_automations_redis_noop;
+    ac->ev.cleanup = ngx_http_automations_redis_cleanup;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_automations_redis_on_connect);
+    redisAsyncSetDisconnectCallback(
+        ac, ngx_http_automations_redis_on_disconnect);
+
+    rd->ac = ac;
+    rd->conn = c;
+    rd->state = ngx_http_automations_redis_connecting;
+    rd->write_blocked = 0;
+
+    if (ngx_add_conn(c) != NGX_OK) {
+        redisAsyncFree(ac);
+        ngx_http_automations_redis_schedule();
+        return;
+    }
+
+    ngx_add_timer(&rd->connect_timer, amcf->connect_timeout);
+}
+
+
+/* Fails every pending command at once and reconnects later. */
+static void
+ngx_http_automations_redis_drop(const char *why)
+{
+    ngx_http_automations_redis_t *rd;
+
+    rd = &ngx_http_automations_redis;
+
+    if (rd->ac == NULL) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+        "automations: dropping redis connection to \"%V\": %s",
+        &rd->amcf->redis, why);
+
+    rd->state = ngx_http_automations_redis_down;
+    redisAsyncFree(rd->ac);
+
+    ngx_http_automations_redis_schedule();
+}
+
+
+ngx_int_t
+ngx_http_automations_redis_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_automations_redis_t     *rd;
+    ngx_http_automations_main_conf_t *amcf;
+
+    amcf =
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_automations_module);
+    if (amcf == NULL || amcf->redis.len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_add_conn == NULL || !(ngx_event_flags & NGX_USE_CLEAR_EVENT)) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+            "automations: the event method must be epoll or kqueue");
+        return NGX_ERROR;
+    }
+
+    if (am_scripts_init() != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+            "automations: SHA-1 of the redis scripts failed");
+        return NGX_ERROR;
+    }
+
+    rd = &ngx_http_automations_redis;
+    ngx_memzero(rd, sizeof(ngx_http_automations_redis_t));
+
+    rd->amcf = amcf;
+    rd->log = cycle->log;
+
+    rd->connect_timer.handler = ngx_http_automations_redis_connect_timeout;
+    rd->connect_timer.log = cycle->log;
+    rd->connect_timer.data = rd;
+    rd->connect_timer.cancelable = 1;
+
+    rd->reconnect_timer.handler = ngx_http_automations_redis_reconnect;
+    rd->reconnect_timer.log = cycle->log;
+    rd->reconnect_timer.data = rd;
+    rd->reconnect_timer.cancelable = 1;
+
+    ngx_http_automations_redis_connect();
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_automations_redis_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_automations_redis_t *rd;
+
+    rd = &ngx_http_automations_redis;
+    rd->exiting = 1;
+
+    if (rd->ac) {
+        redisAsyncFree(rd->ac);
+    }
+}
+
+
+ngx_flag_t
+ngx_http_automations_redis_ready(void)
+{
+    return ngx_http_automations_redis.state == ngx_http_automations_redis_up;
+}
+
+
+static void
+ngx_http_automations_redis_call_cleanup(void *data)
+{
+    ngx_http_automations_redis_call_t *call = data;
+
+    call->request = NULL;
+
+    if (call->timer.timer_set) {
+        ngx_del_timer(&call->timer);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_automations_redis_is_noscript(redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_ERROR && reply->len >= 8
+           && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0;
+}
+
+
+static void
+ngx_http_automations_redis_reply(
+    redisAsyncContext *ac, void *rep, void *privdata)
+{
+    redisReply                        *reply;
+    ngx_connection_t                  *c;
+    ngx_http_request_t                *r;
+    ngx_http_automations_redis_t      *rd;
+    ngx_http_automations_redis_call_t *call;
+
+    rd = &ngx_http_automations_redis;
+    call = privdata;
+    reply = rep;
+
+    rd->pending--;
+
+    if (reply == NULL) {
+        /* the connection is going away: nothing more may be sent on it */
+        rd->state = ngx_http_automations_redis_down;
+
+    } else {
+        rd->last_activity = ngx_current_msec;
+
+        if (call->script && !call->retried
+            && ngx_http_automations_redis_is_noscript(reply)) {
+            /* Redis restarted or flushed its script cache */
+            call->retried = 1;
+            call->argv[0] = "EVAL";
+            call->argvlen[0] = 4;
+            call->argv[1] = call->script->body;
+            call->argvlen[1] = call->script->len;
+
+            if (redisAsyncCommandArgv(ac, ngx_http_automations_redis_reply,
+                    call, call->argc, call->argv, call->argvlen)
+                == REDIS_OK) {
+                rd->pending++;
+                return;
+            }
+        }
+    }
+
+    r = call->request;
+
+    if (r != NULL) {
+        if (call->timer.timer_set) {
+            ngx_del_timer(&call->timer);
+        }
+
+        call->cleanup->handler = NULL;
+        c = r->connection;
+
+        call->handler(r, reply);
+        ngx_http_run_posted_requests(c);
+    }
+
+    ngx_free(call);
+}
+
+
+static void
+ngx_http_automations_redis_call_timeout(ngx_event_t *ev)
+{
+    ngx_connection_t                  *c;
+    ngx_http_request_t                *r;
+    ngx_http_automations_redis_t      *rd;
+    ngx_http_automations_redis_call_t *call;
+
+    rd = &ngx_http_automations_redis;
+    call = ev->data;
+    r = call->request;
+
+    call->request = NULL;
+    call->cleanup->handler = NULL;
+    c = r->connection;
+
+    ngx_log_error(NGX_LOG_ERR, c->log, 0,
+        "automations: redis did not answer in %M ms", rd->amcf->timeout);
+
+    call->handler(r, NULL);
+
+    /* nothing came back for a whole timeout: the connection is stuck */
+    if (rd->pending > 0
+        && ngx_current_msec - rd->last_activity >= rd->amcf->timeout) {
+        ngx_http_automations_redis_drop("no reply within the timeout");
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * Sends argv for r. With script set, argv is copied into the call so that
+ * the NOSCRIPT fallback can resend it.
+ */
+static ngx_int_t
+ngx_http_automations_redis_send(ngx_http_request_t *r,
+    ngx_http_automations_redis_handler_pt handler, am_script_t *script,
+    int argc, const char **argv, const size_t *argvlen)
+{
+    int                                i;
+    size_t                             size;
+    u_char                            *p;
+    ngx_http_cleanup_t                *cln;
+    ngx_http_automations_redis_t      *rd;
+    ngx_http_automations_redis_call_t *call;
+
+    rd = &ngx_http_automations_redis;
+
+    if (rd->state != ngx_http_automations_redis_up) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    size = sizeof(ngx_http_automations_redis_call_t);
+
+    if (script) {
+        size += argc * (sizeof(char *) + sizeof(size_t));
+        for (i = 0; i < argc; i++) {
+            size += argvlen[i];
+        }
+    }
+
+    call = ngx_calloc(size, r->connection->log);
+    if (call == NULL) {
+        return NGX_ERROR;
+    }
+
+    call->request = r;
+    call->cleanup = cln;
+    call->handler = handler;
+    call->script = script;
+
+    if (script) {
+        call->argc = argc;
+        call->argv = (const char **) (call + 1);
+        call->argvlen = (size_t *) (call->argv + argc);
+        p = (u_char *) (call->argvlen + argc);
+
+        for (i = 0; i < argc; i++) {
+            call->argv[i] = (char *) p;
+            call->argvlen[i] = argvlen[i];
+            p = ngx_cpymem(p, argv[i], argvlen[i]);
+        }
+
+        argv = call->argv;
+        argvlen = call->argvlen;
+    }
+
+    if (redisAsyncCommandArgv(
+            rd->ac, ngx_http_automations_redis_reply, call, argc, argv, argvlen)
+        != REDIS_OK) {
+        ngx_free(call);
+        return NGX_ERROR;
+    }
+
+    if (rd->pending++ == 0) {
+        rd->last_activity = ngx_current_msec;
+    }
+
+    cln->handler = ngx_http_automations_redis_call_cleanup;
+    cln->data = call;
+
+    call->timer.handler = ngx_http_automations_redis_call_timeout;
+    call->timer.data = call;
+    call->timer.log = r->connection->log;
+    ngx_add_timer(&call->timer, rd->amcf->timeout);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_automations_redis_command(ngx_http_request_t *r,
+    ngx_http_automations_redis_handler_pt handler, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    return ngx_http_automations_redis_send(
+        r, handler, NULL, argc, argv, argvlen);
+}
+
+
+ngx_int_t
+ngx_http_automations_redis_script(ngx_http_request_t *r,
+    ngx_http_automations_redis_handler_pt handler, const char *name,
+    ngx_uint_t nkeys, ngx_str_t *keys, ngx_uint_t nargs, ngx_str_t *args)
+{
+    u_char       nk[NGX_INT_T_LEN];
+    size_t       argvlen[32];
+    ngx_uint_t   i, argc;
+    const char  *argv[32];
+    am_script_t *script;
+
+    script = am_script_find(name);
+
+    if (script == NULL || 3 + nkeys + nargs > 32) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+            "automations: bad call of redis script \"%s\"", name);
+        return NGX_ERROR;
+    }
+
+    argv[0] = "EVALSHA";
+    argvlen[0] = 7;
+    argv[1] = script->sha1;
+    argvlen[1] = 40;
+    argv[2] = (char *) nk;
+    argvlen[2] = ngx_sprintf(nk, "%ui", nkeys) - nk;
+    argc = 3;
+
+    for (i = 0; i < nkeys; i++, argc++) {
+        argv[argc] = (char *) keys[i].data;
+        argvlen[argc] = keys[i].len;
+    }
+
+    for (i = 0; i < nargs; i++, argc++) {
+        argv[argc] = (char *) args[i].data;
+        argvlen[argc] = args[i].len;
+    }
+
+    return ngx_http_automations_redis_send(
+        r, handler, script, (int) argc, argv, argvlen);
+}

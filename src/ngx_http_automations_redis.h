@@ -1,0 +1,46 @@
+/*
+ * The Redis command connection of one nginx worker process: async hiredis
+ * driven by nginx events and timers, shared by every request of the worker.
+ */
+
+#ifndef _NGX_HTTP_AUTOMATIONS_REDIS_H_INCLUDED_
+#define _NGX_HTTP_AUTOMATIONS_REDIS_H_INCLUDED_
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+
+/*
+ * Called once per command with the request that sent it. reply is NULL when
+ * Redis could not answer in time or the connection dropped; the handler then
+ * owes the client a 503. The reply is freed after the handler returns.
+ */
+typedef void (*ngx_http_automations_redis_handler_pt)(
+    ngx_http_request_t *r, redisReply *reply);
+
+ngx_int_t ngx_http_automations_redis_init_process(ngx_cycle_t *cycle);
+void      ngx_http_automations_redis_exit_process(ngx_cycle_t *cycle);
+
+/* Whether commands can be sent now; when not, answer 503 at once. */
+ngx_flag_t ngx_http_automations_redis_ready(void);
+
+/*
+ * Sends a command for r. Returns NGX_OK when sent (the handler will run
+ * exactly once, unless r is finalized first), or NGX_ERROR when Redis is
+ * not available (the handler will not run).
+ */
+ngx_int_t ngx_http_automations_redis_command(ngx_http_request_t *r,
+    ngx_http_automations_redis_handler_pt handler, int argc, const char **argv,
+    const size_t *argvlen);
+
+/*
+ * Calls a script of redis/ by name with EVALSHA (EVAL when Redis has lost
+ * it). keys and args are ngx_str_t arrays of nkeys and nargs.
+ */
+ngx_int_t ngx_http_automations_redis_script(ngx_http_request_t *r,
+    ngx_http_automations_redis_handler_pt handler, const char *script,
+    ngx_uint_t nkeys, ngx_str_t *keys, ngx_uint_t nargs, ngx_str_t *args);
+
+#endif /* _NGX_HTTP_AUTOMATIONS_REDIS_H_INCLUDED_ */
