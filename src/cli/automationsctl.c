@@ -1,0 +1,188 @@
+/*
+ * automationsctl: the gateway's admin CLI. Manages projects, API keys and
+ * token pairs in Redis through the scripts of redis/, and mints JWTs for
+ * development. Exit codes: 0 ok, 1 the operation failed, 2 usage error.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static const char *ctl_usage_text =
+    "usage: automationsctl [OPTIONS] COMMAND ...\n"
+    "\n"
+    "options (environment variable, default):\n"
+    "  --redis IP:PORT|unix:/path  AUTOMATIONS_REDIS, 127.0.0.1:6379\n"
+    "  --password PW               AUTOMATIONS_REDIS_PASSWORD\n"
+    "  --db N                      AUTOMATIONS_REDIS_DB, 0\n"
+    "  --prefix PREFIX             AUTOMATIONS_PREFIX, am:\n"
+    "\n"
+    "commands:\n"
+    "  project create NAME\n"
+    "  project list\n"
+    "  project delete NAME\n"
+    "  apikey create PROJECT [--scopes \"read write run\"] [--name LABEL]\n"
+    "  apikey list PROJECT\n"
+    "  apikey revoke PROJECT ID\n"
+    "  tokenpair create PROJECT [PROJECT...] [--name LABEL]\n"
+    "  tokenpair list\n"
+    "  tokenpair revoke ID\n"
+    "  jwt mint --key FILE --alg ALG --project P [--kid KID] [--role admin]\n"
+    "           [--sub dev] [--ttl 3600] [--iss ISS] [--aud AUD]\n"
+    "  help\n"
+    "\n"
+    "Scopes and roles: read, write, run, admin. Secrets are shown once.\n";
+
+void
+ctl_usage(int to_stderr)
+{
+    fputs(ctl_usage_text, to_stderr ? stderr : stdout);
+}
+
+static const char *
+ctl_env(const char *name, const char *dflt)
+{
+    const char *v;
+
+    v = getenv(name);
+    return (v != NULL && v[0] != '\0') ? v : dflt;
+}
+
+/* Checks the settings that every Redis command relies on. */
+static int
+ctl_settings_check(ctl_t *ctl, const char *db)
+{
+    char *end;
+    long  n;
+
+    n = strtol(db, &end, 10);
+    if (*db == '\0' || *end != '\0' || n < 0 || n > 65535) {
+        ctl_error("invalid database number \"%s\"", db);
+        return -1;
+    }
+
+    ctl->db = (int) n;
+
+    /* a brace in the prefix would move the keys out of their hash tag */
+    if (strlen(ctl->prefix) > CTL_PREFIX_MAX
+        || strpbrk(ctl->prefix, "{} \t\r\n") != NULL) {
+        ctl_error("invalid prefix \"%s\": at most %d bytes, no braces or "
+                  "spaces",
+            ctl->prefix, CTL_PREFIX_MAX);
+        return -1;
+    }
+
+    return 0;
+}
+
+/*
+ * Reads the global options, in front of the command; returns the index of
+ * the command in argv, or -1 after a usage error.
+ */
+static int
+ctl_options(ctl_t *ctl, int argc, char **argv)
+{
+    const char *db, **value;
+    int         i;
+
+    ctl->redis = ctl_env("AUTOMATIONS_REDIS", "127.0.0.1:6379");
+    ctl->password = ctl_env("AUTOMATIONS_REDIS_PASSWORD", NULL);
+    ctl->prefix = ctl_env("AUTOMATIONS_PREFIX", "am:");
+    db = ctl_env("AUTOMATIONS_REDIS_DB", "0");
+
+    for (i = 1; i < argc && argv[i][0] == '-'; i += 2) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            return i;
+        }
+
+        if (strcmp(argv[i], "--redis") == 0) {
+            value = &ctl->redis;
+        } else if (strcmp(argv[i], "--password") == 0) {
+            value = &ctl->password;
+        } else if (strcmp(argv[i], "--db") == 0) {
+            value = &db;
+        } else if (strcmp(argv[i], "--prefix") == 0) {
+            value = &ctl->prefix;
+        } else {
+            ctl_error("unknown option \"%s\"", argv[i]);
+            return -1;
+        }
+
+        if (i + 1 == argc) {
+            ctl_error("option %s needs a value", argv[i]);
+            return -1;
+        }
+
+        *value = argv[i + 1];
+    }
+
+    if (ctl_settings_check(ctl, db) != 0) {
+        return -1;
+    }
+
+    return i;
+}
+
+static int
+ctl_run(ctl_t *ctl, int argc, char **argv)
+{
+    const char *cmd = argv[0];
+
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0
+        || strcmp(cmd, "--help") == 0) {
+        ctl_usage(0);
+        return CTL_OK;
+    }
+
+    if (strcmp(cmd, "project") == 0) {
+        return ctl_project(ctl, argc - 1, argv + 1);
+    }
+
+    if (strcmp(cmd, "apikey") == 0) {
+        return ctl_apikey(ctl, argc - 1, argv + 1);
+    }
+
+    if (strcmp(cmd, "tokenpair") == 0) {
+        return ctl_tokenpair(ctl, argc - 1, argv + 1);
+    }
+
+    if (strcmp(cmd, "jwt") == 0) {
+        return ctl_jwt(argc - 1, argv + 1);
+    }
+
+    ctl_error("unknown command \"%s\"", cmd);
+    ctl_usage(1);
+    return CTL_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+    ctl_t ctl;
+    int   i, rc;
+
+    memset(&ctl, 0, sizeof(ctl));
+
+    i = ctl_options(&ctl, argc, argv);
+
+    if (i < 0 || i == argc) {
+        if (i == argc) {
+            ctl_error("no command given");
+        }
+        ctl_usage(1);
+        return CTL_USAGE;
+    }
+
+    rc = ctl_run(&ctl, argc - i, argv + i);
+
+    ctl_disconnect(&ctl);
+
+    if (fflush(stdout) != 0) {
+        ctl_error("cannot write the output");
+        return CTL_FAILED;
+    }
+
+    return rc;
+}

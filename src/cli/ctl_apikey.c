@@ -1,0 +1,187 @@
+/*
+ * automationsctl apikey create|list|revoke: project-scoped API keys
+ * "amk_<project>_<64 hex>", stored as their SHA-256 digest only.
+ */
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "am_crypto.h"
+#include "ctl.h"
+
+#define CTL_SCOPES_MAX 32
+
+/* "<prefix>{P}:project" and the key base "<prefix>{P}:" */
+typedef struct {
+    char project[CTL_KEY_MAX];
+    char base[CTL_KEY_MAX];
+} ctl_apikey_keys_t;
+
+static int
+ctl_apikey_keys(ctl_t *ctl, const char *project, ctl_apikey_keys_t *k)
+{
+    if (ctl_key(ctl, k->project, project, "project") != 0
+        || ctl_key(ctl, k->base, project, "") != 0) {
+        return -1;
+    }
+
+    return 0;
+}
+
+/*
+ * apikey_create: KEYS[1] the project, ARGV base, project, id, digest,
+ * scopes, name. The key is printed once and then forgotten.
+ */
+static int
+ctl_apikey_create(
+    ctl_t *ctl, const char *project, const char *scopes_arg, const char *label)
+{
+    ctl_apikey_keys_t k;
+    const char       *argv[7];
+    redisReply       *r;
+    char              scopes[CTL_SCOPES_MAX], id[CTL_ID_LEN + 1];
+    char              secret[CTL_SECRET_MAX], prefix[CTL_SECRET_MAX];
+    char              digest[AM_SHA256_HEX_LEN + 1];
+
+    if (ctl_name_check("project", project) != 0
+        || ctl_label_check(label) != 0) {
+        return CTL_USAGE;
+    }
+
+    if (ctl_scopes_normalize("scope", scopes_arg, scopes, sizeof(scopes))) {
+        return CTL_USAGE;
+    }
+
+    snprintf(prefix, sizeof(prefix), "amk_%s_", project);
+
+    if (ctl_apikey_keys(ctl, project, &k) != 0 || ctl_connect(ctl) != 0
+        || ctl_new_id(id) != 0 || ctl_new_secret(prefix, secret, digest) != 0) {
+        return CTL_FAILED;
+    }
+
+    argv[0] = k.project;
+    argv[1] = k.base;
+    argv[2] = project;
+    argv[3] = id;
+    argv[4] = digest;
+    argv[5] = scopes;
+    argv[6] = label;
+
+    r = ctl_eval(ctl, "apikey_create", 1, 7, argv);
+    if (r != NULL) {
+        printf("id=%s\nkey=%s\n", id, secret);
+        freeReplyObject(r);
+    }
+
+    OPENSSL_cleanse(secret, sizeof(secret));
+    return r != NULL ? CTL_OK : CTL_FAILED;
+}
+
+static int
+ctl_apikey_list(ctl_t *ctl, const char *project)
+{
+    ctl_apikey_keys_t k;
+    const char       *argv[2];
+    redisReply       *r;
+    char              index[CTL_KEY_MAX], record[CTL_KEY_MAX];
+    int               exists;
+
+    if (ctl_name_check("project", project) != 0) {
+        return CTL_USAGE;
+    }
+
+    if (ctl_apikey_keys(ctl, project, &k) != 0
+        || ctl_key(ctl, index, project, "apikeys") != 0
+        || ctl_key(ctl, record, project, "apikey:") != 0
+        || ctl_connect(ctl) != 0) {
+        return CTL_FAILED;
+    }
+
+    argv[0] = "EXISTS";
+    argv[1] = k.project;
+
+    r = ctl_command(ctl, 2, argv);
+    if (r == NULL) {
+        return CTL_FAILED;
+    }
+
+    exists = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+
+    if (!exists) {
+        ctl_error("project %s not found", project);
+        return CTL_FAILED;
+    }
+
+    return ctl_list(ctl, index, record, "scopes") == 0 ? CTL_OK : CTL_FAILED;
+}
+
+/* apikey_revoke: KEYS[1] the project, ARGV base, project, id. */
+static int
+ctl_apikey_revoke(ctl_t *ctl, const char *project, const char *id)
+{
+    ctl_apikey_keys_t k;
+    const char       *argv[4];
+    redisReply       *r;
+
+    if (ctl_name_check("project", project) != 0) {
+        return CTL_USAGE;
+    }
+
+    if (ctl_apikey_keys(ctl, project, &k) != 0 || ctl_connect(ctl) != 0) {
+        return CTL_FAILED;
+    }
+
+    argv[0] = k.project;
+    argv[1] = k.base;
+    argv[2] = project;
+    argv[3] = id;
+
+    r = ctl_eval(ctl, "apikey_revoke", 1, 4, argv);
+    if (r == NULL) {
+        return CTL_FAILED;
+    }
+
+    freeReplyObject(r);
+    return CTL_OK;
+}
+
+int
+ctl_apikey(ctl_t *ctl, int argc, char **argv)
+{
+    static const char *const subs[] = {"create", "list", "revoke", NULL};
+
+    const char *scopes = NULL, *label = NULL;
+    char       *pos[3];
+    int         n;
+
+    ctl_opt_t opts[] = {
+        {"--scopes", &scopes},
+        {"--name", &label},
+        {NULL, NULL},
+    };
+
+    n = ctl_parse(argc, argv, opts, pos, 3);
+
+    if (n == 2 && strcmp(pos[0], "create") == 0) {
+        return ctl_apikey_create(ctl, pos[1],
+            scopes ? scopes : "read write run", label ? label : "");
+    }
+
+    if (n > 0 && (scopes != NULL || label != NULL)) {
+        ctl_error("--scopes and --name go with apikey create only");
+        n = -1;
+    }
+
+    if (n == 2 && strcmp(pos[0], "list") == 0) {
+        return ctl_apikey_list(ctl, pos[1]);
+    }
+
+    if (n == 3 && strcmp(pos[0], "revoke") == 0) {
+        return ctl_apikey_revoke(ctl, pos[1], pos[2]);
+    }
+
+    return ctl_bad_usage("apikey", subs, pos, n);
+}

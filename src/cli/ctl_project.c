@@ -1,0 +1,121 @@
+/*
+ * automationsctl project create|list|delete
+ */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+/*
+ * The keys every project script takes: KEYS[1] "<prefix>{P}:project",
+ * KEYS[2] "<prefix>projects", ARGV[1] the key base "<prefix>{P}:",
+ * ARGV[2] the name.
+ */
+typedef struct {
+    char project[CTL_KEY_MAX];
+    char projects[CTL_KEY_MAX];
+    char base[CTL_KEY_MAX];
+} ctl_project_keys_t;
+
+static int
+ctl_project_keys(ctl_t *ctl, const char *name, ctl_project_keys_t *k)
+{
+    if (ctl_key(ctl, k->project, name, "project") != 0
+        || ctl_key(ctl, k->projects, NULL, "projects") != 0
+        || ctl_key(ctl, k->base, name, "") != 0) {
+        return -1;
+    }
+
+    return 0;
+}
+
+/* Runs project_create or project_delete on one project. */
+static int
+ctl_project_change(ctl_t *ctl, const char *script, const char *name)
+{
+    ctl_project_keys_t k;
+    const char        *argv[4];
+    redisReply        *r;
+
+    if (ctl_name_check("project", name) != 0) {
+        return CTL_USAGE;
+    }
+
+    if (ctl_project_keys(ctl, name, &k) != 0 || ctl_connect(ctl) != 0) {
+        return CTL_FAILED;
+    }
+
+    argv[0] = k.project;
+    argv[1] = k.projects;
+    argv[2] = k.base;
+    argv[3] = name;
+
+    r = ctl_eval(ctl, script, 2, 4, argv);
+    if (r == NULL) {
+        return CTL_FAILED;
+    }
+
+    freeReplyObject(r);
+    return CTL_OK;
+}
+
+static int
+ctl_project_list(ctl_t *ctl)
+{
+    char        key[CTL_KEY_MAX];
+    const char *argv[4];
+    redisReply *r;
+    size_t      i;
+
+    if (ctl_key(ctl, key, NULL, "projects") != 0 || ctl_connect(ctl) != 0) {
+        return CTL_FAILED;
+    }
+
+    /* every score is 0, so the order is by name */
+    argv[0] = "ZRANGE";
+    argv[1] = key;
+    argv[2] = "0";
+    argv[3] = "-1";
+
+    r = ctl_command(ctl, 4, argv);
+    if (r == NULL) {
+        return CTL_FAILED;
+    }
+
+    for (i = 0; i < r->elements; i++) {
+        printf("%s\n", r->element[i]->str);
+    }
+
+    freeReplyObject(r);
+    return CTL_OK;
+}
+
+int
+ctl_project(ctl_t *ctl, int argc, char **argv)
+{
+    static const char *const subs[] = {"create", "list", "delete", NULL};
+
+    char *pos[2];
+    int   n, rc;
+
+    n = ctl_parse(argc, argv, NULL, pos, 2);
+
+    if (n == 1 && strcmp(pos[0], "list") == 0) {
+        return ctl_project_list(ctl);
+    }
+
+    if (n == 2 && strcmp(pos[0], "create") == 0) {
+        rc = ctl_project_change(ctl, "project_create", pos[1]);
+        if (rc == CTL_OK) {
+            printf("project=%s\n", pos[1]);
+        }
+        return rc;
+    }
+
+    if (n == 2 && strcmp(pos[0], "delete") == 0) {
+        return ctl_project_change(ctl, "project_delete", pos[1]);
+    }
+
+    return ctl_bad_usage("project", subs, pos, n);
+}

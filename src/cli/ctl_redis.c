@@ -1,0 +1,266 @@
+/*
+ * The CLI's Redis connection: synchronous hiredis, key names, and calls of
+ * the embedded scripts of redis/.
+ */
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "am_scripts.h"
+#include "ctl.h"
+
+#define CTL_TIMEOUT_SEC 10
+
+typedef struct {
+    char        host[INET6_ADDRSTRLEN];
+    int         port;
+    const char *path; /* unix socket, or NULL */
+} ctl_addr_t;
+
+/* The port of "HOST:PORT"; 6379 when port is NULL, -1 when invalid. */
+static int
+ctl_port(const char *port)
+{
+    char *end;
+    long  n;
+
+    if (port == NULL) {
+        return 6379;
+    }
+
+    n = strtol(port, &end, 10);
+    if (*port == '\0' || *end != '\0' || n < 1 || n > 65535) {
+        return -1;
+    }
+
+    return (int) n;
+}
+
+/*
+ * Parses "unix:/path", "IPv4[:PORT]", "[IPv6][:PORT]", a bare IPv6 address
+ * or "localhost[:PORT]". Host names are refused: resolving them could block
+ * and would differ from what the module accepts.
+ */
+static int
+ctl_addr_parse(const char *s, ctl_addr_t *a)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    const char   *host, *port, *end;
+    size_t        len;
+
+    memset(a, 0, sizeof(*a));
+
+    if (strncmp(s, "unix:", 5) == 0) {
+        a->path = s + 5;
+        return a->path[0] == '\0' ? -1 : 0;
+    }
+
+    host = s;
+    port = NULL;
+    end = strchr(s, ':');
+
+    if (s[0] == '[') {
+        host = s + 1;
+        end = strchr(s, ']');
+        if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
+            return -1;
+        }
+        port = end[1] ? end + 2 : NULL;
+
+    } else if (end != NULL && strrchr(s, ':') == end) {
+        /* one colon: IPv4 or localhost, then the port */
+        port = end + 1;
+
+    } else {
+        /* no colon, or a bare IPv6 address */
+        end = s + strlen(s);
+    }
+
+    len = (size_t) (end - host);
+
+    if (len == 9 && strncmp(host, "localhost", 9) == 0) {
+        host = "127.0.0.1";
+        len = 9;
+    }
+
+    if (len == 0 || len >= sizeof(a->host)) {
+        return -1;
+    }
+
+    memcpy(a->host, host, len);
+    a->host[len] = '\0';
+    a->port = ctl_port(port);
+
+    if (a->port < 0
+        || (inet_pton(AF_INET, a->host, buf) != 1
+            && inet_pton(AF_INET6, a->host, buf) != 1)) {
+        return -1;
+    }
+
+    return 0;
+}
+
+static int
+ctl_login(ctl_t *ctl)
+{
+    const char *argv[2];
+    char        db[16];
+    redisReply *r;
+
+    if (ctl->password != NULL) {
+        argv[0] = "AUTH";
+        argv[1] = ctl->password;
+        r = ctl_command(ctl, 2, argv);
+        if (r == NULL) {
+            return -1;
+        }
+        freeReplyObject(r);
+    }
+
+    if (ctl->db != 0) {
+        snprintf(db, sizeof(db), "%d", ctl->db);
+        argv[0] = "SELECT";
+        argv[1] = db;
+        r = ctl_command(ctl, 2, argv);
+        if (r == NULL) {
+            return -1;
+        }
+        freeReplyObject(r);
+    }
+
+    return 0;
+}
+
+/* Connects, authenticates and selects the database; 0, or -1 with a message. */
+int
+ctl_connect(ctl_t *ctl)
+{
+    struct timeval tv = {CTL_TIMEOUT_SEC, 0};
+    ctl_addr_t     a;
+
+    if (ctl_addr_parse(ctl->redis, &a) != 0) {
+        ctl_error("invalid redis address \"%s\": use IP:PORT, [IPv6]:PORT, "
+                  "localhost:PORT or unix:/path (host names are not "
+                  "resolved)",
+            ctl->redis);
+        return -1;
+    }
+
+    ctl->c = a.path ? redisConnectUnixWithTimeout(a.path, tv)
+                    : redisConnectWithTimeout(a.host, a.port, tv);
+
+    if (ctl->c == NULL) {
+        ctl_error("out of memory");
+        return -1;
+    }
+
+    if (ctl->c->err) {
+        ctl_error(
+            "cannot connect to redis at %s: %s", ctl->redis, ctl->c->errstr);
+        ctl_disconnect(ctl);
+        return -1;
+    }
+
+    if (redisSetTimeout(ctl->c, tv) != REDIS_OK || ctl_login(ctl) != 0) {
+        ctl_disconnect(ctl);
+        return -1;
+    }
+
+    return 0;
+}
+
+void
+ctl_disconnect(ctl_t *ctl)
+{
+    if (ctl->c != NULL) {
+        redisFree(ctl->c);
+        ctl->c = NULL;
+    }
+}
+
+/*
+ * Writes "<prefix>{tag}:rest" into buf (CTL_KEY_MAX bytes), or
+ * "<prefix>rest" when tag is NULL. The prefix and names are bounded, so
+ * this only fails on a bug; 0, or -1.
+ */
+int
+ctl_key(const ctl_t *ctl, char *buf, const char *tag, const char *rest)
+{
+    int n;
+
+    if (tag != NULL) {
+        n = snprintf(buf, CTL_KEY_MAX, "%s{%s}:%s", ctl->prefix, tag, rest);
+    } else {
+        n = snprintf(buf, CTL_KEY_MAX, "%s%s", ctl->prefix, rest);
+    }
+
+    if (n < 0 || n >= CTL_KEY_MAX) {
+        ctl_error("key name too long");
+        return -1;
+    }
+
+    return 0;
+}
+
+/* Returns the reply, or NULL after printing the I/O or Redis error. */
+static redisReply *
+ctl_call(ctl_t *ctl, int argc, const char **argv, int from_script)
+{
+    redisReply *r;
+
+    r = redisCommandArgv(ctl->c, argc, argv, NULL);
+
+    if (r == NULL) {
+        ctl_error("redis at %s: %s", ctl->redis, ctl->c->errstr);
+        return NULL;
+    }
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* the scripts' own errors are written for the user */
+        if (from_script && strncmp(r->str, "ERR ", 4) != 0) {
+            ctl_error("%s", r->str);
+        } else {
+            ctl_error("redis: %s", r->str);
+        }
+        freeReplyObject(r);
+        return NULL;
+    }
+
+    return r;
+}
+
+redisReply *
+ctl_command(ctl_t *ctl, int argc, const char **argv)
+{
+    return ctl_call(ctl, argc, argv, 0);
+}
+
+/*
+ * Runs the embedded script called name with argv[0 .. nkeys-1] as KEYS and
+ * the rest as ARGV. EVAL with the body is simple and costs nothing for a
+ * CLI; the module uses EVALSHA.
+ */
+redisReply *
+ctl_eval(ctl_t *ctl, const char *name, int nkeys, int argc, const char **argv)
+{
+    const char  *args[CTL_ARGS_MAX + 3];
+    am_script_t *s;
+    char         n[16];
+
+    s = am_script_find(name);
+    if (s == NULL || argc > CTL_ARGS_MAX) {
+        ctl_error("internal error: script %s", name);
+        return NULL;
+    }
+
+    snprintf(n, sizeof(n), "%d", nkeys);
+    args[0] = "EVAL";
+    args[1] = s->body;
+    args[2] = n;
+    memcpy(&args[3], argv, (size_t) argc * sizeof(char *));
+
+    return ctl_call(ctl, argc + 3, args, 1);
+}
