@@ -86,3 +86,7 @@ test-prove: all
 
 clean:
 	rm -rf $(BUILD)
+
+run: deps
+	$(MAKE) all
+	AM_BUILD=$(CURDIR)/$(BUILD) sh src/dev/run.sh

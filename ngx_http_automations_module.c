@@ -189,7 +189,7 @@ ngx_http_automations_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_automations_access_handler;
 
-    return NGX_OK;
+    return ngx_http_automations_filter_init(cf);
 }
 
 
@@ -264,6 +264,8 @@ ngx_http_automations_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_automations_loc_conf_t *prev = parent;
     ngx_http_automations_loc_conf_t *conf = child;
 
+    ngx_http_core_loc_conf_t *clcf;
+
     if (conf->auth == NGX_CONF_UNSET_UINT) {
         conf->auth = prev->auth;
     }
@@ -285,6 +287,12 @@ ngx_http_automations_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->jwt_max_size, prev->jwt_max_size, 8192);
     ngx_conf_merge_size_value(
         conf->max_body_size, prev->max_body_size, 1024 * 1024);
+
+    if (conf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_API) {
+        /* nginx enforces it while reading, also for chunked bodies */
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+        clcf->client_max_body_size = conf->max_body_size;
+    }
 
     /*
      * auth stays unset through the levels that do not set it; schemes is

@@ -78,6 +78,12 @@ typedef struct {
     ngx_str_t  project; /* the one acted on */
     ngx_str_t  digest;  /* of the secrets */
 
+    /* set when the module wrote the response, else nginx's error pages
+     * are turned into JSON in automations_api locations */
+    unsigned  own_response : 1;
+    unsigned  replace_body : 1;
+    ngx_str_t error_body;
+
     /* the Automations API route, parsed once for auth and content */
     ngx_uint_t route;
     ngx_str_t  name;
@@ -110,6 +116,7 @@ ngx_uint_t ngx_http_automations_api_scope(
 ngx_int_t ngx_http_automations_api_handler(ngx_http_request_t *r);
 
 /* responses (src/ngx_http_automations_reply.c) */
+ngx_int_t ngx_http_automations_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_automations_send(
     ngx_http_request_t *r, ngx_uint_t status, u_char *body, size_t len);
 ngx_int_t ngx_http_automations_send_detail(

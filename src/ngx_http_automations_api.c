@@ -204,10 +204,9 @@ ngx_http_automations_api_not_allowed(ngx_http_request_t *r, const char *allow)
 ngx_int_t
 ngx_http_automations_api_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                        rc;
-    const char                      *script;
-    ngx_http_automations_ctx_t      *ctx;
-    ngx_http_automations_loc_conf_t *alcf;
+    ngx_int_t                   rc;
+    const char                 *script;
+    ngx_http_automations_ctx_t *ctx;
 
     ctx = ngx_http_automations_get_ctx(r);
     if (ctx == NULL) {
@@ -267,15 +266,6 @@ ngx_http_automations_api_handler(ngx_http_request_t *r)
     }
 
     if (script == NULL) {
-        alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
-
-        if (r->headers_in.content_length_n > (off_t) alcf->max_body_size) {
-            return ngx_http_automations_send_detail(r,
-                NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                "The request body is larger than %uz bytes.",
-                alcf->max_body_size);
-        }
-
         rc = ngx_http_read_client_request_body(
             r, ngx_http_automations_api_create);
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -628,26 +618,15 @@ unknown :
 static void
 ngx_http_automations_api_create(ngx_http_request_t *r)
 {
-    char                             err[256];
-    yajl_val                         root;
-    ngx_str_t                        body;
-    ngx_uint_t                       nargs;
-    ngx_str_t                        args[2 + NGX_HTTP_AUTOMATIONS_FIELDS * 2];
-    const char                      *detail;
-    ngx_http_automations_loc_conf_t *alcf;
-
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
+    char        err[256];
+    yajl_val    root;
+    ngx_str_t   body;
+    ngx_uint_t  nargs;
+    ngx_str_t   args[2 + NGX_HTTP_AUTOMATIONS_FIELDS * 2];
+    const char *detail;
 
     if (ngx_http_automations_api_body(r, &body) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    if (body.len > alcf->max_body_size) {
-        ngx_http_automations_finish(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-            "The request body is larger than %uz "
-            "bytes.",
-            alcf->max_body_size);
         return;
     }
 

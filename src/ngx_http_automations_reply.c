@@ -13,14 +13,25 @@
 static ngx_str_t ngx_http_automations_json_type =
     ngx_string("application/json");
 
+static ngx_http_output_header_filter_pt ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt   ngx_http_next_body_filter;
+
 
 ngx_int_t
 ngx_http_automations_send(
     ngx_http_request_t *r, ngx_uint_t status, u_char *body, size_t len)
 {
-    ngx_int_t   rc;
-    ngx_buf_t  *b;
-    ngx_chain_t out;
+    ngx_int_t                   rc;
+    ngx_buf_t                  *b;
+    ngx_chain_t                 out;
+    ngx_http_automations_ctx_t *ctx;
+
+    ctx = ngx_http_automations_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->own_response = 1;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         r->keepalive = 0;
@@ -28,6 +39,11 @@ ngx_http_automations_send(
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
+
+    if (status == 422) {
+        /* nginx has no reason phrase of its own for 422 */
+        ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Entity");
+    }
     r->headers_out.content_type = ngx_http_automations_json_type;
     r->headers_out.content_type_len = ngx_http_automations_json_type.len;
     r->headers_out.content_type_lowcase = NULL;
@@ -156,4 +172,151 @@ ngx_http_automations_finish(
     va_end(args);
 
     ngx_http_finalize_request(r, rc);
+}
+
+
+static const char *
+ngx_http_automations_error_text(ngx_uint_t status)
+{
+    switch (status) {
+    case NGX_HTTP_BAD_REQUEST:
+        return "Bad request.";
+    case NGX_HTTP_NOT_FOUND:
+        return "Not Found";
+    case NGX_HTTP_NOT_ALLOWED:
+        return "Method Not Allowed";
+    case NGX_HTTP_REQUEST_TIME_OUT:
+        return "The request took too long to arrive.";
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        return "The request body is too large.";
+    case NGX_HTTP_REQUEST_URI_TOO_LARGE:
+        return "The request URI is too long.";
+    case NGX_HTTP_REQUEST_HEADER_TOO_LARGE:
+        return "The request headers are too large.";
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        return "The service is unavailable.";
+    default:
+        return status >= NGX_HTTP_INTERNAL_SERVER_ERROR ? "Internal error."
+                                                        : "Request refused.";
+    }
+}
+
+
+/*
+ * Errors that nginx itself answers in an automations_api location (a body
+ * over the limit, a malformed request, a failure) get a JSON body too, so
+ * that API clients always read {"detail": ...}.
+ */
+static ngx_int_t
+ngx_http_automations_header_filter(ngx_http_request_t *r)
+{
+    u_char                          *p;
+    const char                      *text;
+    ngx_http_automations_ctx_t      *ctx;
+    ngx_http_automations_loc_conf_t *alcf;
+
+    if (r->headers_out.status < NGX_HTTP_BAD_REQUEST || r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
+
+    if (alcf->handler != NGX_HTTP_AUTOMATIONS_HANDLER_API
+        || (ctx && ctx->own_response)) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_automations_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    text = ngx_http_automations_error_text(r->headers_out.status);
+
+    p = ngx_pnalloc(r->pool, sizeof("{\"detail\":\"\"}") + ngx_strlen(text));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->error_body.data = p;
+    ctx->error_body.len = ngx_sprintf(p, "{\"detail\":\"%s\"}", text) - p;
+    ctx->replace_body = 1;
+
+    r->headers_out.content_type = ngx_http_automations_json_type;
+    r->headers_out.content_type_len = ngx_http_automations_json_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = ctx->error_body.len;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_clear_last_modified(r);
+    ngx_http_clear_etag(r);
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_automations_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t                  *b;
+    ngx_chain_t                *cl, out;
+    ngx_flag_t                  last;
+    ngx_http_automations_ctx_t *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
+
+    if (ctx == NULL || !ctx->replace_body) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    last = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+
+        if (cl->buf->last_buf) {
+            last = 1;
+        }
+    }
+
+    if (!last) {
+        return NGX_OK;
+    }
+
+    ctx->replace_body = 0;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->error_body.data;
+    b->last = ctx->error_body.data + ctx->error_body.len;
+    b->memory = 1;
+    b->last_buf = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_automations_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_automations_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_automations_body_filter;
+
+    return NGX_OK;
 }

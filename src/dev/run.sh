@@ -1,0 +1,113 @@
+#!/bin/sh
+# `make run`: Redis, nginx with the module, and a demo project on localhost,
+# in the foreground until Ctrl-C. Everything lives in $AM_RUN_DIR.
+#
+#   AM_HTTP_PORT   nginx port (8080)
+#   AM_REDIS_PORT  Redis port (6390)
+#   AM_RUN_DIR     state folder (./run): Redis data, logs, credentials
+
+set -eu
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${AM_BUILD:-$top/build}
+run=${AM_RUN_DIR:-$top/run}
+http_port=${AM_HTTP_PORT:-8080}
+redis_port=${AM_REDIS_PORT:-6390}
+ctl="$build/automationsctl --redis 127.0.0.1:$redis_port"
+pids=""
+
+stop() {
+    trap - INT TERM EXIT
+    echo
+    echo "stopping..."
+    for pid in $pids; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in $pids; do
+        wait "$pid" 2>/dev/null || true
+    done
+    exit 0
+}
+trap stop INT TERM EXIT
+
+mkdir -p "$run/redis"
+
+redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$run/redis" \
+    --appendonly yes --save '' --daemonize no \
+    --logfile "$run/redis.log" &
+pids="$!"
+
+i=0
+until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ $i -lt 50 ] || { echo "redis did not start: see $run/redis.log"; exit 1; }
+    sleep 0.1
+done
+
+# the demo project and credentials, made once and kept in $run
+if [ ! -s "$run/jwt.secret" ]; then
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$run/jwt.secret"
+fi
+
+if ! $ctl project list | grep -qx demo || [ ! -s "$run/credentials" ]; then
+    $ctl project create demo >/dev/null 2>&1 || true
+    {
+        $ctl apikey create demo --scopes "read write run" --name make-run \
+            | sed 's/^/apikey_/'
+        $ctl tokenpair create demo --name make-run | sed 's/^/tokenpair_/'
+    } > "$run/credentials"
+fi
+. "$run/credentials"
+
+jwt=$($ctl jwt mint --key "$run/jwt.secret" --alg HS256 --project demo \
+      --role admin --sub demo-user --ttl 86400)
+
+sed -e "s|@MODULE@|$build/ngx_http_automations_module.so|" \
+    -e "s|@RUN@|$run|g" -e "s|@HTTP_PORT@|$http_port|" \
+    -e "s|@REDIS@|127.0.0.1:$redis_port|" \
+    -e "s|@JWT_SECRET@|$run/jwt.secret|" \
+    "$top/docs/nginx.conf.example" > "$run/nginx.conf"
+
+/usr/sbin/nginx -p "$run" -c "$run/nginx.conf" -g 'daemon off;' &
+pids="$pids $!"
+
+i=0
+until curl -s -o /dev/null "http://127.0.0.1:$http_port/"; do
+    i=$((i + 1))
+    [ $i -lt 50 ] || { echo "nginx did not start: see $run/error.log"; exit 1; }
+    sleep 0.1
+done
+
+base="http://127.0.0.1:$http_port"
+
+cat <<MSG
+
+The automations gateway is running (Ctrl-C stops it).
+
+  nginx   $base   (config: $run/nginx.conf, log: $run/error.log)
+  redis   127.0.0.1:$redis_port   (data: $run/redis)
+
+Demo project "demo" and its credentials (also in $run/credentials):
+
+  API key (read write run):  $apikey_key
+  JWT (admin, 24 h):         $jwt
+  token pair:                Authorization: Token $tokenpair_token
+                             X-Api-Key: $tokenpair_api_key
+
+Try it:
+
+  curl -s -X POST $base/automations/v1/ \\
+    -H 'Authorization: Bearer $apikey_key' -H 'Content-Type: application/json' \\
+    -d '{"automation_name": "hello", "code": "print(\"hi\")", "description": "says hi", "override_existing": true}'
+
+  curl -s $base/automations/v1/ -H 'Authorization: Bearer $jwt'
+
+  curl -s $base/automations/v1/hello -H 'Authorization: Bearer $apikey_key'
+
+  curl -s -X DELETE $base/automations/v1/hello -H 'Authorization: Bearer $jwt'
+
+  curl -s $base/internal/ -H 'Authorization: Bearer $apikey_key'
+
+MSG
+
+wait
