@@ -16,7 +16,8 @@ SAN_CFLAGS =
 
 PACKAGES = gcc make perl python3 nginx-core nginx-dev libpcre2-dev \
            zlib1g-dev libssl-dev libhiredis-dev libyajl-dev libuv1-dev \
-           libcurl4-openssl-dev redis-server redis-tools valgrind wrk
+           libcurl4-openssl-dev redis-server redis-tools valgrind wrk curl \
+           openssl
 
 SHARED_SRCS = src/am_scripts.c src/am_crypto.c src/am_jwt.c src/am_json.c \
               src/am_name.c
@@ -28,7 +29,11 @@ UNIT_TESTS  = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
               $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 
-.PHONY: all deps module cli unit run test test-unit test-prove bench clean
+.PHONY: all deps module cli unit run test test-unit test-prove test-valgrind \
+        bench clean
+
+# the tests that also run with nginx under valgrind in `make test`
+VALGRIND_TESTS = $(wildcard t/api.t t/auth.t)
 
 all: module cli unit
 
@@ -77,12 +82,16 @@ test: deps
 	$(MAKE) all
 	$(MAKE) test-unit
 	$(MAKE) test-prove
+	$(MAKE) test-valgrind
 
 test-unit: unit
 	@for t in $(UNIT_TESTS); do echo "# $$t"; $$t || exit 1; done
 
 test-prove: all
 	AM_BUILD=$(CURDIR)/$(BUILD) prove -r -I t/lib t/
+
+test-valgrind: all
+	AM_BUILD=$(CURDIR)/$(BUILD) AM_VALGRIND=1 prove -I t/lib $(VALGRIND_TESTS)
 
 clean:
 	rm -rf $(BUILD)
