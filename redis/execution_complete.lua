@@ -1,0 +1,55 @@
+-- Stores a run's result, then publishes the completion, then acknowledges
+-- the stream entry: in that order, once. A second completion of the same
+-- execution (a reclaimed run finishing twice) changes nothing.
+-- KEYS[1] execution hash, KEYS[2] run stream, KEYS[3] webhook schedule
+-- ARGV[1] status (success|error|timed_out)  ARGV[2] output JSON or ""
+-- ARGV[3] error or ""  ARGV[4] log  ARGV[5] execution_time_ms
+-- ARGV[6] stream entry id  ARGV[7] consumer group  ARGV[8] channel
+-- Returns "ok" | "dup" | "gone"
+
+local function ack()
+    redis.call('XACK', KEYS[2], ARGV[7], ARGV[6])
+    redis.call('XDEL', KEYS[2], ARGV[6])
+end
+
+local e = hash(redis.call('HGETALL', KEYS[1]))
+
+if e.execution_id == nil then
+    ack()
+    return 'gone'
+end
+
+if e.status == 'success' or e.status == 'error' or e.status == 'timed_out' then
+    ack()
+    return 'dup'
+end
+
+local sec, usec, ts = now()
+local member = e.project .. '/' .. e.execution_id
+
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'output', ARGV[2],
+    'error', ARGV[3], 'log', ARGV[4], 'execution_time_ms', ARGV[5],
+    'finished_at', ts)
+
+if e.started_at == nil then
+    redis.call('HSET', KEYS[1], 'started_at', ts)
+end
+
+local secret = KEYS[1] .. ':secret'
+
+if e.webhook ~= nil and e.webhook ~= '' then
+    redis.call('HSET', KEYS[1], 'webhook_id', 'msg_' .. e.execution_id,
+        'webhook_state', 'pending')
+    redis.call('ZADD', KEYS[3], sec * 1000 + math.floor(usec / 1000), member)
+    redis.call('HDEL', secret, 'ddn_headers')
+else
+    redis.call('DEL', secret)
+end
+
+local retention = tonumber(e.retention or '604800')
+redis.call('EXPIRE', KEYS[1], retention)
+
+redis.call('PUBLISH', ARGV[8], member)
+ack()
+
+return 'ok'

@@ -1,0 +1,71 @@
+-- Starts a run: checks the project and the automation, snapshots what the
+-- run needs into the execution record, keeps the caller's secrets apart,
+-- and adds the stream entry, all or nothing. Honours Idempotency-Key.
+--
+-- KEYS[1] project hash, KEYS[2] the run stream
+-- ARGV[1] key base "<prefix>{P}:"   ARGV[2] project        ARGV[3] automation
+-- ARGV[4] execution id              ARGV[5] source (start|run)
+-- ARGV[6] retention seconds         ARGV[7] idempotency key digest or ""
+-- ARGV[8] request digest            ARGV[9] seed JSON or ""
+-- ARGV[10] input JSON or ""         ARGV[11] build id or ""
+-- ARGV[12] webhook URL or ""        ARGV[13] webhook headers JSON or ""
+-- ARGV[14] ddn_headers JSON or ""
+--
+-- Returns { "ok", id } | { "exists", id } | { "conflict" } |
+--         { "no_project" } | { "no_automation" }
+
+local base, project, name, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    return { 'no_project' }
+end
+
+local idem = nil
+if ARGV[7] ~= '' then
+    idem = base .. 'idempotency:' .. ARGV[7]
+    local seen = redis.call('GET', idem)
+    if seen then
+        local first, digest = string.match(seen, '^(%S+) (%S+)$')
+        if digest == ARGV[8] then
+            return { 'exists', first }
+        end
+        return { 'conflict' }
+    end
+end
+
+local a = hash(redis.call('HGETALL', base .. 'automation:' .. name))
+if a.automation_name == nil then
+    return { 'no_automation' }
+end
+
+local _, _, ts = now()
+local key = base .. 'execution:' .. id
+local webhook = ARGV[12]
+if webhook == '' then
+    webhook = a.webhook or ''
+end
+
+redis.call('HSET', key,
+    'execution_id', id, 'project', project, 'automation', name,
+    'source', ARGV[5], 'status', 'queued', 'created_at', ts,
+    'runtime', a.runtime or 'python', 'code', a.code or '',
+    'timeout_ms', a.timeout_ms or '', 'seed', ARGV[9], 'input', ARGV[10],
+    'build_id', ARGV[11], 'attempts', 0, 'retention', ARGV[6],
+    'webhook', webhook, 'webhook_state', webhook == '' and 'none' or 'pending',
+    'webhook_attempts', 0)
+redis.call('EXPIRE', key, tonumber(ARGV[6]))
+
+if ARGV[13] ~= '' or ARGV[14] ~= '' then
+    local secret = key .. ':secret'
+    redis.call('HSET', secret, 'webhook_header', ARGV[13],
+        'ddn_headers', ARGV[14])
+    redis.call('EXPIRE', secret, tonumber(ARGV[6]))
+end
+
+redis.call('XADD', KEYS[2], '*', 'project', project, 'execution_id', id)
+
+if idem then
+    redis.call('SET', idem, id .. ' ' .. ARGV[8], 'EX', 86400)
+end
+
+return { 'ok', id }

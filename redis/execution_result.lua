@@ -1,0 +1,28 @@
+-- A finished run as the Automations API's run endpoint answers it.
+-- KEYS[1] execution hash.
+-- Returns { status, body }: 200 on success, 422 when the run failed or
+-- timed out, 202 with the execution's status as body while unfinished,
+-- 404 when the record is gone.
+
+local e = hash(redis.call('HGETALL', KEYS[1]))
+
+if e.execution_id == nil then
+    return detail(404, 'Execution not found')
+end
+
+if e.status ~= 'success' and e.status ~= 'error'
+    and e.status ~= 'timed_out' then
+    return reply(202, e.status)
+end
+
+local body = '{"output":' .. jraw(e.output)
+    .. ',"execution_time_ms":' .. (e.execution_time_ms or 'null')
+    .. ',"status":' .. (e.status == 'success' and '"success"' or '"error"')
+
+if e.status ~= 'success' then
+    body = body .. ',"error":' .. jstr(e.error ~= '' and e.error or e.status)
+end
+
+body = body .. ',"execution_id":' .. jstr(e.execution_id) .. '}'
+
+return reply(e.status == 'success' and 200 or 422, body)

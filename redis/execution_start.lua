@@ -1,0 +1,31 @@
+-- A worker takes a run from the stream (new, or reclaimed from a worker
+-- that died): marks it running and hands over what the run needs.
+-- KEYS[1] execution hash; ARGV[1] worker name; ARGV[2] most attempts.
+-- Returns { "run", runtime, code, timeout_ms, seed, input, build_id,
+--   project, automation, ddn_headers } | { "gone" } (expired) |
+--   { "done" } (finished already) | { "exhausted", attempts }
+
+local e = hash(redis.call('HGETALL', KEYS[1]))
+
+if e.execution_id == nil then
+    return { 'gone' }
+end
+
+if e.status == 'success' or e.status == 'error' or e.status == 'timed_out' then
+    return { 'done' }
+end
+
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if attempts > tonumber(ARGV[2]) then
+    return { 'exhausted', attempts - 1 }
+end
+
+local _, _, ts = now()
+redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ts,
+    'worker', ARGV[1])
+
+local ddn = redis.call('HGET', KEYS[1] .. ':secret', 'ddn_headers')
+
+return { 'run', e.runtime or 'python', e.code or '', e.timeout_ms or '',
+    e.seed or '', e.input or '', e.build_id or '', e.project, e.automation,
+    ddn or '' }
