@@ -25,6 +25,8 @@ static char *ngx_http_automations_redis_addr(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_automations_api(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_automations_start_api(
+    ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_automations_auth(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_automations_auth_scope(
@@ -66,6 +68,21 @@ static ngx_command_t ngx_http_automations_commands[] = {
 
     {ngx_string("automations_api"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
         ngx_http_automations_api, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
+
+    {ngx_string("automations_start_api"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        ngx_http_automations_start_api, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
+
+    {ngx_string("automations_run_wait"),
+        NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF
+            | NGX_CONF_TAKE1,
+        ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET,
+        offsetof(ngx_http_automations_loc_conf_t, run_wait), NULL},
+
+    {ngx_string("automations_execution_retention"),
+        NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF
+            | NGX_CONF_TAKE1,
+        ngx_conf_set_sec_slot, NGX_HTTP_LOC_CONF_OFFSET,
+        offsetof(ngx_http_automations_loc_conf_t, retention), NULL},
 
     {ngx_string("automations_auth"),
         NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF
@@ -253,6 +270,8 @@ ngx_http_automations_create_loc_conf(ngx_conf_t *cf)
     alcf->jwt_leeway = NGX_CONF_UNSET;
     alcf->jwt_max_size = NGX_CONF_UNSET_SIZE;
     alcf->max_body_size = NGX_CONF_UNSET_SIZE;
+    alcf->run_wait = NGX_CONF_UNSET_MSEC;
+    alcf->retention = NGX_CONF_UNSET;
 
     return alcf;
 }
@@ -288,7 +307,16 @@ ngx_http_automations_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(
         conf->max_body_size, prev->max_body_size, 1024 * 1024);
 
-    if (conf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_API) {
+    ngx_conf_merge_msec_value(conf->run_wait, prev->run_wait, 30000);
+    ngx_conf_merge_sec_value(conf->retention, prev->retention, 7 * 86400);
+
+    if (conf->retention < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+            "\"automations_execution_retention\" must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->handler != NGX_HTTP_AUTOMATIONS_HANDLER_NONE) {
         /* nginx enforces it while reading, also for chunked bodies */
         clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
         clcf->client_max_body_size = conf->max_body_size;
@@ -310,6 +338,14 @@ ngx_http_automations_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                 "\"automations_jwt_key\" or "
                 "\"automations_jwt_jwks\"");
             return NGX_CONF_ERROR;
+        }
+
+    } else if (conf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_START) {
+        conf->schemes =
+            NGX_HTTP_AUTOMATIONS_AUTH_TOKEN | NGX_HTTP_AUTOMATIONS_AUTH_APIKEY;
+
+        if (conf->jwt_keys) {
+            conf->schemes |= NGX_HTTP_AUTOMATIONS_AUTH_JWT;
         }
 
     } else if (conf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_API) {
@@ -454,6 +490,31 @@ ngx_http_automations_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
+ngx_http_automations_start_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_automations_loc_conf_t *alcf = conf;
+
+    ngx_http_core_loc_conf_t *clcf;
+
+    if (alcf->handler != NGX_HTTP_AUTOMATIONS_HANDLER_NONE) {
+        return "is duplicate";
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->regex || clcf->exact_match || clcf->named) {
+        return "must be in a prefix location, such as "
+               "\"location /api/start-automation/\"";
+    }
+
+    alcf->handler = NGX_HTTP_AUTOMATIONS_HANDLER_START;
+    clcf->handler = ngx_http_automations_start_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
 ngx_http_automations_auth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_automations_loc_conf_t *alcf = conf;
@@ -558,7 +619,11 @@ ngx_http_automations_cstring(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_automations_init_process(ngx_cycle_t *cycle)
 {
-    return ngx_http_automations_redis_init_process(cycle);
+    if (ngx_http_automations_redis_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_automations_wait_init_process(cycle);
 }
 
 

@@ -10,6 +10,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <hiredis/hiredis.h>
+
 #include "am_jwt.h"
 
 /* what a credential may do (docs/data-model.md) */
@@ -26,6 +28,17 @@
 /* what serves the content of a location */
 #define NGX_HTTP_AUTOMATIONS_HANDLER_NONE 0
 #define NGX_HTTP_AUTOMATIONS_HANDLER_API 1
+#define NGX_HTTP_AUTOMATIONS_HANDLER_START 2
+
+/* the routes of both APIs */
+#define NGX_HTTP_AUTOMATIONS_ROUTE_UNSET 0
+#define NGX_HTTP_AUTOMATIONS_ROUTE_NOT_FOUND 1
+#define NGX_HTTP_AUTOMATIONS_ROUTE_BAD_NAME 2
+#define NGX_HTTP_AUTOMATIONS_ROUTE_COLLECTION 3
+#define NGX_HTTP_AUTOMATIONS_ROUTE_ITEM 4
+#define NGX_HTTP_AUTOMATIONS_ROUTE_RUN 5
+#define NGX_HTTP_AUTOMATIONS_ROUTE_EXECUTION 6
+#define NGX_HTTP_AUTOMATIONS_ROUTE_START 7
 
 
 typedef struct {
@@ -56,7 +69,9 @@ typedef struct {
     ngx_str_t      jwt_role_claim;    /* NUL-terminated */
     size_t         jwt_max_size;
 
-    size_t max_body_size;
+    size_t     max_body_size;
+    ngx_msec_t run_wait;
+    time_t     retention;
 } ngx_http_automations_loc_conf_t;
 
 
@@ -86,7 +101,11 @@ typedef struct {
 
     /* the Automations API route, parsed once for auth and content */
     ngx_uint_t route;
-    ngx_str_t  name;
+    ngx_str_t  name; /* the automation */
+    ngx_str_t  execution_id;
+
+    /* a run waiting for its result (src/ngx_http_automations_wait.c) */
+    void *waiter;
 } ngx_http_automations_ctx_t;
 
 
@@ -115,12 +134,41 @@ ngx_uint_t ngx_http_automations_api_scope(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
 ngx_int_t ngx_http_automations_api_handler(ngx_http_request_t *r);
 
+ngx_uint_t ngx_http_automations_path_split(
+    ngx_http_request_t *r, ngx_str_t *seg);
+ngx_flag_t       ngx_http_automations_execution_id_valid(ngx_str_t *id);
+ngx_table_elt_t *ngx_http_automations_header(
+    ngx_http_request_t *r, const char *name);
+
+void ngx_http_automations_script_reply(
+    ngx_http_request_t *r, redisReply *reply);
+ngx_int_t ngx_http_automations_not_allowed(
+    ngx_http_request_t *r, const char *allow);
+ngx_int_t ngx_http_automations_request_body(
+    ngx_http_request_t *r, ngx_str_t *body);
+ngx_flag_t ngx_http_automations_url_valid(const char *s);
+
+/* runs and executions, both APIs (src/ngx_http_automations_run.c) */
+ngx_int_t  ngx_http_automations_run_handler(ngx_http_request_t *r);
+ngx_int_t  ngx_http_automations_execution_handler(ngx_http_request_t *r);
+ngx_int_t  ngx_http_automations_start_handler(ngx_http_request_t *r);
+ngx_uint_t ngx_http_automations_start_route(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
+void ngx_http_automations_run_finish(ngx_http_request_t *r, redisReply *reply);
+
+/* waiting for a run's completion (src/ngx_http_automations_wait.c) */
+ngx_int_t ngx_http_automations_wait_init_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_automations_wait(ngx_http_request_t *r, ngx_str_t *id);
+void      ngx_http_automations_wait_rekey(ngx_http_request_t *r, ngx_str_t *id);
+
 /* responses (src/ngx_http_automations_reply.c) */
 ngx_int_t ngx_http_automations_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_automations_send(
     ngx_http_request_t *r, ngx_uint_t status, u_char *body, size_t len);
 ngx_int_t ngx_http_automations_send_detail(
     ngx_http_request_t *r, ngx_uint_t status, const char *fmt, ...);
+ngx_int_t ngx_http_automations_send_message(
+    ngx_http_request_t *r, ngx_uint_t status, const char *message);
 void ngx_http_automations_finish(
     ngx_http_request_t *r, ngx_uint_t status, const char *fmt, ...);
 u_char *ngx_http_automations_json_escape(u_char *dst, u_char *src, size_t len);

@@ -21,12 +21,6 @@
 #include "am_name.h"
 
 
-#define NGX_HTTP_AUTOMATIONS_ROUTE_UNSET 0
-#define NGX_HTTP_AUTOMATIONS_ROUTE_NOT_FOUND 1
-#define NGX_HTTP_AUTOMATIONS_ROUTE_BAD_NAME 2
-#define NGX_HTTP_AUTOMATIONS_ROUTE_COLLECTION 3
-#define NGX_HTTP_AUTOMATIONS_ROUTE_ITEM 4
-
 #define NGX_HTTP_AUTOMATIONS_TIMEOUT_MAX 3600000
 
 /* the fields of an automation a create request may carry */
@@ -36,49 +30,115 @@
 static void ngx_http_automations_api_create(ngx_http_request_t *r);
 
 
-/* Splits the URI after the location into a route and an automation name. */
-static void
-ngx_http_automations_api_parse(
-    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx)
+/*
+ * The path after the location, split at "/" into at most four segments
+ * (a trailing "/" is allowed); the number of segments, or 5 when there
+ * are more.
+ */
+ngx_uint_t
+ngx_http_automations_path_split(ngx_http_request_t *r, ngx_str_t *seg)
 {
     u_char                   *p, *last, *slash;
+    ngx_uint_t                n;
     ngx_http_core_loc_conf_t *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    ctx->route = NGX_HTTP_AUTOMATIONS_ROUTE_NOT_FOUND;
-
     if (r->uri.len < clcf->name.len) {
-        return;
+        return 5;
     }
 
     p = r->uri.data + clcf->name.len;
     last = r->uri.data + r->uri.len;
 
-    if (clcf->name.len && clcf->name.data[clcf->name.len - 1] != '/') {
+    if (clcf->name.len && clcf->name.data[clcf->name.len - 1] != '/' && p < last
+        && *p == '/') {
         /* "location /automations" also serves "/automations/..." */
-        if (p < last && *p == '/') {
-            p++;
+        p++;
+    }
+
+    if (p < last && last[-1] == '/') {
+        last--;
+    }
+
+    for (n = 0; p < last; n++) {
+        if (n == 4) {
+            return 5;
+        }
+
+        slash = ngx_strlchr(p, last, '/');
+
+        seg[n].data = p;
+        seg[n].len = (slash ? slash : last) - p;
+
+        p = slash ? slash + 1 : last;
+    }
+
+    return n;
+}
+
+
+/* "exec_" and 24 lowercase hex digits, as execution ids are made */
+ngx_flag_t
+ngx_http_automations_execution_id_valid(ngx_str_t *id)
+{
+    ngx_uint_t i;
+
+    if (id->len != 29 || ngx_strncmp(id->data, "exec_", 5) != 0) {
+        return 0;
+    }
+
+    for (i = 5; i < 29; i++) {
+        if (!((id->data[i] >= '0' && id->data[i] <= '9')
+                || (id->data[i] >= 'a' && id->data[i] <= 'f'))) {
+            return 0;
         }
     }
 
-    if (p == last) {
+    return 1;
+}
+
+
+/* Splits the URI after the location into a route and its names. */
+static void
+ngx_http_automations_api_parse(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx)
+{
+    ngx_str_t  seg[4];
+    ngx_uint_t n;
+
+    ctx->route = NGX_HTTP_AUTOMATIONS_ROUTE_NOT_FOUND;
+
+    n = ngx_http_automations_path_split(r, seg);
+
+    if (n == 0) {
         ctx->route = NGX_HTTP_AUTOMATIONS_ROUTE_COLLECTION;
         return;
     }
 
-    slash = ngx_strlchr(p, last, '/');
-    if (slash != NULL && slash != last - 1) {
+    if (n == 1) {
+        ctx->route = NGX_HTTP_AUTOMATIONS_ROUTE_ITEM;
+
+    } else if (n == 2 && seg[1].len == 3
+               && ngx_strncmp(seg[1].data, "run", 3) == 0) {
+        ctx->route = NGX_HTTP_AUTOMATIONS_ROUTE_RUN;
+
+    } else if (n == 3 && seg[1].len == 10
+               && ngx_strncmp(seg[1].data, "executions", 10) == 0) {
+        ctx->route = ngx_http_automations_execution_id_valid(&seg[2])
+                         ? NGX_HTTP_AUTOMATIONS_ROUTE_EXECUTION
+                         : NGX_HTTP_AUTOMATIONS_ROUTE_NOT_FOUND;
+        ctx->execution_id = seg[2];
+
+    } else {
         return;
     }
 
-    ctx->name.data = p;
-    ctx->name.len = (slash ? slash : last) - p;
+    ctx->name = seg[0];
 
-    ctx->route =
-        am_automation_name_valid((char *) ctx->name.data, ctx->name.len)
-            ? NGX_HTTP_AUTOMATIONS_ROUTE_ITEM
-            : NGX_HTTP_AUTOMATIONS_ROUTE_BAD_NAME;
+    if (!am_automation_name_valid((char *) seg[0].data, seg[0].len)) {
+        ctx->route = NGX_HTTP_AUTOMATIONS_ROUTE_BAD_NAME;
+    }
 }
 
 
@@ -90,8 +150,21 @@ ngx_http_automations_api_scope(
         ngx_http_automations_api_parse(r, ctx);
     }
 
-    if (ctx->route != NGX_HTTP_AUTOMATIONS_ROUTE_COLLECTION
-        && ctx->route != NGX_HTTP_AUTOMATIONS_ROUTE_ITEM) {
+    switch (ctx->route) {
+
+    case NGX_HTTP_AUTOMATIONS_ROUTE_COLLECTION:
+    case NGX_HTTP_AUTOMATIONS_ROUTE_ITEM:
+        break;
+
+    case NGX_HTTP_AUTOMATIONS_ROUTE_RUN:
+        return r->method == NGX_HTTP_POST ? NGX_HTTP_AUTOMATIONS_SCOPE_RUN : 0;
+
+    case NGX_HTTP_AUTOMATIONS_ROUTE_EXECUTION:
+        return (r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))
+                   ? NGX_HTTP_AUTOMATIONS_SCOPE_RUN
+                   : 0;
+
+    default:
         return 0;
     }
 
@@ -109,8 +182,8 @@ ngx_http_automations_api_scope(
 
 
 /* the { status, body } reply of every API script */
-static void
-ngx_http_automations_api_reply(ngx_http_request_t *r, redisReply *reply)
+void
+ngx_http_automations_script_reply(ngx_http_request_t *r, redisReply *reply)
 {
     u_char     *body;
     redisReply *status, *text;
@@ -177,12 +250,12 @@ ngx_http_automations_api_call(ngx_http_request_t *r, const char *script,
     }
 
     return ngx_http_automations_redis_script(
-        r, ngx_http_automations_api_reply, script, 1, &key, 1 + nargs, all);
+        r, ngx_http_automations_script_reply, script, 1, &key, 1 + nargs, all);
 }
 
 
-static ngx_int_t
-ngx_http_automations_api_not_allowed(ngx_http_request_t *r, const char *allow)
+ngx_int_t
+ngx_http_automations_not_allowed(ngx_http_request_t *r, const char *allow)
 {
     ngx_table_elt_t *h;
 
@@ -228,7 +301,7 @@ ngx_http_automations_api_handler(ngx_http_request_t *r)
             break;
         }
 
-        return ngx_http_automations_api_not_allowed(r, "GET, POST");
+        return ngx_http_automations_not_allowed(r, "GET, POST");
 
     case NGX_HTTP_AUTOMATIONS_ROUTE_ITEM:
         if (r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD)) {
@@ -241,7 +314,21 @@ ngx_http_automations_api_handler(ngx_http_request_t *r)
             break;
         }
 
-        return ngx_http_automations_api_not_allowed(r, "GET, DELETE");
+        return ngx_http_automations_not_allowed(r, "GET, DELETE");
+
+    case NGX_HTTP_AUTOMATIONS_ROUTE_RUN:
+        if (r->method != NGX_HTTP_POST) {
+            return ngx_http_automations_not_allowed(r, "POST");
+        }
+
+        return ngx_http_automations_run_handler(r);
+
+    case NGX_HTTP_AUTOMATIONS_ROUTE_EXECUTION:
+        if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+            return ngx_http_automations_not_allowed(r, "GET");
+        }
+
+        return ngx_http_automations_execution_handler(r);
 
     case NGX_HTTP_AUTOMATIONS_ROUTE_BAD_NAME:
         return ngx_http_automations_send_detail(r, 422,
@@ -297,8 +384,8 @@ ngx_http_automations_api_handler(ngx_http_request_t *r)
  * The request body as one piece of memory: nginx may have kept it in
  * several buffers, or in a temporary file when it was large.
  */
-static ngx_int_t
-ngx_http_automations_api_body(ngx_http_request_t *r, ngx_str_t *body)
+ngx_int_t
+ngx_http_automations_request_body(ngx_http_request_t *r, ngx_str_t *body)
 {
     u_char      *p;
     off_t        len;
@@ -368,8 +455,8 @@ ngx_http_automations_api_string(ngx_http_request_t *r, yajl_val v, ngx_str_t *s)
 }
 
 
-static ngx_flag_t
-ngx_http_automations_api_url_valid(const char *s)
+ngx_flag_t
+ngx_http_automations_url_valid(const char *s)
 {
     size_t i, len;
 
@@ -513,7 +600,7 @@ ngx_http_automations_api_fields(
 
         } else if (ngx_strcmp(key, "webhook") == 0) {
             if (!YAJL_IS_STRING(v)
-                || !ngx_http_automations_api_url_valid(v->u.string)) {
+                || !ngx_http_automations_url_valid(v->u.string)) {
                 return "webhook must be an http:// or https:// URL.";
             }
 
@@ -625,7 +712,7 @@ ngx_http_automations_api_create(ngx_http_request_t *r)
     ngx_str_t   args[2 + NGX_HTTP_AUTOMATIONS_FIELDS * 2];
     const char *detail;
 
-    if (ngx_http_automations_api_body(r, &body) != NGX_OK) {
+    if (ngx_http_automations_request_body(r, &body) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }

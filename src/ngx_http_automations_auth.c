@@ -212,7 +212,8 @@ ngx_http_automations_auth_invalid(ngx_http_request_t *r, ngx_str_t *reason)
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
         "automations: credentials refused: %V", reason);
 
-    if (alcf->schemes == NGX_HTTP_AUTOMATIONS_AUTH_TOKEN) {
+    if (alcf->schemes == NGX_HTTP_AUTOMATIONS_AUTH_TOKEN
+        || alcf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_START) {
         ngx_str_set(&detail, "Invalid token.");
         return ngx_http_automations_auth_fail(
             r, NGX_HTTP_UNAUTHORIZED, "Token realm=\"automations\"", &detail);
@@ -241,6 +242,23 @@ ngx_http_automations_auth_decide(
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
 
+    if (alcf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_START) {
+        /* the project is in the URL; the reference hides whether it exists */
+        scope = ngx_http_automations_start_route(r, ctx);
+
+        if (ctx->project.len
+            && !ngx_http_automations_list_has(&ctx->projects, &ctx->project)) {
+            ctx->auth_state = ngx_http_automations_auth_done;
+            ctx->auth_rc = NGX_DONE;
+            ngx_http_finalize_request(
+                r, ngx_http_automations_send_message(r, NGX_HTTP_FORBIDDEN,
+                       "This Project does not exist. consult API"));
+            return NGX_DONE;
+        }
+
+        goto scope;
+    }
+
     if (alcf->project) {
         if (ngx_http_complex_value(r, alcf->project, &ctx->project) != NGX_OK) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -268,6 +286,8 @@ ngx_http_automations_auth_decide(
         scope = ngx_http_automations_api_scope(r, ctx);
     }
 
+scope:
+
     if (scope & ~ctx->scopes) {
         ngx_str_set(&detail, "These credentials do not allow this "
                              "operation.");
@@ -286,7 +306,7 @@ ngx_http_automations_auth_decide(
 }
 
 
-static ngx_table_elt_t *
+ngx_table_elt_t *
 ngx_http_automations_header(ngx_http_request_t *r, const char *name)
 {
     size_t           len;

@@ -63,15 +63,24 @@ typedef struct {
     ngx_msec_t                         backoff;
     ngx_event_t                        connect_timer;
     ngx_event_t                        reconnect_timer;
+    ngx_flag_t                         pubsub;
 } ngx_http_automations_redis_t;
 
 
-static void ngx_http_automations_redis_connect(void);
-static void ngx_http_automations_redis_schedule(void);
-static void ngx_http_automations_redis_drop(const char *why);
+static void ngx_http_automations_redis_connect(
+    ngx_http_automations_redis_t *rd);
+static void ngx_http_automations_redis_schedule(
+    ngx_http_automations_redis_t *rd);
+static void ngx_http_automations_redis_drop(
+    ngx_http_automations_redis_t *rd, const char *why);
 
 
+/* the command connection, and the one subscribed to completions */
 static ngx_http_automations_redis_t ngx_http_automations_redis;
+static ngx_http_automations_redis_t ngx_http_automations_pubsub;
+
+static ngx_http_automations_redis_message_pt
+    ngx_http_automations_redis_on_message;
 
 
 static void
@@ -84,9 +93,9 @@ ngx_http_automations_redis_read_handler(ngx_event_t *rev)
     redisAsyncContext            *ac;
     ngx_http_automations_redis_t *rd;
 
-    rd = &ngx_http_automations_redis;
     c = rev->data;
     ac = c->data;
+    rd = ac->data;
 
     if (rd->state != ngx_http_automations_redis_up) {
         /* connect completion is seen by the write handler */
@@ -100,7 +109,7 @@ ngx_http_automations_redis_read_handler(ngx_event_t *rev)
 
         if (n > 0) {
             if (redisReaderFeed(ac->c.reader, (char *) buf, n) != REDIS_OK) {
-                ngx_http_automations_redis_drop("reply buffer failure");
+                ngx_http_automations_redis_drop(rd, "reply buffer failure");
                 return;
             }
 
@@ -137,9 +146,9 @@ ngx_http_automations_redis_write_handler(ngx_event_t *wev)
     redisAsyncContext            *ac;
     ngx_http_automations_redis_t *rd;
 
-    rd = &ngx_http_automations_redis;
     c = wev->data;
     ac = c->data;
+    rd = ac->data;
 
     if (rd->state == ngx_http_automations_redis_connecting) {
         redisAsyncHandleWrite(ac);
@@ -173,10 +182,12 @@ static void
 ngx_http_automations_redis_add_write(void *data)
 {
     ngx_connection_t             *c;
+    redisAsyncContext            *ac;
     ngx_http_automations_redis_t *rd;
 
-    rd = &ngx_http_automations_redis;
     c = data;
+    ac = c->data;
+    rd = ac->data;
 
     if (rd->state == ngx_http_automations_redis_up && !rd->write_blocked
         && !c->write->posted) {
@@ -196,10 +207,12 @@ static void
 ngx_http_automations_redis_cleanup(void *data)
 {
     ngx_connection_t             *c;
+    redisAsyncContext            *ac;
     ngx_http_automations_redis_t *rd;
 
-    rd = &ngx_http_automations_redis;
     c = data;
+    ac = c->data;
+    rd = ac->data;
 
     if (c->read->posted) {
         ngx_delete_posted_event(c->read);
@@ -224,14 +237,55 @@ static void
 ngx_http_automations_redis_setup_reply(
     redisAsyncContext *ac, void *rep, void *privdata)
 {
-    redisReply *reply;
+    redisReply                   *reply;
+    ngx_http_automations_redis_t *rd;
+
+    reply = rep;
+    rd = ac->data;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+            "automations: redis %s failed: %s", (char *) privdata, reply->str);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+
+/*
+ * Every reply on the subscriber connection: the confirmation of SUBSCRIBE
+ * (messages may have been missed before it) and each completion message.
+ */
+static void
+ngx_http_automations_redis_subscribed(
+    redisAsyncContext *ac, void *rep, void *privdata)
+{
+    ngx_str_t   payload;
+    redisReply *reply, **e;
 
     reply = rep;
 
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ngx_http_automations_redis.log, 0,
-            "automations: redis %s failed: %s", (char *) privdata, reply->str);
-        redisAsyncDisconnect(ac);
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3
+        || ngx_http_automations_redis_on_message == NULL) {
+        return;
+    }
+
+    e = reply->element;
+
+    if (e[0]->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    if (e[0]->len == 9 && ngx_strncmp(e[0]->str, "subscribe", 9) == 0) {
+        ngx_http_automations_redis_on_message(NULL);
+        return;
+    }
+
+    if (e[0]->len == 7 && ngx_strncmp(e[0]->str, "message", 7) == 0
+        && e[2]->type == REDIS_REPLY_STRING) {
+        payload.data = (u_char *) e[2]->str;
+        payload.len = e[2]->len;
+        ngx_http_automations_redis_on_message(&payload);
     }
 }
 
@@ -245,9 +299,9 @@ ngx_http_automations_redis_on_connect(const redisAsyncContext *cac, int status)
     ngx_http_automations_redis_t     *rd;
     ngx_http_automations_main_conf_t *amcf;
 
-    rd = &ngx_http_automations_redis;
-    amcf = rd->amcf;
     ac = (redisAsyncContext *) cac;
+    rd = ac->data;
+    amcf = rd->amcf;
 
     if (rd->connect_timer.timer_set) {
         ngx_del_timer(&rd->connect_timer);
@@ -259,12 +313,13 @@ ngx_http_automations_redis_on_connect(const redisAsyncContext *cac, int status)
             ac->errstr);
         /* hiredis frees the context after this callback */
         rd->state = ngx_http_automations_redis_down;
-        ngx_http_automations_redis_schedule();
+        ngx_http_automations_redis_schedule(rd);
         return;
     }
 
     ngx_log_error(NGX_LOG_INFO, rd->log, 0,
-        "automations: redis connected to \"%V\"", &amcf->redis);
+        "automations: redis %s connection to \"%V\" is up",
+        rd->pubsub ? "subscriber" : "command", &amcf->redis);
 
     rd->state = ngx_http_automations_redis_up;
     rd->backoff = 0;
@@ -274,6 +329,12 @@ ngx_http_automations_redis_on_connect(const redisAsyncContext *cac, int status)
     if (amcf->redis_password.len) {
         redisAsyncCommand(ac, ngx_http_automations_redis_setup_reply, "AUTH",
             "AUTH %b", amcf->redis_password.data, amcf->redis_password.len);
+    }
+
+    if (rd->pubsub) {
+        redisAsyncCommand(ac, ngx_http_automations_redis_subscribed, NULL,
+            "SUBSCRIBE %bcompletions", amcf->prefix.data, amcf->prefix.len);
+        return;
     }
 
     if (amcf->redis_db > 0) {
@@ -295,7 +356,7 @@ ngx_http_automations_redis_on_disconnect(
 {
     ngx_http_automations_redis_t *rd;
 
-    rd = &ngx_http_automations_redis;
+    rd = ac->data;
     rd->state = ngx_http_automations_redis_down;
 
     if (rd->exiting) {
@@ -306,7 +367,7 @@ ngx_http_automations_redis_on_disconnect(
         "automations: redis connection to \"%V\" lost: %s", &rd->amcf->redis,
         ac->errstr ? ac->errstr : "closed");
 
-    ngx_http_automations_redis_schedule();
+    ngx_http_automations_redis_schedule(rd);
 }
 
 
@@ -315,7 +376,7 @@ ngx_http_automations_redis_connect_timeout(ngx_event_t *ev)
 {
     ngx_http_automations_redis_t *rd;
 
-    rd = &ngx_http_automations_redis;
+    rd = ev->data;
 
     if (rd->state != ngx_http_automations_redis_connecting || rd->ac == NULL) {
         return;
@@ -325,25 +386,22 @@ ngx_http_automations_redis_connect_timeout(ngx_event_t *ev)
         "automations: redis connect to \"%V\" timed out", &rd->amcf->redis);
 
     redisAsyncFree(rd->ac);
-    ngx_http_automations_redis_schedule();
+    ngx_http_automations_redis_schedule(rd);
 }
 
 
 static void
 ngx_http_automations_redis_reconnect(ngx_event_t *ev)
 {
-    ngx_http_automations_redis_connect();
+    ngx_http_automations_redis_connect(ev->data);
 }
 
 
 /* the next connect attempt, after a doubling delay with +-25% jitter */
 static void
-ngx_http_automations_redis_schedule(void)
+ngx_http_automations_redis_schedule(ngx_http_automations_redis_t *rd)
 {
-    ngx_msec_t                    delay;
-    ngx_http_automations_redis_t *rd;
-
-    rd = &ngx_http_automations_redis;
+    ngx_msec_t delay;
 
     if (rd->exiting || rd->reconnect_timer.timer_set) {
         return;
@@ -360,14 +418,12 @@ ngx_http_automations_redis_schedule(void)
 
 
 static void
-ngx_http_automations_redis_connect(void)
+ngx_http_automations_redis_connect(ngx_http_automations_redis_t *rd)
 {
     ngx_connection_t                 *c;
     redisAsyncContext                *ac;
-    ngx_http_automations_redis_t     *rd;
     ngx_http_automations_main_conf_t *amcf;
 
-    rd = &ngx_http_automations_redis;
     amcf = rd->amcf;
 
     if (amcf->redis_unix.len) {
@@ -385,14 +441,14 @@ ngx_http_automations_redis_connect(void)
         if (ac) {
             redisAsyncFree(ac);
         }
-        ngx_http_automations_redis_schedule();
+        ngx_http_automations_redis_schedule(rd);
         return;
     }
 
     c = ngx_get_connection(ac->c.fd, rd->log);
     if (c == NULL) {
         redisAsyncFree(ac);
-        ngx_http_automations_redis_schedule();
+        ngx_http_automations_redis_schedule(rd);
         return;
     }
 
@@ -402,6 +458,7 @@ ngx_http_automations_redis_connect(void)
     c->read->log = rd->log;
     c->write->log = rd->log;
 
+    ac->data = rd;
     ac->ev.data = c;
     ac->ev.addRead = ngx_http_automations_redis_noop;
     ac->ev.delRead = ngx_http_automations_redis_noop;
@@ -420,7 +477,7 @@ ngx_http_automations_redis_connect(void)
 
     if (ngx_add_conn(c) != NGX_OK) {
         redisAsyncFree(ac);
-        ngx_http_automations_redis_schedule();
+        ngx_http_automations_redis_schedule(rd);
         return;
     }
 
@@ -430,12 +487,9 @@ ngx_http_automations_redis_connect(void)
 
 /* Fails every pending command at once and reconnects later. */
 static void
-ngx_http_automations_redis_drop(const char *why)
+ngx_http_automations_redis_drop(
+    ngx_http_automations_redis_t *rd, const char *why)
 {
-    ngx_http_automations_redis_t *rd;
-
-    rd = &ngx_http_automations_redis;
-
     if (rd->ac == NULL) {
         return;
     }
@@ -447,14 +501,38 @@ ngx_http_automations_redis_drop(const char *why)
     rd->state = ngx_http_automations_redis_down;
     redisAsyncFree(rd->ac);
 
-    ngx_http_automations_redis_schedule();
+    ngx_http_automations_redis_schedule(rd);
+}
+
+
+static void
+ngx_http_automations_redis_start(ngx_http_automations_redis_t *rd,
+    ngx_cycle_t *cycle, ngx_http_automations_main_conf_t *amcf,
+    ngx_flag_t pubsub)
+{
+    ngx_memzero(rd, sizeof(ngx_http_automations_redis_t));
+
+    rd->amcf = amcf;
+    rd->log = cycle->log;
+    rd->pubsub = pubsub;
+
+    rd->connect_timer.handler = ngx_http_automations_redis_connect_timeout;
+    rd->connect_timer.log = cycle->log;
+    rd->connect_timer.data = rd;
+    rd->connect_timer.cancelable = 1;
+
+    rd->reconnect_timer.handler = ngx_http_automations_redis_reconnect;
+    rd->reconnect_timer.log = cycle->log;
+    rd->reconnect_timer.data = rd;
+    rd->reconnect_timer.cancelable = 1;
+
+    ngx_http_automations_redis_connect(rd);
 }
 
 
 ngx_int_t
 ngx_http_automations_redis_init_process(ngx_cycle_t *cycle)
 {
-    ngx_http_automations_redis_t     *rd;
     ngx_http_automations_main_conf_t *amcf;
 
     amcf =
@@ -475,23 +553,10 @@ ngx_http_automations_redis_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    rd = &ngx_http_automations_redis;
-    ngx_memzero(rd, sizeof(ngx_http_automations_redis_t));
-
-    rd->amcf = amcf;
-    rd->log = cycle->log;
-
-    rd->connect_timer.handler = ngx_http_automations_redis_connect_timeout;
-    rd->connect_timer.log = cycle->log;
-    rd->connect_timer.data = rd;
-    rd->connect_timer.cancelable = 1;
-
-    rd->reconnect_timer.handler = ngx_http_automations_redis_reconnect;
-    rd->reconnect_timer.log = cycle->log;
-    rd->reconnect_timer.data = rd;
-    rd->reconnect_timer.cancelable = 1;
-
-    ngx_http_automations_redis_connect();
+    ngx_http_automations_redis_start(
+        &ngx_http_automations_redis, cycle, amcf, 0);
+    ngx_http_automations_redis_start(
+        &ngx_http_automations_pubsub, cycle, amcf, 1);
 
     return NGX_OK;
 }
@@ -502,12 +567,29 @@ ngx_http_automations_redis_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_automations_redis_t *rd;
 
+    ngx_http_automations_redis_on_message = NULL;
+
+    rd = &ngx_http_automations_pubsub;
+    rd->exiting = 1;
+
+    if (rd->ac) {
+        redisAsyncFree(rd->ac);
+    }
+
     rd = &ngx_http_automations_redis;
     rd->exiting = 1;
 
     if (rd->ac) {
         redisAsyncFree(rd->ac);
     }
+}
+
+
+void
+ngx_http_automations_redis_subscribe(
+    ngx_http_automations_redis_message_pt handler)
+{
+    ngx_http_automations_redis_on_message = handler;
 }
 
 
@@ -622,7 +704,7 @@ ngx_http_automations_redis_call_timeout(ngx_event_t *ev)
     /* nothing came back for a whole timeout: the connection is stuck */
     if (rd->pending > 0
         && ngx_current_msec - rd->last_activity >= rd->amcf->timeout) {
-        ngx_http_automations_redis_drop("no reply within the timeout");
+        ngx_http_automations_redis_drop(rd, "no reply within the timeout");
     }
 
     ngx_http_run_posted_requests(c);

@@ -20,8 +20,17 @@
 typedef void (*ngx_http_automations_redis_handler_pt)(
     ngx_http_request_t *r, redisReply *reply);
 
+/*
+ * Called for each completion published on "<prefix>completions", and with
+ * NULL each time the subscription is (re)established: messages may have
+ * been missed while it was down.
+ */
+typedef void (*ngx_http_automations_redis_message_pt)(ngx_str_t *payload);
+
 ngx_int_t ngx_http_automations_redis_init_process(ngx_cycle_t *cycle);
-void      ngx_http_automations_redis_exit_process(ngx_cycle_t *cycle);
+void      ngx_http_automations_redis_subscribe(
+         ngx_http_automations_redis_message_pt handler);
+void ngx_http_automations_redis_exit_process(ngx_cycle_t *cycle);
 
 /* Whether commands can be sent now; when not, answer 503 at once. */
 ngx_flag_t ngx_http_automations_redis_ready(void);

@@ -159,6 +159,32 @@ ngx_http_automations_send_detail(
 }
 
 
+/* {"message": "<message>"}, the start-automation API's 403 body */
+ngx_int_t
+ngx_http_automations_send_message(
+    ngx_http_request_t *r, ngx_uint_t status, const char *message)
+{
+    u_char *body, *p;
+    size_t  len;
+
+    len = ngx_strlen(message);
+
+    body = ngx_pnalloc(r->pool,
+        sizeof("{\"message\":\"\"}") - 1
+            + ngx_http_automations_json_escape_len((u_char *) message, len));
+    if (body == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(body, "{\"message\":\"", sizeof("{\"message\":\"") - 1);
+    p = ngx_http_automations_json_escape(p, (u_char *) message, len);
+    *p++ = '"';
+    *p++ = '}';
+
+    return ngx_http_automations_send(r, status, body, p - body);
+}
+
+
 /* Sends a detail error and finalizes r: for callbacks and timers. */
 void
 ngx_http_automations_finish(
@@ -222,7 +248,7 @@ ngx_http_automations_header_filter(ngx_http_request_t *r)
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
 
-    if (alcf->handler != NGX_HTTP_AUTOMATIONS_HANDLER_API
+    if (alcf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_NONE
         || (ctx && ctx->own_response)) {
         return ngx_http_next_header_filter(r);
     }
