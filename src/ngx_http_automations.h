@@ -92,6 +92,7 @@ typedef struct {
     ngx_uint_t scopes;
     ngx_str_t  project; /* the one acted on */
     ngx_str_t  digest;  /* of the secrets */
+    unsigned   authenticated : 1;
 
     /* set when the module wrote the response, else nginx's error pages
      * are turned into JSON in automations_api locations */

@@ -242,6 +242,8 @@ ngx_http_automations_auth_decide(
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
 
+    ctx->authenticated = 1;
+
     if (alcf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_START) {
         /* the project is in the URL; the reference hides whether it exists */
         scope = ngx_http_automations_start_route(r, ctx);
@@ -788,8 +790,8 @@ ngx_http_automations_variable(
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
 
-    if (ctx == NULL || ctx->auth_state != ngx_http_automations_auth_done
-        || ctx->auth_rc != NGX_OK) {
+    /* also after a 403: the log should say who was refused */
+    if (ctx == NULL || !ctx->authenticated) {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -815,8 +817,8 @@ ngx_http_automations_variable_scopes(
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
 
-    if (ctx == NULL || ctx->auth_state != ngx_http_automations_auth_done
-        || ctx->auth_rc != NGX_OK) {
+    /* also after a 403: the log should say who was refused */
+    if (ctx == NULL || !ctx->authenticated) {
         v->not_found = 1;
         return NGX_OK;
     }
