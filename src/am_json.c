@@ -8,10 +8,11 @@
 
 /*
  * yajl_tree has no depth bound, so the nesting is measured first, outside
- * of strings, before yajl builds anything.
+ * of strings, before yajl builds anything: 1 when fine, 0 when too deep,
+ * -1 for an escaped NUL.
  */
 static int
-am_json_depth_ok(const char *p, size_t len, int max_depth)
+am_json_prescan(const char *p, size_t len, int max_depth)
 {
     size_t i;
     int    depth, in_string;
@@ -22,6 +23,11 @@ am_json_depth_ok(const char *p, size_t len, int max_depth)
     for (i = 0; i < len; i++) {
         if (in_string) {
             if (p[i] == '\\') {
+                /* C strings cannot hold an escaped NUL: refuse it */
+                if (i + 5 < len && p[i + 1] == 'u' && p[i + 2] == '0'
+                    && p[i + 3] == '0' && p[i + 4] == '0' && p[i + 5] == '0') {
+                    return -1;
+                }
                 i++;
             } else if (p[i] == '"') {
                 in_string = 0;
@@ -56,8 +62,12 @@ am_json_parse(
     yajl_val v;
     char    *s;
 
-    if (!am_json_depth_ok(text, len, max_depth)) {
+    switch (am_json_prescan(text, len, max_depth)) {
+    case 0:
         snprintf(err, errlen, "JSON nested deeper than %d levels", max_depth);
+        return NULL;
+    case -1:
+        snprintf(err, errlen, "strings must not contain \\u0000");
         return NULL;
     }
 

@@ -188,7 +188,12 @@ ngx_http_automations_script_reply(ngx_http_request_t *r, redisReply *reply)
     u_char     *body;
     redisReply *status, *text;
 
-    if (reply == NULL) {
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        if (reply) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                "automations: redis error: %s", reply->str);
+        }
+
         ngx_http_automations_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE,
             "The automations store is unavailable.");
         return;
@@ -474,7 +479,7 @@ ngx_http_automations_url_valid(const char *s)
         }
     }
 
-    return len > sizeof("https://") - 1;
+    return len > (size_t) (s[4] == 's' ? 8 : 7);
 }
 
 

@@ -516,7 +516,8 @@ ngx_http_automations_apikey_reply(ngx_http_request_t *r, redisReply *reply)
     ngx_str_t                   scopes, id, sha, reason;
     ngx_http_automations_ctx_t *ctx;
 
-    if (reply == NULL) {
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        /* no answer, or an error such as LOADING or NOAUTH */
         ngx_http_automations_auth_unavailable(r);
         return;
     }
@@ -656,7 +657,8 @@ ngx_http_automations_token_reply(ngx_http_request_t *r, redisReply *reply)
     ngx_str_t                   key_sha, id, sha, reason;
     ngx_http_automations_ctx_t *ctx;
 
-    if (reply == NULL) {
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        /* no answer, or an error such as LOADING or NOAUTH */
         ngx_http_automations_auth_unavailable(r);
         return;
     }

@@ -28,9 +28,11 @@ void redisProcessCallbacks(redisAsyncContext *ac);
 #define NGX_HTTP_AUTOMATIONS_BACKOFF_MAX 5000
 
 
+/* in this order: I/O flows from handshake on, requests only when up */
 typedef enum {
     ngx_http_automations_redis_down = 0,
     ngx_http_automations_redis_connecting,
+    ngx_http_automations_redis_handshake,
     ngx_http_automations_redis_up
 } ngx_http_automations_redis_state_e;
 
@@ -97,7 +99,7 @@ ngx_http_automations_redis_read_handler(ngx_event_t *rev)
     ac = c->data;
     rd = ac->data;
 
-    if (rd->state != ngx_http_automations_redis_up) {
+    if (rd->state < ngx_http_automations_redis_handshake) {
         /* connect completion is seen by the write handler */
         return;
     }
@@ -189,7 +191,7 @@ ngx_http_automations_redis_add_write(void *data)
     ac = c->data;
     rd = ac->data;
 
-    if (rd->state == ngx_http_automations_redis_up && !rd->write_blocked
+    if (rd->state >= ngx_http_automations_redis_handshake && !rd->write_blocked
         && !c->write->posted) {
         ngx_post_event(c->write, &ngx_posted_events);
     }
@@ -251,6 +253,40 @@ ngx_http_automations_redis_setup_reply(
 }
 
 
+/* the handshake is over: requests may use the connection now */
+static void
+ngx_http_automations_redis_open(ngx_http_automations_redis_t *rd)
+{
+    if (rd->state != ngx_http_automations_redis_handshake) {
+        return;
+    }
+
+    rd->state = ngx_http_automations_redis_up;
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+        "automations: redis %s connection to \"%V\" is up",
+        rd->pubsub ? "subscriber" : "command", &rd->amcf->redis);
+}
+
+
+static void
+ngx_http_automations_redis_ready_reply(
+    redisAsyncContext *ac, void *rep, void *privdata)
+{
+    redisReply *reply;
+
+    reply = rep;
+
+    if (reply != NULL && reply->type != REDIS_REPLY_ERROR) {
+        ngx_http_automations_redis_open(ac->data);
+    }
+}
+
+
 /*
  * Every reply on the subscriber connection: the confirmation of SUBSCRIBE
  * (messages may have been missed before it) and each completion message.
@@ -265,8 +301,7 @@ ngx_http_automations_redis_subscribed(
     reply = rep;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 3
-        || ngx_http_automations_redis_on_message == NULL) {
+        || reply->elements != 3) {
         return;
     }
 
@@ -276,7 +311,12 @@ ngx_http_automations_redis_subscribed(
         return;
     }
 
+    if (ngx_http_automations_redis_on_message == NULL) {
+        return;
+    }
+
     if (e[0]->len == 9 && ngx_strncmp(e[0]->str, "subscribe", 9) == 0) {
+        ngx_http_automations_redis_open(ac->data);
         ngx_http_automations_redis_on_message(NULL);
         return;
     }
@@ -303,11 +343,11 @@ ngx_http_automations_redis_on_connect(const redisAsyncContext *cac, int status)
     rd = ac->data;
     amcf = rd->amcf;
 
-    if (rd->connect_timer.timer_set) {
-        ngx_del_timer(&rd->connect_timer);
-    }
-
     if (status != REDIS_OK) {
+        if (rd->connect_timer.timer_set) {
+            ngx_del_timer(&rd->connect_timer);
+        }
+
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
             "automations: redis connect to \"%V\" failed: %s", &amcf->redis,
             ac->errstr);
@@ -317,14 +357,13 @@ ngx_http_automations_redis_on_connect(const redisAsyncContext *cac, int status)
         return;
     }
 
-    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
-        "automations: redis %s connection to \"%V\" is up",
-        rd->pubsub ? "subscriber" : "command", &amcf->redis);
-
-    rd->state = ngx_http_automations_redis_up;
+    rd->state = ngx_http_automations_redis_handshake;
     rd->backoff = 0;
 
-    /* pipelined ahead of any request's command, so they apply to all */
+    /*
+     * AUTH, SELECT and the scripts, then a PING whose reply opens the
+     * connection to requests: a failed step disconnects before that
+     */
 
     if (amcf->redis_password.len) {
         redisAsyncCommand(ac, ngx_http_automations_redis_setup_reply, "AUTH",
@@ -347,6 +386,8 @@ ngx_http_automations_redis_on_connect(const redisAsyncContext *cac, int status)
         redisAsyncCommand(ac, ngx_http_automations_redis_setup_reply,
             "SCRIPT LOAD", "SCRIPT LOAD %b", s->body, s->len);
     }
+
+    redisAsyncCommand(ac, ngx_http_automations_redis_ready_reply, NULL, "PING");
 }
 
 
@@ -378,7 +419,8 @@ ngx_http_automations_redis_connect_timeout(ngx_event_t *ev)
 
     rd = ev->data;
 
-    if (rd->state != ngx_http_automations_redis_connecting || rd->ac == NULL) {
+    /* the connect timeout covers the handshake too */
+    if (rd->state == ngx_http_automations_redis_up || rd->ac == NULL) {
         return;
     }
 

@@ -230,7 +230,12 @@ ngx_http_automations_enqueue_reply(ngx_http_request_t *r, redisReply *reply)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
 
-    if (reply == NULL) {
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        if (reply) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                "automations: redis error: %s", reply->str);
+        }
+
         ngx_http_automations_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE,
             "The automations store is unavailable.");
         return;
