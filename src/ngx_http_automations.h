@@ -20,6 +20,9 @@
 #define NGX_HTTP_AUTOMATIONS_SCOPE_RUN 0x04
 #define NGX_HTTP_AUTOMATIONS_SCOPE_ALL 0x07
 
+/* the answer whenever Redis cannot serve a request */
+#define NGX_HTTP_AUTOMATIONS_UNAVAILABLE "The automations store is unavailable."
+
 /* which credentials a location accepts */
 #define NGX_HTTP_AUTOMATIONS_AUTH_JWT 0x01
 #define NGX_HTTP_AUTOMATIONS_AUTH_APIKEY 0x02
@@ -115,8 +118,10 @@ extern ngx_module_t ngx_http_automations_module;
 
 ngx_http_automations_ctx_t *ngx_http_automations_get_ctx(ngx_http_request_t *r);
 ngx_uint_t ngx_http_automations_scopes_parse(u_char *p, size_t len);
-ngx_int_t  ngx_http_automations_project_key(ngx_http_request_t *r,
-     ngx_str_t *project, const char *suffix, ngx_str_t *key);
+ngx_int_t  ngx_http_automations_execution_key(
+     ngx_http_request_t *r, ngx_str_t *project, ngx_str_t *id, ngx_str_t *key);
+ngx_int_t ngx_http_automations_project_key(ngx_http_request_t *r,
+    ngx_str_t *project, const char *suffix, ngx_str_t *key);
 
 /* auth (src/ngx_http_automations_auth.c) */
 ngx_int_t ngx_http_automations_access_handler(ngx_http_request_t *r);

@@ -194,8 +194,8 @@ ngx_http_automations_script_reply(ngx_http_request_t *r, redisReply *reply)
                 "automations: redis error: %s", reply->str);
         }
 
-        ngx_http_automations_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-            "The automations store is unavailable.");
+        ngx_http_automations_finish(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
         return;
     }
 
@@ -353,8 +353,8 @@ ngx_http_automations_api_handler(ngx_http_request_t *r)
     }
 
     if (!ngx_http_automations_redis_ready()) {
-        return ngx_http_automations_send_detail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-            "The automations store is unavailable.");
+        return ngx_http_automations_send_detail(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
     }
 
     if (script == NULL) {
@@ -375,8 +375,8 @@ ngx_http_automations_api_handler(ngx_http_request_t *r)
     if (ngx_http_automations_api_call(
             r, script, ctx->name.len ? 1 : 0, &ctx->name)
         != NGX_OK) {
-        return ngx_http_automations_send_detail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-            "The automations store is unavailable.");
+        return ngx_http_automations_send_detail(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
     }
 
     r->main->count++;
@@ -751,7 +751,7 @@ ngx_http_automations_api_create(ngx_http_request_t *r)
 
     if (ngx_http_automations_api_call(r, "automation_create", nargs, args)
         != NGX_OK) {
-        ngx_http_automations_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-            "The automations store is unavailable.");
+        ngx_http_automations_finish(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
     }
 }

@@ -138,6 +138,29 @@ ngx_http_automations_project_key(ngx_http_request_t *r, ngx_str_t *project,
 }
 
 
+/* "<prefix>{<project>}:execution:<id>", an execution record */
+ngx_int_t
+ngx_http_automations_execution_key(
+    ngx_http_request_t *r, ngx_str_t *project, ngx_str_t *id, ngx_str_t *key)
+{
+    ngx_http_automations_main_conf_t *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_automations_module);
+
+    key->data = ngx_pnalloc(r->pool,
+        amcf->prefix.len + project->len + sizeof("{}:execution:") + id->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len = ngx_sprintf(
+                   key->data, "%V{%V}:execution:%V", &amcf->prefix, project, id)
+               - key->data;
+
+    return NGX_OK;
+}
+
+
 /* whether the space-separated list holds name */
 static ngx_flag_t
 ngx_http_automations_list_has(ngx_str_t *list, ngx_str_t *name)
@@ -483,8 +506,8 @@ ngx_http_automations_auth_unavailable(ngx_http_request_t *r)
     ctx->auth_state = ngx_http_automations_auth_done;
     ctx->auth_rc = NGX_DONE;
 
-    ngx_http_automations_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-        "The automations store is unavailable.");
+    ngx_http_automations_finish(
+        r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
 }
 
 
@@ -639,8 +662,8 @@ ngx_http_automations_auth_apikey(
         != NGX_OK) {
         ctx->auth_state = ngx_http_automations_auth_done;
         ctx->auth_rc = NGX_DONE;
-        ngx_http_automations_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-            "The automations store is unavailable.");
+        ngx_http_automations_finish(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
         return NGX_DONE;
     }
 
@@ -753,8 +776,8 @@ ngx_http_automations_auth_token(ngx_http_request_t *r,
         != NGX_OK) {
         ctx->auth_state = ngx_http_automations_auth_done;
         ctx->auth_rc = NGX_DONE;
-        ngx_http_automations_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-            "The automations store is unavailable.");
+        ngx_http_automations_finish(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
         return NGX_DONE;
     }
 

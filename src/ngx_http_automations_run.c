@@ -236,8 +236,8 @@ ngx_http_automations_enqueue_reply(ngx_http_request_t *r, redisReply *reply)
                 "automations: redis error: %s", reply->str);
         }
 
-        ngx_http_automations_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-            "The automations store is unavailable.");
+        ngx_http_automations_finish(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
         return;
     }
 
@@ -486,8 +486,8 @@ ngx_http_automations_enqueue(
     if (ngx_http_automations_redis_script(r, ngx_http_automations_enqueue_reply,
             "execution_enqueue", 2, keys, 14, args)
         != NGX_OK) {
-        ngx_http_automations_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-            "The automations store is unavailable.");
+        ngx_http_automations_finish(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
     }
 }
 
@@ -775,8 +775,8 @@ ngx_http_automations_run_read(ngx_http_request_t *r)
     }
 
     if (!ngx_http_automations_redis_ready()) {
-        return ngx_http_automations_send_detail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-            "The automations store is unavailable.");
+        return ngx_http_automations_send_detail(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
     }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_automations_run_body);
@@ -801,7 +801,7 @@ ngx_int_t
 ngx_http_automations_execution_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
-    ngx_str_t                   key, suffix;
+    ngx_str_t                   key;
     ngx_http_automations_ctx_t *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
@@ -817,23 +817,15 @@ ngx_http_automations_execution_handler(ngx_http_request_t *r)
             "must be set with automations_project.");
     }
 
-    suffix.len = sizeof(":execution:") - 1 + ctx->execution_id.len;
-    suffix.data = ngx_pnalloc(r->pool, suffix.len + 1);
-    if (suffix.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_sprintf(suffix.data, ":execution:%V%Z", &ctx->execution_id);
-
-    if (ngx_http_automations_project_key(
-            r, &ctx->project, (char *) suffix.data, &key)
+    if (ngx_http_automations_execution_key(
+            r, &ctx->project, &ctx->execution_id, &key)
             != NGX_OK
         || ngx_http_automations_redis_script(r,
                ngx_http_automations_script_reply, "execution_get", 1, &key, 1,
                &ctx->name)
                != NGX_OK) {
-        return ngx_http_automations_send_detail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-            "The automations store is unavailable.");
+        return ngx_http_automations_send_detail(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
     }
 
     r->main->count++;

@@ -131,7 +131,7 @@ ngx_http_automations_wait_reply(ngx_http_request_t *r, redisReply *reply)
 static void
 ngx_http_automations_wait_fetch(ngx_http_automations_waiter_t *w)
 {
-    ngx_str_t                   key, suffix;
+    ngx_str_t                   key;
     ngx_http_request_t         *r;
     ngx_http_automations_ctx_t *ctx;
 
@@ -141,14 +141,8 @@ ngx_http_automations_wait_fetch(ngx_http_automations_waiter_t *w)
     ngx_http_automations_wait_remove(w);
     w->fetching = 1;
 
-    suffix.len = sizeof(":execution:") - 1 + w->sn.str.len;
-    suffix.data = ngx_pnalloc(r->pool, suffix.len + 1);
-
-    if (suffix.data == NULL
-        || (ngx_sprintf(suffix.data, ":execution:%V%Z", &w->sn.str),
-               ngx_http_automations_project_key(
-                   r, &ctx->project, (char *) suffix.data, &key))
-               != NGX_OK
+    if (ngx_http_automations_execution_key(r, &ctx->project, &w->sn.str, &key)
+            != NGX_OK
         || ngx_http_automations_redis_script(r, ngx_http_automations_wait_reply,
                "execution_result", 1, &key, 0, NULL)
                != NGX_OK) {
