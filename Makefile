@@ -25,17 +25,19 @@ SHARED_HDRS = $(wildcard src/am_*.h)
 GEN         = $(BUILD)/gen/am_scripts_data.c
 MODULE      = $(BUILD)/ngx_http_automations_module.so
 CLI         = $(BUILD)/automationsctl
+WORKER      = $(BUILD)/automations-worker
+PY_RUNNER   = $(BUILD)/gen/am_python_runner.c
 UNIT_TESTS  = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
               $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 
-.PHONY: all deps module cli unit run test test-unit test-prove test-valgrind \
+.PHONY: all deps module cli worker unit run test test-unit test-prove test-valgrind \
         bench clean
 
 # the tests that also run with nginx under valgrind in `make test`
 VALGRIND_TESTS = $(wildcard t/api.t t/auth.t)
 
-all: module cli unit
+all: module cli worker unit
 
 # Installs the Debian packages that are missing (needs root or sudo).
 deps:
@@ -64,7 +66,8 @@ $(BUILD)/nginx/objs/Makefile: config
 
 $(MODULE): $(BUILD)/nginx/objs/Makefile $(MODULE_SRCS)
 	$(MAKE) -s -C $(BUILD)/nginx -f objs/Makefile modules
-	cp $(BUILD)/nginx/objs/ngx_http_automations_module.so $@
+	cp $(BUILD)/nginx/objs/ngx_http_automations_module.so $@.tmp
+	mv $@.tmp $@
 
 cli: $(CLI)
 
@@ -72,7 +75,37 @@ $(CLI): $(wildcard src/cli/*.c src/cli/*.h) $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 	$(CC) $(AM_CFLAGS) -o $@ $(wildcard src/cli/*.c) $(SHARED_SRCS) $(GEN) \
 	    -lhiredis -lyajl -lcrypto
 
+worker: $(WORKER)
+
+# python_runner.py as the C string am_python_runner, written into each
+# python run's folder
+$(PY_RUNNER): src/worker/python_runner.py
+	@mkdir -p $(dir $@)
+	perl -e 'local $$/; $$_ = <>; s/([\\"?])/\\$$1/g; s/\t/\\t/g;' \
+	     -e 's/\n/\\n"\n    "/g; print "/* generated from $<: do not edit */\n\n"' \
+	     -e '. "const char am_python_runner[] =\n    \"$$_\";\n"' $< >$@.tmp
+	mv $@.tmp $@
+
+$(WORKER): $(wildcard src/worker/*.c src/worker/*.h) $(SHARED_SRCS) \
+           $(SHARED_HDRS) $(GEN) $(PY_RUNNER)
+	$(CC) $(AM_CFLAGS) -o $@ $(wildcard src/worker/*.c) $(SHARED_SRCS) \
+	    $(GEN) $(PY_RUNNER) -lhiredis -lyajl -lcrypto -luv -lcurl
+
 unit: $(UNIT_TESTS)
+
+# unit tests of worker parts link those parts and their libraries
+$(BUILD)/unit/test_run: t/unit/test_run.c src/worker/run.c \
+        src/worker/sandbox.c src/worker/run.h src/worker/sandbox.h \
+        $(SHARED_SRCS) $(SHARED_HDRS) $(PY_RUNNER)
+	@mkdir -p $(dir $@)
+	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_run.c src/worker/run.c \
+	    src/worker/sandbox.c src/am_json.c $(PY_RUNNER) -luv -lyajl -lcrypto
+
+$(BUILD)/unit/test_webhook: t/unit/test_webhook.c src/worker/webhook.c \
+        src/worker/webhook.h $(SHARED_SRCS) $(SHARED_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_webhook.c src/worker/webhook.c \
+	    src/am_crypto.c -luv -lcurl -lcrypto
 
 $(BUILD)/unit/%: t/unit/%.c $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 	@mkdir -p $(dir $@)
@@ -85,7 +118,7 @@ test: deps
 	$(MAKE) test-valgrind
 
 test-unit: unit
-	@for t in $(UNIT_TESTS); do echo "# $$t"; $$t || exit 1; done
+	prove --exec '' $(UNIT_TESTS)
 
 test-prove: all
 	AM_BUILD=$(CURDIR)/$(BUILD) prove -r -I t/lib t/

@@ -1,7 +1,8 @@
 /*
- * automationsctl: the gateway's admin CLI. Manages projects, API keys and
- * token pairs in Redis through the scripts of redis/, and mints JWTs for
- * development. Exit codes: 0 ok, 1 the operation failed, 2 usage error.
+ * automationsctl: the gateway's admin CLI. Manages projects, API keys,
+ * token pairs and webhook secrets and dead letters in Redis through the
+ * scripts of redis/, and mints JWTs for development. Exit codes: 0 ok, 1 the
+ * operation failed, 2 usage error.
  */
 
 #include <stdio.h>
@@ -31,6 +32,9 @@ static const char *ctl_usage_text =
     "  tokenpair revoke ID\n"
     "  jwt mint --key FILE --alg ALG --project P [--kid KID] [--role admin]\n"
     "           [--sub dev] [--ttl 3600] [--iss ISS] [--aud AUD]\n"
+    "  webhook secret PROJECT [--rotate]\n"
+    "  webhook dead\n"
+    "  webhook resend PROJECT EXECUTION_ID\n"
     "  help\n"
     "\n"
     "Scopes and roles: read, write, run, admin. Secrets are shown once.\n";
@@ -150,6 +154,10 @@ ctl_run(ctl_t *ctl, int argc, char **argv)
 
     if (strcmp(cmd, "jwt") == 0) {
         return ctl_jwt(argc - 1, argv + 1);
+    }
+
+    if (strcmp(cmd, "webhook") == 0) {
+        return ctl_webhook(ctl, argc - 1, argv + 1);
     }
 
     ctl_error("unknown command \"%s\"", cmd);

@@ -89,6 +89,8 @@ int ctl_tokenpair(ctl_t *ctl, int argc, char **argv);
 
 int ctl_jwt(int argc, char **argv);
 
+int ctl_webhook(ctl_t *ctl, int argc, char **argv);
+
 void ctl_usage(int to_stderr);
 
 #endif

@@ -4,6 +4,7 @@
 #
 #   AM_HTTP_PORT   nginx port (8080)
 #   AM_REDIS_PORT  Redis port (6390)
+#   AM_WORKERS     automations-worker processes (2)
 #   AM_RUN_DIR     state folder (./run): Redis data, logs, credentials
 
 set -eu
@@ -13,6 +14,7 @@ build=${AM_BUILD:-$top/build}
 run=${AM_RUN_DIR:-$top/run}
 http_port=${AM_HTTP_PORT:-8080}
 redis_port=${AM_REDIS_PORT:-6390}
+workers=${AM_WORKERS:-2}
 ctl="$build/automationsctl --redis 127.0.0.1:$redis_port"
 pids=""
 
@@ -78,14 +80,25 @@ until curl -s -o /dev/null "http://127.0.0.1:$http_port/"; do
     sleep 0.1
 done
 
+# webhooks of the demo go to loopback, which workers refuse by default
+i=0
+while [ $i -lt "$workers" ]; do
+    i=$((i + 1))
+    "$build/automations-worker" --redis "127.0.0.1:$redis_port" \
+        --name "make-run-$i" --allow-private-webhooks \
+        2>>"$run/worker.log" &
+    pids="$pids $!"
+done
+
 base="http://127.0.0.1:$http_port"
 
 cat <<MSG
 
 The automations gateway is running (Ctrl-C stops it).
 
-  nginx   $base   (config: $run/nginx.conf, log: $run/error.log)
-  redis   127.0.0.1:$redis_port   (data: $run/redis)
+  nginx    $base   (config: $run/nginx.conf, log: $run/error.log)
+  redis    127.0.0.1:$redis_port   (data: $run/redis)
+  workers  $workers   (log: $run/worker.log)
 
 Demo project "demo" and its credentials (also in $run/credentials):
 
@@ -107,6 +120,24 @@ Try it:
   curl -s -X DELETE $base/automations/v1/hello -H 'Authorization: Bearer $jwt'
 
   curl -s $base/internal/ -H 'Authorization: Bearer $apikey_key'
+
+Run automations:
+
+  curl -s -X POST $base/automations/v1/ \\
+    -H 'Authorization: Bearer $apikey_key' \\
+    -d '{"automation_name": "hello-automation", "override_existing": true, "code": "from datallog import core_task\\n\\n@core_task\\ndef hello(seed):\\n    return {\\"message\\": seed[\\"message\\"]}\\n"}'
+
+  curl -s -X POST $base/api/start-automation/demo/hello-automation \\
+    -H 'Authorization: Token $tokenpair_token' -H 'X-Api-Key: $tokenpair_api_key' \\
+    -d '{"seed": {"message": "Hello from the API!"}}'
+
+  curl -s -X POST $base/automations/v1/ \\
+    -H 'Authorization: Bearer $apikey_key' \\
+    -d '{"automation_name": "data_processor", "override_existing": true, "code": "@core_task\\ndef process(seed, input):\\n    return {\\"processed_count\\": len(input), \\"results\\": [{\\"id\\": row[\\"id\\"], \\"status\\": \\"processed\\"} for row in input]}\\n"}'
+
+  curl -s -X POST $base/automations/v1/data_processor/run \\
+    -H 'Authorization: Bearer $apikey_key' \\
+    -d '{"input": [{"id": 1, "name": "John Doe"}, {"id": 2, "name": "Jane Smith"}]}'
 
 MSG
 

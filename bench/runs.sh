@@ -1,0 +1,175 @@
+#!/bin/sh
+# Runs, measured on loopback in one go:
+#   1. enqueue throughput of POST /api/start-automation against nginx's own
+#      `return 200` on the same nginx (no worker running meanwhile);
+#   2. worker throughput: two automations-worker processes draining N queued
+#      runs of a trivial sh automation, then of a trivial python one;
+#   3. sync run overhead: p50 of POST /automations/v1/NAME/run (one client)
+#      minus the p50 of the runs' own execution_time_ms.
+#
+#   sh bench/runs.sh     (after `make`; needs wrk, redis-server, redis-cli)
+#   AM_BENCH_SECONDS=10 AM_BENCH_RUNS=5000 AM_BENCH_CONCURRENCY=8
+
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${AM_BUILD:-$top/build}
+secs=${AM_BENCH_SECONDS:-10}
+runs=${AM_BENCH_RUNS:-5000}
+conc=${AM_BENCH_CONCURRENCY:-8}
+dir=$(mktemp -d)
+http_port=$((20000 + $$ % 10000))
+redis_port=$((http_port + 1))
+ctl="$build/automationsctl --redis 127.0.0.1:$redis_port"
+rcli="redis-cli -p $redis_port"
+workers=""
+
+cleanup() {
+    for pid in $workers; do kill "$pid" 2>/dev/null || true; done
+    [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null
+    [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null
+    sleep 0.5
+    rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$dir" --save '' \
+    --appendonly no --daemonize yes --pidfile "$dir/redis.pid" \
+    --logfile "$dir/redis.log"
+until $rcli ping >/dev/null 2>&1; do sleep 0.1; done
+
+$ctl project create bench >/dev/null
+eval "$($ctl apikey create bench | sed 's/^/apikey_/')"
+eval "$($ctl tokenpair create bench | sed 's/^/pair_/')"
+
+cat > "$dir/nginx.conf" <<CONF
+load_module $build/ngx_http_automations_module.so;
+worker_processes 2;
+error_log $dir/error.log warn;
+pid $dir/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    automations_redis 127.0.0.1:$redis_port;
+    server {
+        listen 127.0.0.1:$http_port;
+        location /automations/v1/ { automations_api; }
+        location /api/start-automation/ { automations_start_api; }
+        location = /ok { return 200 "ok"; }
+    }
+}
+CONF
+/usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf"
+sleep 0.5
+
+base="http://127.0.0.1:$http_port"
+create() {
+    curl -sf -X POST "$base/automations/v1/" \
+        -H "Authorization: Bearer $apikey_key" -d "$1" >/dev/null
+}
+create '{"automation_name":"noop","runtime":"sh","code":"echo {}"}'
+create '{"automation_name":"noop-py","code":"from datallog import core_task\n@core_task\ndef f(seed):\n    return {}\n"}'
+
+wrk_run() {
+    wrk -t2 -c"$1" -d"${secs}s" --latency -s "$dir/post.lua" "$2" \
+        > "$dir/wrk.out"
+    awk '/^Requests\/sec/ {r = $2} $1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2}
+         END {print r, p50, p99}' "$dir/wrk.out"
+}
+
+# 1. enqueue throughput
+cat > "$dir/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"seed": {"message": "bench"}}'
+wrk.headers["Authorization"] = "Token $pair_token"
+wrk.headers["X-Api-Key"] = "$pair_api_key"
+LUA
+set -- $(wrk_run 64 "$base/ok")
+ok_rps=$1
+set -- $(wrk_run 64 "$base/api/start-automation/bench/noop")
+start_rps=$1 start_p50=$2 start_p99=$3
+queued=$($rcli xlen am:runs)
+$rcli del am:runs >/dev/null
+$rcli eval "for _, k in ipairs(redis.call('keys', 'am:{bench}:execution:*')) do redis.call('del', k) end" 0 >/dev/null
+
+# 2. worker throughput: queue N runs through the API, then start 2 workers
+drain() {
+    automation=$1
+    cat > "$dir/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{}'
+wrk.headers["Authorization"] = "Token $pair_token"
+wrk.headers["X-Api-Key"] = "$pair_api_key"
+local n = 0
+request = function()
+    n = n + 1
+    if n > $runs / 2 then return wrk.format("GET", "/ok") end
+    return wrk.format()
+end
+LUA
+    wrk -t2 -c2 -d60s -s "$dir/post.lua" \
+        "$base/api/start-automation/bench/$automation" >/dev/null &
+    wrk_pid=$!
+    until [ "$($rcli xlen am:runs)" -ge "$runs" ]; do sleep 0.2; done
+    kill $wrk_pid 2>/dev/null; wait $wrk_pid 2>/dev/null || true
+    n=$($rcli xlen am:runs)
+    t0=$(date +%s.%N)
+    for i in 1 2; do
+        "$build/automations-worker" --redis 127.0.0.1:$redis_port \
+            --concurrency "$conc" --name "bench$i" 2>>"$dir/worker.log" &
+        workers="$workers $!"
+    done
+    until [ "$($rcli xlen am:runs)" -eq 0 ]; do sleep 0.05; done
+    t1=$(date +%s.%N)
+    for pid in $workers; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
+    workers=""
+    awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d %.0f\n", n, n / (b - a) }'
+}
+set -- $(drain noop)
+sh_runs=$1 sh_rate=$2
+set -- $(drain noop-py)
+py_runs=$1 py_rate=$2
+
+# 3. sync run overhead, one client, one worker waiting
+"$build/automations-worker" --redis 127.0.0.1:$redis_port --concurrency 4 \
+    --name sync 2>>"$dir/worker.log" &
+workers="$!"
+sleep 0.5
+$rcli eval "for _, k in ipairs(redis.call('keys', 'am:{bench}:execution:*')) do redis.call('del', k) end" 0 >/dev/null
+cat > "$dir/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"input": [{"id": 1}]}'
+wrk.headers["Authorization"] = "Bearer $apikey_key"
+LUA
+set -- $(wrk_run 1 "$base/automations/v1/noop/run")
+sync_rps=$1 sync_p50=$2 sync_p99=$3
+own_p50=$($rcli eval "
+    local t = {}
+    for _, k in ipairs(redis.call('keys', 'am:{bench}:execution:*')) do
+        local v = redis.call('hget', k, 'execution_time_ms')
+        if v then t[#t + 1] = tonumber(v) end
+    end
+    table.sort(t)
+    return tostring(t[math.floor(#t / 2) + 1])" 0)
+
+ms() { # wrk prints 1.23ms, 456.00us or 1.20s
+    echo "$1" | awk '/us$/ {sub("us", ""); print $1 / 1000; next}
+                     /ms$/ {sub("ms", ""); print $1; next}
+                     /s$/ {sub("s", ""); print $1 * 1000}'
+}
+
+echo "enqueue: 2 nginx workers, 64 connections, ${secs}s"
+printf '  %-34s %10s req/s\n' 'return 200' "$ok_rps"
+printf '  %-34s %10s req/s  p50 %s  p99 %s  (%s runs queued)\n' \
+    'POST /api/start-automation' "$start_rps" "$start_p50" "$start_p99" "$queued"
+awk -v a="$start_rps" -v b="$ok_rps" \
+    'BEGIN { printf "  ratio: %.1f %% of return 200 (target >= 20 %%)\n", 100 * a / b }'
+echo "workers: 2 processes, --concurrency $conc each"
+printf '  %-34s %10s executions/s (%s runs)  (target >= 500)\n' 'trivial sh' "$sh_rate" "$sh_runs"
+printf '  %-34s %10s executions/s (%s runs)\n' 'trivial python' "$py_rate" "$py_runs"
+echo "sync run, 1 client:"
+printf '  request p50 %s ms, p99 %s; automation own p50 %s ms\n' \
+    "$(ms "$sync_p50")" "$sync_p99" "$own_p50"
+awk -v a="$(ms "$sync_p50")" -v b="$own_p50" \
+    'BEGIN { printf "  overhead p50: %.2f ms (target < 3 ms)\n", a - b }'

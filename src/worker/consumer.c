@@ -1,0 +1,1051 @@
+/*
+ * The run stream's consumer: takes entries (new ones with XREADGROUP,
+ * stale ones of dead workers with XAUTOCLAIM), runs each execution in a
+ * sandboxed child, writes the result with execution_complete.lua, which
+ * also acknowledges the entry. An entry is acknowledged only after its
+ * result is stored, so a worker that dies leaves its entries to the others.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_gen.h>
+
+#include "am_json.h"
+#include "am_name.h"
+#include "worker/worker.h"
+
+#define AM_READ_BLOCK_MS 2000
+#define AM_RETRY_MIN_MS 200
+#define AM_RETRY_MAX_MS 5000
+#define AM_ENTRY_ID_MAX 64
+#define AM_LOG_ERROR_MAX 200
+
+typedef enum {
+    AM_JOB_QUEUED,     /* taken, waiting for a free slot */
+    AM_JOB_STARTING,   /* execution_start sent */
+    AM_JOB_RUNNING,    /* the child runs */
+    AM_JOB_COMPLETING, /* execution_complete sent, or to be sent again */
+    AM_JOB_ACKING      /* nothing to run: XACK + XDEL */
+} am_job_state_t;
+
+struct am_job_s {
+    am_worker_t   *w;
+    am_job_t      *prev;
+    am_job_t      *next;
+    am_job_state_t state;
+    int            abandoned; /* second signal: leave the entry pending */
+    int            waiting;   /* a Redis reply is due */
+
+    char entry[AM_ENTRY_ID_MAX];
+    char project[AM_PROJECT_NAME_MAX + 1];
+    char id[AM_NAME_MAX + 1];
+    char key[AM_KEY_MAX];
+
+    am_run_t  *run;
+    uv_timer_t timer; /* retries of a Redis write */
+    uint64_t   retry_ms;
+
+    /* the result, kept until execution_complete succeeds */
+    const char *status;
+    char       *output;
+    size_t      output_len;
+    char       *error;
+    char       *log;
+    size_t      log_len;
+    long        time_ms;
+};
+
+static void am_job_step(am_job_t *job);
+static void am_consumer_read(am_worker_t *w);
+static void am_consumer_schedule(am_worker_t *w);
+
+static int
+am_job_active(am_job_t *job)
+{
+    return job->state == AM_JOB_STARTING || job->state == AM_JOB_RUNNING;
+}
+
+static void
+am_job_close_cb(uv_handle_t *h)
+{
+    am_job_t *job = h->data;
+
+    free(job->output);
+    free(job->error);
+    free(job->log);
+    free(job);
+}
+
+/* The job is over, its entry acknowledged or left for another worker. */
+static void
+am_job_remove(am_job_t *job)
+{
+    am_worker_t *w = job->w;
+
+    if (job->prev) {
+        job->prev->next = job->next;
+    } else {
+        w->jobs = job->next;
+    }
+    if (job->next) {
+        job->next->prev = job->prev;
+    }
+
+    w->njobs--;
+    uv_timer_stop(&job->timer);
+    uv_close((uv_handle_t *) &job->timer, am_job_close_cb);
+
+    am_consumer_schedule(w);
+    am_worker_check_done(w);
+}
+
+static void
+am_job_retry_cb(uv_timer_t *t)
+{
+    am_job_step(t->data);
+}
+
+/* Sends the job's Redis write again later, backing off up to 5 s. */
+static void
+am_job_retry(am_job_t *job)
+{
+    job->retry_ms = job->retry_ms ? job->retry_ms * 2 : AM_RETRY_MIN_MS;
+    if (job->retry_ms > AM_RETRY_MAX_MS) {
+        job->retry_ms = AM_RETRY_MAX_MS;
+    }
+
+    uv_timer_start(&job->timer, am_job_retry_cb, job->retry_ms, 0);
+}
+
+static am_job_t *
+am_job_find(am_worker_t *w, const char *entry)
+{
+    am_job_t *job;
+
+    for (job = w->jobs; job; job = job->next) {
+        if (strcmp(job->entry, entry) == 0) {
+            return job;
+        }
+    }
+
+    return NULL;
+}
+
+/* A field of a stream entry's flat field list, or NULL. */
+static const char *
+am_entry_field(redisReply *fields, const char *name)
+{
+    size_t i;
+
+    if (fields == NULL || fields->type != REDIS_REPLY_ARRAY) {
+        return NULL;
+    }
+
+    for (i = 0; i + 1 < fields->elements; i += 2) {
+        if (fields->element[i]->type == REDIS_REPLY_STRING
+            && fields->element[i + 1]->type == REDIS_REPLY_STRING
+            && strcmp(fields->element[i]->str, name) == 0) {
+            return fields->element[i + 1]->str;
+        }
+    }
+
+    return NULL;
+}
+
+/*
+ * Takes one stream entry [id, [field, value, ...]]. An entry that names no
+ * valid execution is acknowledged and deleted without running anything.
+ */
+static void
+am_consumer_take(am_worker_t *w, redisReply *e, int reclaimed)
+{
+    const char *project, *id;
+    am_job_t   *job;
+
+    if (e == NULL || e->type != REDIS_REPLY_ARRAY || e->elements < 1
+        || e->element[0]->type != REDIS_REPLY_STRING
+        || e->element[0]->len >= AM_ENTRY_ID_MAX
+        || am_job_find(w, e->element[0]->str) != NULL) {
+        return;
+    }
+
+    job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        /* left pending: another worker, or we, will reclaim it */
+        am_log("out of memory taking entry %s", e->element[0]->str);
+        return;
+    }
+
+    job->w = w;
+    memcpy(job->entry, e->element[0]->str, e->element[0]->len + 1);
+    uv_timer_init(w->loop, &job->timer);
+    job->timer.data = job;
+
+    project = am_entry_field(e->elements > 1 ? e->element[1] : NULL, "project");
+    id = am_entry_field(e->elements > 1 ? e->element[1] : NULL, "execution_id");
+
+    if (project == NULL || id == NULL
+        || !am_project_name_valid(project, strlen(project)) || id[0] == '\0'
+        || strlen(id) > AM_NAME_MAX
+        || snprintf(job->key, sizeof(job->key), "%s{%s}:execution:%s",
+               w->prefix, project, id)
+               >= (int) sizeof(job->key)) {
+        am_log("stream entry %s names no valid execution: dropped", job->entry);
+        job->state = AM_JOB_ACKING;
+
+    } else {
+        strcpy(job->project, project);
+        strcpy(job->id, id);
+        job->state = AM_JOB_QUEUED;
+        if (reclaimed) {
+            am_log("execution %s reclaimed (entry %s)", job->id, job->entry);
+        }
+    }
+
+    job->next = w->jobs;
+    if (w->jobs) {
+        w->jobs->prev = job;
+    }
+    w->jobs = job;
+    w->njobs++;
+
+    if (job->state == AM_JOB_ACKING) {
+        am_job_step(job);
+    }
+}
+
+/* A reply string of execution_start, "" when absent or not a string. */
+static const char *
+am_reply_str(redisReply *r, size_t i, size_t *len)
+{
+    static const char empty[] = "";
+
+    if (i >= r->elements || r->element[i]->type != REDIS_REPLY_STRING) {
+        if (len) {
+            *len = 0;
+        }
+        return empty;
+    }
+
+    if (len) {
+        *len = r->element[i]->len;
+    }
+    return r->element[i]->str;
+}
+
+/*
+ * Adds text, JSON stored by the gateway, as a value: parsed and re-dumped,
+ * so that only valid JSON reaches the run; null when absent or invalid, and
+ * also when want_object is set and it is not an object.
+ */
+static void
+am_gen_json(yajl_gen g, const char *text, size_t len, int want_object)
+{
+    yajl_val v;
+    char    *dump, err[64];
+    size_t   n;
+
+    v = len ? am_json_parse(text, len, AM_JSON_MAX_DEPTH, err, sizeof(err))
+            : NULL;
+
+    if (v == NULL || (want_object && !YAJL_IS_OBJECT(v))) {
+        if (want_object) {
+            yajl_gen_map_open(g);
+            yajl_gen_map_close(g);
+        } else {
+            yajl_gen_null(g);
+        }
+        yajl_tree_free(v);
+        return;
+    }
+
+    dump = am_json_dump(v, &n);
+    yajl_tree_free(v);
+
+    if (dump == NULL) {
+        yajl_gen_null(g);
+        return;
+    }
+
+    /* yajl_gen_number() copies its text verbatim: valid JSON, dumped above */
+    yajl_gen_number(g, dump, n);
+    free(dump);
+}
+
+static void
+am_gen_str(yajl_gen g, const char *s)
+{
+    yajl_gen_string(g, (const unsigned char *) s, strlen(s));
+}
+
+/*
+ * The run's stdin: {"seed", "input", "context": {"execution_id",
+ * "project", "automation", "build_id", "ddn_headers"}}, from the reply of
+ * execution_start. Returns the malloc'd text, or NULL.
+ */
+static char *
+am_job_payload(am_job_t *job, redisReply *r, size_t *len)
+{
+    const unsigned char *buf;
+    const char          *s;
+    yajl_gen             g;
+    size_t               n;
+    char                *out;
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return NULL;
+    }
+
+    yajl_gen_map_open(g);
+    am_gen_str(g, "seed");
+    s = am_reply_str(r, 4, &n);
+    am_gen_json(g, s, n, 0);
+    am_gen_str(g, "input");
+    s = am_reply_str(r, 5, &n);
+    am_gen_json(g, s, n, 0);
+
+    am_gen_str(g, "context");
+    yajl_gen_map_open(g);
+    am_gen_str(g, "execution_id");
+    am_gen_str(g, job->id);
+    am_gen_str(g, "project");
+    am_gen_str(g, job->project);
+    am_gen_str(g, "automation");
+    am_gen_str(g, am_reply_str(r, 8, NULL));
+    am_gen_str(g, "build_id");
+    s = am_reply_str(r, 6, &n);
+    if (n) {
+        yajl_gen_string(g, (const unsigned char *) s, n);
+    } else {
+        yajl_gen_null(g);
+    }
+    am_gen_str(g, "ddn_headers");
+    s = am_reply_str(r, 9, &n);
+    am_gen_json(g, s, n, 1);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+
+    out = NULL;
+    if (yajl_gen_get_buf(g, &buf, &n) == yajl_gen_status_ok) {
+        out = malloc(n + 1);
+        if (out != NULL) {
+            memcpy(out, buf, n);
+            out[n] = '\0';
+            *len = n;
+        }
+    }
+
+    yajl_gen_free(g);
+    return out;
+}
+
+/* The run's time limit: the automation's timeout_ms, capped. */
+static long
+am_job_timeout(am_worker_t *w, const char *s)
+{
+    long  max, t;
+    char *end;
+
+    max = (long) w->run.max_timeout_ms;
+    t = strtol(s, &end, 10);
+
+    if (*s == '\0' || *end != '\0' || t <= 0) {
+        t = AM_DEFAULT_TIMEOUT_MS;
+    }
+
+    return t < max ? t : max;
+}
+
+/* Keeps a failure to complete as error with message (e.g. exhausted). */
+static void
+am_job_fail(am_job_t *job, const char *message)
+{
+    job->status = "error";
+    job->error = strdup(message);
+    job->state = AM_JOB_COMPLETING;
+    job->retry_ms = 0;
+    am_job_step(job);
+}
+
+static char *
+am_dup(const char *s, size_t len)
+{
+    char *p;
+
+    p = malloc(len + 1);
+    if (p != NULL) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+
+    return p;
+}
+
+static void
+am_job_run_cb(void *data, am_run_result_t *res)
+{
+    am_job_t *job = data;
+
+    job->run = NULL;
+
+    if (job->abandoned) {
+        am_log("execution %s cancelled, left for another worker", job->id);
+        am_job_remove(job);
+        return;
+    }
+
+    switch (res->status) {
+    case AM_RUN_SUCCESS:
+        job->status = "success";
+        break;
+    case AM_RUN_TIMED_OUT:
+        job->status = "timed_out";
+        break;
+    default:
+        job->status = "error";
+    }
+
+    if (res->output != NULL) {
+        job->output_len = strlen(res->output);
+        job->output = am_dup(res->output, job->output_len);
+    }
+    if (res->error != NULL) {
+        job->error = strdup(res->error);
+    }
+    if (res->log != NULL) {
+        job->log_len = strlen(res->log);
+        job->log = am_dup(res->log, job->log_len);
+    }
+    job->time_ms = (long) res->execution_time_ms;
+
+    job->state = AM_JOB_COMPLETING;
+    job->retry_ms = 0;
+    am_job_step(job);
+    am_consumer_schedule(job->w);
+}
+
+/* execution_start said "run": start the child. */
+static void
+am_job_run(am_job_t *job, redisReply *r)
+{
+    am_worker_t *w = job->w;
+    const char  *code;
+    char        *payload, err[256];
+    size_t       code_len, len;
+
+    payload = am_job_payload(job, r, &len);
+    if (payload == NULL) {
+        am_job_fail(job, "out of memory");
+        return;
+    }
+
+    code = am_reply_str(r, 2, &code_len);
+
+    job->state = AM_JOB_RUNNING;
+    err[0] = '\0';
+    job->run = am_run_start(w->loop, &w->run, am_reply_str(r, 1, NULL), code,
+        code_len, payload, len, am_job_timeout(w, am_reply_str(r, 3, NULL)),
+        am_job_run_cb, job, err, sizeof(err));
+    free(payload);
+
+    if (job->run == NULL) {
+        am_job_fail(job, err[0] ? err : "the run could not start");
+    }
+}
+
+static void
+am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    am_job_t   *job = data;
+    const char *what;
+    char        msg[128];
+
+    (void) r;
+    job->waiting = 0;
+
+    if (job->abandoned) {
+        am_job_remove(job);
+        return;
+    }
+
+    if (reply == NULL) {
+        am_job_retry(job);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_STRING) {
+        am_log("execution %s: execution_start failed: %s", job->id,
+            reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
+        am_job_retry(job);
+        return;
+    }
+
+    what = reply->element[0]->str;
+
+    if (strcmp(what, "run") == 0 && reply->elements >= 10) {
+        job->retry_ms = 0;
+        am_job_run(job, reply);
+
+    } else if (strcmp(what, "exhausted") == 0) {
+        snprintf(msg, sizeof(msg), "the run was interrupted %lld times",
+            reply->elements > 1
+                    && reply->element[1]->type == REDIS_REPLY_INTEGER
+                ? reply->element[1]->integer
+                : (long long) job->w->max_attempts);
+        am_job_fail(job, msg);
+
+    } else {
+        /* "gone" (expired) or "done" (finished already) */
+        job->state = AM_JOB_ACKING;
+        job->retry_ms = 0;
+        am_job_step(job);
+    }
+}
+
+/*
+ * The final log line of an execution: its id, status and time, and the
+ * error message, which is the runner's, never headers or secrets.
+ */
+static void
+am_job_log(am_job_t *job, const char *outcome)
+{
+    if (strcmp(outcome, "ok") != 0) {
+        am_log("execution %s finished already (%s)", job->id, outcome);
+        return;
+    }
+
+    if (job->error != NULL && job->error[0] != '\0') {
+        am_log("execution %s %s in %ld ms: %.*s", job->id, job->status,
+            job->time_ms, AM_LOG_ERROR_MAX, job->error);
+    } else {
+        am_log("execution %s %s in %ld ms", job->id, job->status, job->time_ms);
+    }
+}
+
+static void
+am_job_complete_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    am_job_t *job = data;
+
+    (void) r;
+    job->waiting = 0;
+
+    if (reply == NULL) {
+        am_job_retry(job);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STATUS
+        && reply->type != REDIS_REPLY_STRING) {
+        am_log("execution %s: execution_complete failed: %s", job->id,
+            reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
+        am_job_retry(job);
+        return;
+    }
+
+    am_job_log(job, reply->str);
+    am_job_remove(job);
+}
+
+static void
+am_job_ack_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    am_job_t *job = data;
+
+    (void) r;
+    job->waiting = 0;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        am_job_retry(job);
+        return;
+    }
+
+    am_job_remove(job);
+}
+
+static void
+am_job_ignore_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    (void) r;
+    (void) reply;
+    (void) data;
+}
+
+/* XACK then XDEL, pipelined; the XDEL's reply ends the job. */
+static int
+am_job_ack(am_job_t *job)
+{
+    am_worker_t *w = job->w;
+    const char  *argv[4];
+
+    argv[0] = "XACK";
+    argv[1] = w->stream;
+    argv[2] = w->group;
+    argv[3] = job->entry;
+
+    if (am_rds_command(&w->cmd, am_job_ignore_cb, NULL, 4, argv, NULL) != 0) {
+        return -1;
+    }
+
+    argv[0] = "XDEL";
+    argv[2] = job->entry;
+
+    return am_rds_command(&w->cmd, am_job_ack_cb, job, 3, argv, NULL);
+}
+
+static int
+am_job_send_start(am_job_t *job)
+{
+    am_worker_t *w = job->w;
+    const char  *argv[3];
+    char         max[16];
+
+    snprintf(max, sizeof(max), "%d", w->max_attempts);
+    argv[0] = job->key;
+    argv[1] = w->name;
+    argv[2] = max;
+
+    return am_rds_eval(
+        &w->cmd, "execution_start", 1, 3, argv, NULL, am_job_start_cb, job);
+}
+
+static int
+am_job_send_complete(am_job_t *job)
+{
+    am_worker_t *w = job->w;
+    const char  *argv[11];
+    size_t       lens[11];
+    char         ms[32];
+    int          i;
+
+    snprintf(ms, sizeof(ms), "%ld", job->time_ms);
+
+    argv[0] = job->key;
+    argv[1] = w->stream;
+    argv[2] = w->webhooks;
+    argv[3] = job->status;
+    argv[4] = job->output ? job->output : "";
+    argv[5] = job->error ? job->error : "";
+    argv[6] = job->log ? job->log : "";
+    argv[7] = ms;
+    argv[8] = job->entry;
+    argv[9] = w->group;
+    argv[10] = w->channel;
+
+    for (i = 0; i < 11; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    lens[4] = job->output ? job->output_len : 0;
+    lens[6] = job->log ? job->log_len : 0;
+
+    return am_rds_eval(&w->cmd, "execution_complete", 3, 11, argv, lens,
+        am_job_complete_cb, job);
+}
+
+/*
+ * Sends the Redis command of the job's state; when Redis cannot take it
+ * now, tries again later. Completions are retried until they succeed:
+ * execution_complete changes nothing the second time, so a retry after a
+ * lost reply is safe.
+ */
+static void
+am_job_step(am_job_t *job)
+{
+    int rc;
+
+    if (job->waiting) {
+        return;
+    }
+
+    switch (job->state) {
+    case AM_JOB_STARTING:
+        if (job->abandoned) {
+            am_job_remove(job);
+            return;
+        }
+        rc = am_job_send_start(job);
+        break;
+    case AM_JOB_COMPLETING:
+        rc = am_job_send_complete(job);
+        break;
+    case AM_JOB_ACKING:
+        rc = am_job_ack(job);
+        break;
+    default:
+        return;
+    }
+
+    if (rc != 0) {
+        am_job_retry(job);
+        return;
+    }
+
+    job->waiting = 1;
+}
+
+/* Starts queued jobs while slots are free, then reads more entries. */
+static void
+am_consumer_schedule(am_worker_t *w)
+{
+    am_job_t *job;
+    int       active;
+
+    active = 0;
+    for (job = w->jobs; job; job = job->next) {
+        active += am_job_active(job);
+    }
+
+    for (job = w->jobs; job && active < w->concurrency; job = job->next) {
+        if (job->state == AM_JOB_QUEUED && w->draining < 2) {
+            job->state = AM_JOB_STARTING;
+            job->retry_ms = 0;
+            am_job_step(job);
+            active++;
+        }
+    }
+
+    am_consumer_read(w);
+}
+
+static void am_consumer_group(am_worker_t *w);
+
+static void
+am_consumer_retry_cb(uv_timer_t *t)
+{
+    am_worker_t *w = t->data;
+
+    if (!w->group_ok) {
+        am_consumer_group(w);
+    } else {
+        am_consumer_read(w);
+    }
+}
+
+static void
+am_consumer_read_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    am_worker_t *w = data;
+    redisReply  *s;
+    size_t       i, j;
+
+    (void) r;
+    w->reading = 0;
+
+    if (reply == NULL) {
+        /* the connection is lost; reading resumes when it is back */
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        am_log("XREADGROUP: %s", reply->str);
+        if (strncmp(reply->str, "NOGROUP", 7) == 0) {
+            w->group_ok = 0;
+        }
+        uv_timer_start(&w->read_retry, am_consumer_retry_cb, 1000, 0);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < reply->elements; i++) {
+            s = reply->element[i];
+            if (s->type != REDIS_REPLY_ARRAY || s->elements < 2
+                || s->element[1]->type != REDIS_REPLY_ARRAY) {
+                continue;
+            }
+            for (j = 0; j < s->element[1]->elements; j++) {
+                am_consumer_take(w, s->element[1]->element[j], 0);
+            }
+        }
+    }
+
+    am_consumer_schedule(w);
+}
+
+/*
+ * Waits for new entries, as many as there are free slots, on the reader
+ * connection that does nothing else (XREADGROUP BLOCK holds it).
+ */
+static void
+am_consumer_read(am_worker_t *w)
+{
+    const char *argv[11];
+    char        count[16], block[16];
+    int         free_slots;
+
+    free_slots = w->concurrency - w->njobs;
+
+    if (w->draining || w->reading || !w->group_ok || !w->reader.ready
+        || free_slots <= 0) {
+        return;
+    }
+
+    snprintf(count, sizeof(count), "%d", free_slots);
+    snprintf(block, sizeof(block), "%d", AM_READ_BLOCK_MS);
+
+    argv[0] = "XREADGROUP";
+    argv[1] = "GROUP";
+    argv[2] = w->group;
+    argv[3] = w->name;
+    argv[4] = "COUNT";
+    argv[5] = count;
+    argv[6] = "BLOCK";
+    argv[7] = block;
+    argv[8] = "STREAMS";
+    argv[9] = w->stream;
+    argv[10] = ">";
+
+    if (am_rds_command(&w->reader, am_consumer_read_cb, w, 11, argv, NULL)
+        == 0) {
+        w->reading = 1;
+    }
+}
+
+static void
+am_consumer_group_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    am_worker_t *w = data;
+
+    (void) r;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR
+        && strncmp(reply->str, "BUSYGROUP", 9) != 0) {
+        am_log("XGROUP CREATE %s %s: %s", w->stream, w->group, reply->str);
+        uv_timer_start(&w->read_retry, am_consumer_retry_cb, 1000, 0);
+        return;
+    }
+
+    w->group_ok = 1;
+    am_consumer_read(w);
+}
+
+/*
+ * Creates the consumer group (and the stream) unless it exists. Done on
+ * every connection of the reader: a Redis that lost its data comes back
+ * without them.
+ */
+static void
+am_consumer_group(am_worker_t *w)
+{
+    const char *argv[6];
+
+    if (w->draining) {
+        return;
+    }
+
+    argv[0] = "XGROUP";
+    argv[1] = "CREATE";
+    argv[2] = w->stream;
+    argv[3] = w->group;
+    argv[4] = "0";
+    argv[5] = "MKSTREAM";
+
+    am_rds_command(&w->reader, am_consumer_group_cb, w, 6, argv, NULL);
+}
+
+static void
+am_consumer_reclaim_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    am_worker_t *w = data;
+    redisReply  *list;
+    size_t       i;
+
+    (void) r;
+    w->claiming = 0;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* NOGROUP before the reader created the group: nothing to reclaim */
+        if (strncmp(reply->str, "NOGROUP", 7) != 0) {
+            am_log("XAUTOCLAIM: %s", reply->str);
+        }
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+        || reply->element[1]->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    list = reply->element[1];
+    for (i = 0; i < list->elements; i++) {
+        am_consumer_take(w, list->element[i], 1);
+    }
+
+    am_consumer_schedule(w);
+}
+
+/*
+ * Every visibility/2: takes over the entries that stayed pending longer
+ * than the visibility timeout, those of a worker that died (a live one
+ * refreshes its entries with heartbeats).
+ */
+static void
+am_consumer_reclaim(uv_timer_t *t)
+{
+    am_worker_t *w = t->data;
+    const char  *argv[8];
+    char         idle[32], count[16];
+    int          free_slots;
+
+    free_slots = w->concurrency - w->njobs;
+
+    if (w->draining || w->claiming || free_slots <= 0) {
+        return;
+    }
+
+    snprintf(idle, sizeof(idle), "%llu", (unsigned long long) w->visibility_ms);
+    snprintf(count, sizeof(count), "%d", free_slots);
+
+    argv[0] = "XAUTOCLAIM";
+    argv[1] = w->stream;
+    argv[2] = w->group;
+    argv[3] = w->name;
+    argv[4] = idle;
+    argv[5] = "0-0";
+    argv[6] = "COUNT";
+    argv[7] = count;
+
+    if (am_rds_command(&w->cmd, am_consumer_reclaim_cb, w, 8, argv, NULL)
+        == 0) {
+        w->claiming = 1;
+    }
+}
+
+/*
+ * Every visibility/3: XCLAIM ... JUSTID of our own entries resets their
+ * idle time, so that a long run of a live worker is never reclaimed.
+ */
+static void
+am_consumer_heartbeat(uv_timer_t *t)
+{
+    am_worker_t *w = t->data;
+    const char **argv;
+    am_job_t    *job;
+    int          argc;
+
+    if (w->njobs == 0 || !w->cmd.ready) {
+        return;
+    }
+
+    argv = malloc((size_t) (w->njobs + 6) * sizeof(char *));
+    if (argv == NULL) {
+        return;
+    }
+
+    argc = 0;
+    argv[argc++] = "XCLAIM";
+    argv[argc++] = w->stream;
+    argv[argc++] = w->group;
+    argv[argc++] = w->name;
+    argv[argc++] = "0";
+
+    for (job = w->jobs; job; job = job->next) {
+        argv[argc++] = job->entry;
+    }
+
+    argv[argc++] = "JUSTID";
+
+    am_rds_command(&w->cmd, am_job_ignore_cb, NULL, argc, argv, NULL);
+    free(argv);
+}
+
+void
+am_consumer_start(am_worker_t *w)
+{
+    uint64_t reclaim, beat;
+
+    uv_timer_init(w->loop, &w->reclaim);
+    uv_timer_init(w->loop, &w->heartbeat);
+    uv_timer_init(w->loop, &w->read_retry);
+    w->reclaim.data = w;
+    w->heartbeat.data = w;
+    w->read_retry.data = w;
+
+    reclaim = w->visibility_ms / 2;
+    beat = w->visibility_ms / 3;
+
+    uv_timer_start(&w->reclaim, am_consumer_reclaim, reclaim, reclaim);
+    uv_timer_start(&w->heartbeat, am_consumer_heartbeat, beat, beat);
+}
+
+/* A connection is usable again: resume what waited for it. */
+void
+am_consumer_redis_up(am_worker_t *w, am_rds_t *r)
+{
+    am_job_t *job;
+
+    if (r == &w->reader) {
+        w->group_ok = 0;
+        am_consumer_group(w);
+        return;
+    }
+
+    for (job = w->jobs; job; job = job->next) {
+        if (uv_is_active((uv_handle_t *) &job->timer)) {
+            uv_timer_stop(&job->timer);
+            job->retry_ms = 0;
+            am_job_step(job);
+        }
+    }
+}
+
+/*
+ * A signal: the first one stops taking entries, and what was taken is
+ * finished; the second one also cancels the runs and leaves their entries
+ * pending for another worker. Results already produced are still written.
+ */
+void
+am_consumer_drain(am_worker_t *w)
+{
+    am_job_t *job, *next;
+
+    uv_timer_stop(&w->reclaim);
+    uv_timer_stop(&w->read_retry);
+
+    if (w->draining < 2) {
+        return;
+    }
+
+    for (job = w->jobs; job; job = next) {
+        next = job->next;
+
+        switch (job->state) {
+        case AM_JOB_QUEUED:
+            am_job_remove(job);
+            break;
+        case AM_JOB_STARTING:
+            job->abandoned = 1;
+            if (!job->waiting) {
+                am_job_remove(job);
+            }
+            break;
+        case AM_JOB_RUNNING:
+            job->abandoned = 1;
+            if (job->run != NULL) {
+                am_run_cancel(job->run);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+void
+am_consumer_stop(am_worker_t *w)
+{
+    uv_close((uv_handle_t *) &w->reclaim, NULL);
+    uv_close((uv_handle_t *) &w->heartbeat, NULL);
+    uv_close((uv_handle_t *) &w->read_retry, NULL);
+}

@@ -1,0 +1,427 @@
+/*
+ * Webhook deliveries. The schedule lives in Redis (a sorted set of
+ * "<project>/<id>" by due time): every 200 ms the worker leases the due
+ * ones with webhook_claim.lua, posts each once, and records how it went
+ * with webhook_result.lua: delivered, retried later with backoff and
+ * jitter, or dead-lettered. A worker that dies mid-delivery loses nothing:
+ * the lease runs out and another worker takes the delivery.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "am_json.h"
+#include "worker/worker.h"
+
+#define AM_DELIVER_EVERY_MS 200
+#define AM_DELIVER_LEASE_EXTRA_MS 5000
+#define AM_DELIVER_RETRY_MIN_MS 200
+#define AM_DELIVER_RETRY_MAX_MS 5000
+#define AM_DELIVERY_HEADERS_MAX 64
+#define AM_RETRY_AFTER_MAX_S 86400
+
+struct am_delivery_s {
+    am_worker_t   *w;
+    am_delivery_t *prev;
+    am_delivery_t *next;
+
+    char *member;   /* "<project>/<id>" */
+    long  attempts; /* made before this one */
+    int   waiting;  /* webhook_result sent */
+
+    /* the outcome, kept until webhook_result succeeds */
+    const char *outcome; /* delivered, retry, dead */
+    long        http_status;
+    char        error[256];
+    uint64_t    delay_ms;
+
+    uv_timer_t timer; /* retries of webhook_result */
+    uint64_t   retry_ms;
+};
+
+static void am_delivery_record(am_delivery_t *d);
+
+static void
+am_delivery_close_cb(uv_handle_t *h)
+{
+    am_delivery_t *d = h->data;
+
+    free(d->member);
+    free(d);
+}
+
+static void
+am_delivery_remove(am_delivery_t *d)
+{
+    am_worker_t *w = d->w;
+
+    if (d->prev) {
+        d->prev->next = d->next;
+    } else {
+        w->deliveries = d->next;
+    }
+    if (d->next) {
+        d->next->prev = d->prev;
+    }
+
+    w->ndeliveries--;
+    uv_timer_stop(&d->timer);
+    uv_close((uv_handle_t *) &d->timer, am_delivery_close_cb);
+
+    am_worker_check_done(w);
+}
+
+static void
+am_delivery_retry_cb(uv_timer_t *t)
+{
+    am_delivery_record(t->data);
+}
+
+static void
+am_delivery_result_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    am_delivery_t *d = data;
+
+    (void) r;
+    d->waiting = 0;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        if (reply != NULL) {
+            am_log(
+                "webhook %s: webhook_result failed: %s", d->member, reply->str);
+        }
+        d->retry_ms = d->retry_ms ? d->retry_ms * 2 : AM_DELIVER_RETRY_MIN_MS;
+        if (d->retry_ms > AM_DELIVER_RETRY_MAX_MS) {
+            d->retry_ms = AM_DELIVER_RETRY_MAX_MS;
+        }
+        uv_timer_start(&d->timer, am_delivery_retry_cb, d->retry_ms, 0);
+        return;
+    }
+
+    am_delivery_remove(d);
+}
+
+/*
+ * Records the attempt with webhook_result.lua, again and again until Redis
+ * takes it. Should the lease run out meanwhile, another worker may post
+ * once more: deliveries are at least once, and receivers deduplicate by
+ * webhook-id.
+ */
+static void
+am_delivery_record(am_delivery_t *d)
+{
+    am_worker_t *w = d->w;
+    const char  *argv[8];
+    char         status[16], delay[32];
+
+    if (d->waiting) {
+        return;
+    }
+
+    snprintf(status, sizeof(status), "%ld", d->http_status);
+    snprintf(delay, sizeof(delay), "%llu", (unsigned long long) d->delay_ms);
+
+    argv[0] = w->webhooks;
+    argv[1] = w->dead;
+    argv[2] = w->prefix;
+    argv[3] = d->member;
+    argv[4] = d->outcome;
+    argv[5] = status;
+    argv[6] = d->error;
+    argv[7] = delay;
+
+    if (am_rds_eval(&w->cmd, "webhook_result", 2, 8, argv, NULL,
+            am_delivery_result_cb, d)
+        != 0) {
+        am_delivery_result_cb(&w->cmd, NULL, d);
+        return;
+    }
+
+    d->waiting = 1;
+}
+
+/* A random factor in [0.8, 1.2], so retries of many webhooks spread out. */
+static double
+am_jitter(void)
+{
+    return 0.8 + 0.4 * ((double) random() / (double) RAND_MAX);
+}
+
+/* Decides what comes after a failed attempt: a retry later, or the end. */
+static void
+am_delivery_failed(am_delivery_t *d, const am_webhook_result_t *res)
+{
+    am_worker_t *w = d->w;
+    long         retry_after;
+    uint64_t     delay;
+
+    if (res->gone || (size_t) d->attempts + 1 > w->nschedule) {
+        d->outcome = "dead";
+        return;
+    }
+
+    delay = (uint64_t) ((double) w->schedule[d->attempts] * am_jitter());
+
+    retry_after = res->retry_after_s;
+    if (retry_after > AM_RETRY_AFTER_MAX_S) {
+        retry_after = AM_RETRY_AFTER_MAX_S;
+    }
+    if (retry_after > 0 && delay < (uint64_t) retry_after * 1000) {
+        delay = (uint64_t) retry_after * 1000;
+    }
+
+    d->outcome = "retry";
+    d->delay_ms = delay;
+}
+
+static void
+am_delivery_log(am_delivery_t *d)
+{
+    long n = d->attempts + 1;
+
+    if (strcmp(d->outcome, "delivered") == 0) {
+        am_log("webhook %s delivered (HTTP %ld, attempt %ld)", d->member,
+            d->http_status, n);
+
+    } else if (strcmp(d->outcome, "retry") == 0) {
+        am_log("webhook %s attempt %ld failed: %s; next in %llu ms", d->member,
+            n, d->error, (unsigned long long) d->delay_ms);
+
+    } else {
+        am_log("webhook %s dead-lettered after attempt %ld: %s", d->member, n,
+            d->error);
+    }
+}
+
+static void
+am_delivery_post_cb(void *data, const am_webhook_result_t *res)
+{
+    am_delivery_t *d = data;
+
+    if (d->w->draining >= 2 && !res->delivered) {
+        /* cancelled at shutdown: the lease runs out, another worker posts */
+        am_delivery_remove(d);
+        return;
+    }
+
+    d->http_status = res->http_status;
+    snprintf(d->error, sizeof(d->error), "%s", res->error);
+
+    if (res->delivered) {
+        d->outcome = "delivered";
+        d->error[0] = '\0';
+    } else {
+        am_delivery_failed(d, res);
+    }
+
+    am_delivery_log(d);
+    am_delivery_record(d);
+}
+
+/*
+ * The caller's webhook_header object as (name, value) pairs; members that
+ * are not strings are skipped. Returns the count; *tree is to be freed.
+ */
+static size_t
+am_delivery_headers(const char *json, const char **out, yajl_val *tree)
+{
+    yajl_val v;
+    char     err[64];
+    size_t   i, n;
+
+    *tree = NULL;
+    if (json[0] == '\0') {
+        return 0;
+    }
+
+    v = am_json_parse(json, strlen(json), AM_JSON_MAX_DEPTH, err, sizeof(err));
+    if (v == NULL || !YAJL_IS_OBJECT(v)) {
+        yajl_tree_free(v);
+        return 0;
+    }
+
+    n = 0;
+    for (i = 0; i < v->u.object.len && n < AM_DELIVERY_HEADERS_MAX; i++) {
+        if (YAJL_IS_STRING(v->u.object.values[i])) {
+            out[2 * n] = v->u.object.keys[i];
+            out[2 * n + 1] = YAJL_GET_STRING(v->u.object.values[i]);
+            n++;
+        }
+    }
+
+    *tree = v;
+    return n;
+}
+
+/*
+ * Posts one claimed delivery: f holds member, url, webhook id, attempts so
+ * far, body, webhook headers JSON, signing secret (see webhook_claim.lua).
+ */
+static void
+am_delivery_start(am_worker_t *w, redisReply **f)
+{
+    const char    *headers[2 * AM_DELIVERY_HEADERS_MAX];
+    am_delivery_t *d;
+    yajl_val       tree;
+    size_t         n;
+    char           err[256];
+
+    d = calloc(1, sizeof(*d));
+    if (d == NULL || (d->member = strdup(f[0]->str)) == NULL) {
+        /* the lease runs out and the delivery comes back */
+        free(d);
+        return;
+    }
+
+    d->w = w;
+    d->attempts = strtol(f[3]->str, NULL, 10);
+    uv_timer_init(w->loop, &d->timer);
+    d->timer.data = d;
+
+    d->next = w->deliveries;
+    if (w->deliveries) {
+        w->deliveries->prev = d;
+    }
+    w->deliveries = d;
+    w->ndeliveries++;
+
+    n = am_delivery_headers(f[5]->str, headers, &tree);
+    err[0] = '\0';
+
+    if (am_webhook_post(w->engine, f[1]->str, headers, n, f[4]->str, f[4]->len,
+            f[6]->str[0] ? f[6]->str : NULL, f[2]->str, (long) time(NULL),
+            am_delivery_post_cb, d, err, sizeof(err))
+        != 0) {
+        /* a bad URL or secret: retrying cannot help */
+        d->outcome = "dead";
+        snprintf(
+            d->error, sizeof(d->error), "%s", err[0] ? err : "cannot post");
+        am_delivery_log(d);
+        am_delivery_record(d);
+    }
+
+    yajl_tree_free(tree);
+}
+
+static void
+am_deliver_claim_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    am_worker_t *w = data;
+    size_t       i, j;
+
+    (void) r;
+    w->claiming_webhooks = 0;
+
+    if (reply == NULL || w->engine == NULL) {
+        /* an unposted claim comes back when its lease runs out */
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        if (reply->type == REDIS_REPLY_ERROR) {
+            am_log("webhook_claim: %s", reply->str);
+        }
+        return;
+    }
+
+    for (i = 0; i + 7 <= reply->elements; i += 7) {
+        for (j = 0; j < 7; j++) {
+            if (reply->element[i + j]->type != REDIS_REPLY_STRING) {
+                break;
+            }
+        }
+        if (j == 7) {
+            am_delivery_start(w, &reply->element[i]);
+        }
+    }
+
+    am_worker_check_done(w);
+}
+
+/* Every 200 ms: leases the due deliveries, as many as there is room for. */
+static void
+am_deliver_tick(uv_timer_t *t)
+{
+    am_worker_t *w = t->data;
+    const char  *argv[4];
+    char         lease[32], most[16];
+    int          room;
+
+    room = AM_DELIVERIES_MAX - w->ndeliveries;
+
+    if (w->draining || w->claiming_webhooks || room <= 0 || !w->cmd.ready) {
+        return;
+    }
+
+    snprintf(lease, sizeof(lease), "%ld",
+        w->webhook.timeout_ms + AM_DELIVER_LEASE_EXTRA_MS);
+    snprintf(most, sizeof(most), "%d", room);
+
+    argv[0] = w->webhooks;
+    argv[1] = w->prefix;
+    argv[2] = lease;
+    argv[3] = most;
+
+    if (am_rds_eval(
+            &w->cmd, "webhook_claim", 1, 4, argv, NULL, am_deliver_claim_cb, w)
+        == 0) {
+        w->claiming_webhooks = 1;
+    }
+}
+
+int
+am_deliver_start(am_worker_t *w)
+{
+    w->engine = am_webhook_engine_new(w->loop, &w->webhook);
+    if (w->engine == NULL) {
+        return -1;
+    }
+
+    uv_timer_init(w->loop, &w->deliver);
+    w->deliver.data = w;
+    uv_timer_start(
+        &w->deliver, am_deliver_tick, AM_DELIVER_EVERY_MS, AM_DELIVER_EVERY_MS);
+
+    return 0;
+}
+
+/*
+ * Frees the engine, whose posts in flight end in their callbacks from
+ * here; w->engine is cleared first, as those callbacks may end the worker.
+ */
+static void
+am_deliver_cancel(am_worker_t *w)
+{
+    am_webhook_engine_t *e;
+
+    e = w->engine;
+    w->engine = NULL;
+
+    if (e != NULL) {
+        am_webhook_engine_free(e);
+    }
+}
+
+/*
+ * A signal: no more claims. The first one lets the posts in flight finish
+ * (each is bounded by the webhook timeout); the second one cancels them,
+ * and their leases bring them back to another worker.
+ */
+void
+am_deliver_drain(am_worker_t *w)
+{
+    uv_timer_stop(&w->deliver);
+
+    if (w->draining >= 2) {
+        am_deliver_cancel(w);
+    }
+}
+
+void
+am_deliver_stop(am_worker_t *w)
+{
+    uv_close((uv_handle_t *) &w->deliver, NULL);
+    am_deliver_cancel(w);
+}

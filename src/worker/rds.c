@@ -1,0 +1,519 @@
+/*
+ * The worker's asynchronous Redis connections (see rds.h). hiredis has no
+ * timers, so one libuv timer per connection does the reconnect backoff and
+ * watches for a Redis that stops answering.
+ */
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/adapters/libuv.h>
+
+#include "am_scripts.h"
+#include "worker/worker.h"
+
+#define AM_RDS_BACKOFF_MIN 100
+#define AM_RDS_BACKOFF_MAX 2000
+#define AM_RDS_WATCH_MS 500
+
+/* What one command needs when its reply comes. */
+typedef struct {
+    am_rds_t       *r;
+    am_rds_reply_pt cb;
+    void           *data;
+} am_rds_cmd_t;
+
+/* A script call, kept until its reply in case it must be sent again. */
+typedef struct {
+    am_script_t    *script;
+    int             argc; /* EVAL, script, nkeys, then the caller's */
+    const char    **argv;
+    size_t         *lens;
+    char            nkeys[16];
+    am_rds_reply_pt cb;
+    void           *data;
+} am_rds_eval_t;
+
+/* The port of "HOST:PORT"; 6379 when port is NULL, -1 when invalid. */
+static int
+am_rds_port(const char *port)
+{
+    char *end;
+    long  n;
+
+    if (port == NULL) {
+        return 6379;
+    }
+
+    n = strtol(port, &end, 10);
+    if (*port == '\0' || *end != '\0' || n < 1 || n > 65535) {
+        return -1;
+    }
+
+    return (int) n;
+}
+
+/*
+ * Parses "unix:/path", "IPv4[:PORT]", "[IPv6][:PORT]" or "localhost[:PORT]"
+ * into r. Host names are refused: resolving one would block the loop.
+ */
+static int
+am_rds_parse(am_rds_t *r, const char *s)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    const char   *host, *port, *end;
+    size_t        len;
+
+    if (strncmp(s, "unix:", 5) == 0) {
+        r->path = s + 5;
+        return r->path[0] == '\0' ? -1 : 0;
+    }
+
+    host = s;
+    port = NULL;
+    end = strchr(s, ':');
+
+    if (s[0] == '[') {
+        host = s + 1;
+        end = strchr(s, ']');
+        if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
+            return -1;
+        }
+        port = end[1] ? end + 2 : NULL;
+
+    } else if (end != NULL && strrchr(s, ':') == end) {
+        port = end + 1;
+
+    } else {
+        end = s + strlen(s);
+    }
+
+    len = (size_t) (end - host);
+
+    if (len == 9 && strncmp(host, "localhost", 9) == 0) {
+        host = "127.0.0.1";
+    }
+
+    if (len == 0 || len >= sizeof(r->host)) {
+        return -1;
+    }
+
+    memcpy(r->host, host, len);
+    r->host[len] = '\0';
+    r->port = am_rds_port(port);
+
+    if (r->port < 0
+        || (inet_pton(AF_INET, r->host, buf) != 1
+            && inet_pton(AF_INET6, r->host, buf) != 1)) {
+        return -1;
+    }
+
+    return 0;
+}
+
+int
+am_rds_init(am_rds_t *r, uv_loop_t *loop, const am_rds_conf_t *conf,
+    const char *name, am_rds_state_pt on_state, void *data, char *err,
+    size_t errlen)
+{
+    memset(r, 0, sizeof(*r));
+
+    if (am_rds_parse(r, conf->addr) != 0) {
+        snprintf(err, errlen,
+            "invalid redis address \"%s\": use IP:PORT, [IPv6]:PORT, "
+            "localhost:PORT or unix:/path (host names are not resolved)",
+            conf->addr);
+        return -1;
+    }
+
+    r->loop = loop;
+    r->conf = conf;
+    r->name = name;
+    r->on_state = on_state;
+    r->data = data;
+    r->timeout_ms = 5000;
+    r->backoff_ms = AM_RDS_BACKOFF_MIN;
+
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
+
+    return 0;
+}
+
+static void
+am_rds_retry_cb(uv_timer_t *t)
+{
+    am_rds_connect(t->data);
+}
+
+/*
+ * The connection is gone (failed, dropped, or cut by us): tell the owner
+ * once, then try again after a growing delay.
+ */
+static void
+am_rds_lost(am_rds_t *r, const char *why)
+{
+    int was_ready;
+
+    was_ready = r->ready;
+    r->ac = NULL;
+    r->ready = 0;
+    r->pending = 0;
+
+    if (r->closing) {
+        return;
+    }
+
+    if (!r->down_logged) {
+        am_log("redis %s connection to %s: %s; reconnecting", r->name,
+            r->conf->addr, why);
+        r->down_logged = 1;
+    }
+
+    uv_timer_start(&r->timer, am_rds_retry_cb, r->backoff_ms, 0);
+    r->backoff_ms *= 2;
+    if (r->backoff_ms > AM_RDS_BACKOFF_MAX) {
+        r->backoff_ms = AM_RDS_BACKOFF_MAX;
+    }
+
+    if (was_ready && r->on_state) {
+        r->on_state(r, 0, r->data);
+    }
+}
+
+/* Cuts the connection now; pending commands get NULL replies. */
+static void
+am_rds_drop(am_rds_t *r, const char *why)
+{
+    redisAsyncContext *ac;
+
+    ac = r->ac;
+    r->ready = 0;
+    r->dropped = why;
+    redisAsyncFree(ac);
+
+    /* hiredis calls the disconnect callback only for a connected context */
+    if (r->ac == ac) {
+        am_rds_lost(r, why);
+    }
+
+    r->dropped = NULL;
+}
+
+/*
+ * Every AM_RDS_WATCH_MS while connecting or connected: a connection whose
+ * oldest unanswered command is older than timeout_ms is cut, so a frozen
+ * or unreachable Redis is treated like one that went away.
+ */
+static void
+am_rds_watch_cb(uv_timer_t *t)
+{
+    am_rds_t *r = t->data;
+
+    if (r->ac == NULL || r->pending == 0) {
+        return;
+    }
+
+    if (am_rds_now(r) - r->last_io > r->timeout_ms) {
+        am_rds_drop(r, "no answer in time");
+    }
+}
+
+static void
+am_rds_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    am_rds_cmd_t *cmd = privdata;
+    am_rds_t     *r = cmd->r;
+
+    (void) ac;
+
+    if (r->pending > 0) {
+        r->pending--;
+    }
+    r->last_io = am_rds_now(r);
+
+    if (reply == NULL) {
+        r->ready = 0;
+    }
+
+    cmd->cb(r, reply, cmd->data);
+    free(cmd);
+}
+
+/* Sends a command on the context, ready or not; 0, or -1. */
+static int
+am_rds_send(am_rds_t *r, am_rds_reply_pt cb, void *data, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    am_rds_cmd_t *cmd;
+
+    cmd = malloc(sizeof(*cmd));
+    if (cmd == NULL) {
+        return -1;
+    }
+
+    cmd->r = r;
+    cmd->cb = cb;
+    cmd->data = data;
+
+    if (redisAsyncCommandArgv(r->ac, am_rds_reply_cb, cmd, argc, argv, argvlen)
+        != REDIS_OK) {
+        free(cmd);
+        return -1;
+    }
+
+    if (r->pending++ == 0) {
+        r->last_io = am_rds_now(r);
+    }
+
+    return 0;
+}
+
+int
+am_rds_command(am_rds_t *r, am_rds_reply_pt cb, void *data, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    if (!r->ready || r->ac == NULL) {
+        return -1;
+    }
+
+    return am_rds_send(r, cb, data, argc, argv, argvlen);
+}
+
+/* The last reply of the login sequence (AUTH, SELECT, PING). */
+static void
+am_rds_login_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    (void) data;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* a wrong password or database: said once, tried again quietly */
+        am_rds_drop(r, reply->str);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0) {
+        return;
+    }
+
+    if (r->down_logged) {
+        am_log("redis %s connection to %s is back", r->name, r->conf->addr);
+        r->down_logged = 0;
+    }
+
+    r->ready = 1;
+    r->backoff_ms = AM_RDS_BACKOFF_MIN;
+
+    if (r->on_state) {
+        r->on_state(r, 1, r->data);
+    }
+}
+
+static void
+am_rds_connect_cb(const redisAsyncContext *ac, int status)
+{
+    am_rds_t *r = ac->data;
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback */
+        am_rds_lost(r, ac->errstr[0] ? ac->errstr : "cannot connect");
+    }
+}
+
+static void
+am_rds_disconnect_cb(const redisAsyncContext *ac, int status)
+{
+    am_rds_t *r = ac->data;
+
+    (void) status;
+
+    if (r->ac == ac) {
+        am_rds_lost(r, r->dropped ? r->dropped
+                       : ac->err  ? ac->errstr
+                                  : "connection closed");
+    }
+}
+
+/*
+ * Opens a connection and queues the login behind it: AUTH and SELECT when
+ * configured, then a PING whose answer makes the connection ready.
+ */
+void
+am_rds_connect(am_rds_t *r)
+{
+    redisAsyncContext *ac;
+    const char        *argv[2];
+    char               db[16];
+
+    ac = r->path ? redisAsyncConnectUnix(r->path)
+                 : redisAsyncConnect(r->host, r->port);
+
+    if (ac == NULL || ac->err) {
+        am_rds_lost(r, ac ? ac->errstr : "out of memory");
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
+        return;
+    }
+
+    if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        am_rds_lost(r, "cannot watch the socket");
+        return;
+    }
+
+    ac->data = r;
+    r->ac = ac;
+    r->pending = 0;
+    redisAsyncSetConnectCallback(ac, am_rds_connect_cb);
+    redisAsyncSetDisconnectCallback(ac, am_rds_disconnect_cb);
+
+    if (r->conf->password != NULL) {
+        argv[0] = "AUTH";
+        argv[1] = r->conf->password;
+        am_rds_send(r, am_rds_login_cb, NULL, 2, argv, NULL);
+    }
+
+    if (r->conf->db != 0) {
+        snprintf(db, sizeof(db), "%d", r->conf->db);
+        argv[0] = "SELECT";
+        argv[1] = db;
+        am_rds_send(r, am_rds_login_cb, NULL, 2, argv, NULL);
+    }
+
+    argv[0] = "PING";
+    if (am_rds_send(r, am_rds_login_cb, NULL, 1, argv, NULL) != 0) {
+        am_rds_drop(r, "out of memory");
+        return;
+    }
+
+    uv_timer_start(
+        &r->timer, am_rds_watch_cb, AM_RDS_WATCH_MS, AM_RDS_WATCH_MS);
+}
+
+static void
+am_rds_eval_free(am_rds_eval_t *ev)
+{
+    int i;
+
+    for (i = 3; i < ev->argc; i++) {
+        free((char *) ev->argv[i]);
+    }
+
+    free(ev->argv);
+    free(ev->lens);
+    free(ev);
+}
+
+/*
+ * The reply of EVALSHA, or of the EVAL sent after a NOSCRIPT (a Redis that
+ * restarted or was flushed has forgotten the script).
+ */
+static void
+am_rds_eval_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    am_rds_eval_t *ev = data;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR
+        && strncmp(reply->str, "NOSCRIPT", 8) == 0
+        && strcmp(ev->argv[0], "EVALSHA") == 0) {
+        ev->argv[0] = "EVAL";
+        ev->lens[0] = 4;
+        ev->argv[1] = ev->script->body;
+        ev->lens[1] = ev->script->len;
+
+        if (am_rds_send(r, am_rds_eval_cb, ev, ev->argc, ev->argv, ev->lens)
+            == 0) {
+            return;
+        }
+
+        reply = NULL;
+    }
+
+    ev->cb(r, reply, ev->data);
+    am_rds_eval_free(ev);
+}
+
+int
+am_rds_eval(am_rds_t *r, const char *name, int nkeys, int argc,
+    const char **argv, const size_t *argvlen, am_rds_reply_pt cb, void *data)
+{
+    am_rds_eval_t *ev;
+    am_script_t   *s;
+    size_t         len;
+    char          *p;
+    int            i;
+
+    s = am_script_find(name);
+    if (s == NULL || !r->ready) {
+        return -1;
+    }
+
+    ev = calloc(1, sizeof(*ev));
+    if (ev == NULL) {
+        return -1;
+    }
+
+    ev->argc = argc + 3;
+    ev->argv = calloc((size_t) ev->argc, sizeof(char *));
+    ev->lens = calloc((size_t) ev->argc, sizeof(size_t));
+    if (ev->argv == NULL || ev->lens == NULL) {
+        am_rds_eval_free(ev);
+        return -1;
+    }
+
+    snprintf(ev->nkeys, sizeof(ev->nkeys), "%d", nkeys);
+    ev->script = s;
+    ev->cb = cb;
+    ev->data = data;
+    ev->argv[0] = "EVALSHA";
+    ev->argv[1] = s->sha1;
+    ev->lens[1] = strlen(s->sha1);
+    ev->argv[2] = ev->nkeys;
+    ev->lens[2] = strlen(ev->nkeys);
+    ev->lens[0] = 7;
+
+    for (i = 0; i < argc; i++) {
+        len = argvlen ? argvlen[i] : strlen(argv[i]);
+        p = malloc(len + 1);
+        if (p == NULL) {
+            ev->argc = i + 3;
+            am_rds_eval_free(ev);
+            return -1;
+        }
+        memcpy(p, argv[i], len);
+        p[len] = '\0';
+        ev->argv[i + 3] = p;
+        ev->lens[i + 3] = len;
+    }
+
+    if (am_rds_command(r, am_rds_eval_cb, ev, ev->argc, ev->argv, ev->lens)
+        != 0) {
+        am_rds_eval_free(ev);
+        return -1;
+    }
+
+    return 0;
+}
+
+void
+am_rds_close(am_rds_t *r)
+{
+    if (r->closing) {
+        return;
+    }
+
+    r->closing = 1;
+    uv_timer_stop(&r->timer);
+    uv_close((uv_handle_t *) &r->timer, NULL);
+
+    if (r->ac != NULL) {
+        am_rds_drop(r, "closing");
+    }
+}

@@ -1,0 +1,113 @@
+/*
+ * One automation run: the automation's code executed as a sandboxed child
+ * process on the worker's libuv loop, its JSON payload on stdin, its JSON
+ * output on stdout, its stderr kept (capped) as the log.
+ *
+ * The worker must ignore SIGPIPE (am_run_start does so) and must not start
+ * child processes of its own in a new session: runs adopt and kill every
+ * orphan that belongs to no live run (see sandbox.h).
+ */
+
+#ifndef AM_RUN_H
+#define AM_RUN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+
+typedef struct {
+    const char *name;      /* "python", "sh" */
+    char      **argv;      /* the command: "{file}" in an element is replaced
+                              by the path of the code file, "{dir}" by the run
+                              folder; argv[0] is an absolute path */
+    const char *file_name; /* the code file in the run folder: "main.py" */
+} am_runtime_t;
+
+typedef struct {
+    am_runtime_t *runtimes;
+    size_t        nruntimes;
+
+    /* zero or NULL in any of these means the default */
+    long        max_timeout_ms; /* cap on a run's timeout (300000) */
+    long        cpu_seconds;    /* RLIMIT_CPU (ceil(timeout) + 1) */
+    long        memory_mb;      /* RLIMIT_AS (512) */
+    long        max_processes;  /* RLIMIT_NPROC of the run's uid (64) */
+    long        max_open_files; /* RLIMIT_NOFILE (64) */
+    size_t      max_output;     /* bytes of stdout (1 MiB), more is an error */
+    size_t      max_log;        /* bytes of stderr kept (64 KiB) */
+    const char *tmp_root;       /* parent of the run folders ($TMPDIR, /tmp);
+                                   must be searchable by the run's uid */
+    uid_t       uid;            /* the user runs execute as when the worker */
+    gid_t       gid;            /* is root (nobody/nogroup, 65534) */
+    const char *self_path;      /* the worker binary, for its sandbox mode
+                                   (/proc/self/exe resolved) */
+} am_run_config_t;
+
+typedef enum { AM_RUN_SUCCESS, AM_RUN_ERROR, AM_RUN_TIMED_OUT } am_run_status_t;
+
+typedef struct {
+    am_run_status_t status;
+    char           *output; /* compact JSON text, or NULL */
+    char           *error;  /* human-readable, or NULL on success */
+    char           *log;    /* captured stderr, capped, valid UTF-8 */
+    long            execution_time_ms;
+    int             exit_code;   /* or -1 */
+    int             term_signal; /* or 0 */
+} am_run_result_t;
+
+/* result and its strings are freed by the library when the callback returns */
+typedef void (*am_run_cb)(void *data, am_run_result_t *result);
+
+typedef struct am_run_s am_run_t;
+
+
+/*
+ * Starts a run of code with the named runtime; payload is written to the
+ * child's stdin. timeout_ms <= 0 means the configured maximum. The callback
+ * fires exactly once, after the child and everything it started are gone and
+ * the run folder is removed. Returns NULL with err set when the run cannot
+ * start (unknown runtime, folder or spawn failure); no callback then.
+ */
+am_run_t *am_run_start(uv_loop_t *loop, const am_run_config_t *cfg,
+    const char *runtime, const char *code, size_t code_len, const char *payload,
+    size_t payload_len, long timeout_ms, am_run_cb cb, void *data, char *err,
+    size_t errlen);
+
+/*
+ * Kills a run's process group, used at shutdown: the callback still fires
+ * once, with an error "cancelled" unless the child had already exited. Not
+ * to be called once the callback has fired.
+ */
+void am_run_cancel(am_run_t *run);
+
+/* The run's process id, which is also its process group id. */
+pid_t am_run_pid(const am_run_t *run);
+
+/*
+ * The built-in runtimes, a static array: python
+ * (/usr/bin/python3 -I {dir}/python_runner.py {file}, main.py) and sh
+ * (/bin/sh {file}, main.sh).
+ */
+size_t am_run_default_runtimes(am_runtime_t **out);
+
+/*
+ * Parses "NAME[:FILE]=CMD ARG..." as given to the worker's --runtime, e.g.
+ * "ruby:main.rb=/usr/bin/ruby {file}"; arguments are split on blanks. FILE
+ * defaults to main.py for python, main.sh for sh, main otherwise. Returns 0,
+ * or -1 with err set. Free rt with am_run_free_runtime.
+ */
+int am_run_parse_runtime(
+    const char *spec, am_runtime_t *rt, char *err, size_t errlen);
+
+void am_run_free_runtime(am_runtime_t *rt);
+
+/*
+ * The sandbox exec mode of the worker binary: main() calls this first. When
+ * argv[1] is "--sandbox" it applies the limits, drops privileges and execs
+ * the runtime, never returning; otherwise it returns 0.
+ */
+int am_sandbox_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * What confines a run, used by run.c. In the child: the worker binary's
+ * "--sandbox" exec mode (am_sandbox_main, declared in run.h) sets the
+ * limits, drops to the run's user and execs the runtime. In the worker: the
+ * run's private folder, and the adoption, killing and reaping of every
+ * process a run leaves behind.
+ */
+
+#ifndef AM_SANDBOX_H
+#define AM_SANDBOX_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+
+typedef struct {
+    long  cpu_seconds;
+    long  memory_mb;
+    long  max_processes;
+    long  max_open_files;
+    long  max_file_mb;
+    int   drop; /* switch to uid/gid (the worker is root) */
+    uid_t uid;
+    gid_t gid;
+} am_sandbox_limits_t;
+
+
+/*
+ * The child's argv: self --sandbox <limits> -- cmd..., one malloc'd block
+ * to free() once the child is spawned; NULL when out of memory.
+ */
+char **am_sandbox_argv(
+    const char *self, const am_sandbox_limits_t *limits, char **cmd);
+
+/*
+ * Makes the run folder under root (mode 0700, owned by the run's user when
+ * limits->drop) into dir (PATH_MAX bytes). 0, or -1 with err set.
+ */
+int am_sandbox_mkdir(const char *root, const am_sandbox_limits_t *limits,
+    char *dir, char *err, size_t errlen);
+
+/* Writes a new file, owned by the run's user, into the run folder. */
+int am_sandbox_write(const char *dir, const char *name, const char *data,
+    size_t len, const am_sandbox_limits_t *limits, char *err, size_t errlen);
+
+/*
+ * Removes the run folder and everything the run put in it, whatever its
+ * modes and depth, without following symbolic links. 0, or -1.
+ */
+int am_sandbox_rmtree(const char *path);
+
+/*
+ * Makes the worker the reaper of its runs' orphans, so that it can kill and
+ * reap them instead of leaving them to init (which may be the worker itself
+ * in a container, or may never reap).
+ */
+void am_sandbox_adopt_orphans(void);
+
+/*
+ * SIGKILLs what is left of a finished run's process group and reaps the
+ * members the worker adopted. 1 when the group is gone.
+ */
+int am_sandbox_reap_group(pid_t pgid);
+
+/*
+ * Kills and reaps the worker's children that belong to no live run: run
+ * descendants that left their process group (setsid) and were re-parented
+ * to the worker. live(pgid, data) says whether pgid is a running run's
+ * group. Returns how many such processes were still there.
+ */
+int am_sandbox_sweep(int (*live)(pid_t pgid, void *data), void *data);
+
+#endif

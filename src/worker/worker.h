@@ -1,0 +1,102 @@
+/*
+ * automations-worker: executes the runs queued in the Redis stream and
+ * delivers their webhooks. Shared declarations of its parts: main.c
+ * (options, signals, shutdown), consumer.c (the stream and the runs),
+ * deliver.c (webhooks), rds.c (the Redis connections).
+ */
+
+#ifndef AM_WORKER_H
+#define AM_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "worker/rds.h"
+#include "worker/run.h"
+#include "worker/webhook.h"
+
+#define AM_KEY_MAX 256
+#define AM_NAME_MAX 128
+#define AM_SCHEDULE_MAX 32
+#define AM_DELIVERIES_MAX 32
+#define AM_DEFAULT_TIMEOUT_MS 30000
+#define AM_RUNTIMES_MAX 16
+
+typedef struct am_job_s      am_job_t;
+typedef struct am_delivery_s am_delivery_t;
+
+typedef struct {
+    /* options */
+    am_rds_conf_t       redis;
+    const char         *prefix;
+    const char         *group;
+    char                name[AM_NAME_MAX + 1]; /* the consumer */
+    int                 concurrency;
+    int                 max_attempts;
+    uint64_t            visibility_ms;
+    am_run_config_t     run;
+    am_runtime_t        runtimes[AM_RUNTIMES_MAX];      /* run.runtimes */
+    int                 runtime_owned[AM_RUNTIMES_MAX]; /* from --runtime */
+    uint64_t            schedule[AM_SCHEDULE_MAX]; /* webhook retry delays */
+    size_t              nschedule;
+    am_webhook_config_t webhook;
+
+    /* key names */
+    char stream[AM_KEY_MAX];   /* <prefix>runs */
+    char webhooks[AM_KEY_MAX]; /* <prefix>webhooks */
+    char dead[AM_KEY_MAX];     /* <prefix>webhooks:dead */
+    char channel[AM_KEY_MAX];  /* <prefix>completions */
+
+    uv_loop_t *loop;
+    am_rds_t   cmd;    /* scripts, claims, heartbeats */
+    am_rds_t   reader; /* the blocking XREADGROUP only */
+
+    /* consumer.c */
+    am_job_t  *jobs; /* every entry taken and not yet acknowledged */
+    int        njobs;
+    int        reading;    /* an XREADGROUP is waiting */
+    int        claiming;   /* an XAUTOCLAIM is waiting */
+    int        group_ok;   /* the consumer group exists */
+    uv_timer_t reclaim;    /* XAUTOCLAIM every visibility/2 */
+    uv_timer_t heartbeat;  /* XCLAIM of our entries every visibility/3 */
+    uv_timer_t read_retry; /* after an error reply of the reader */
+
+    /* deliver.c */
+    am_webhook_engine_t *engine;
+    am_delivery_t       *deliveries; /* posting or recording a result */
+    int                  ndeliveries;
+    int                  claiming_webhooks;
+    uv_timer_t           deliver; /* webhook_claim every 200 ms */
+
+    /* main.c */
+    int         draining; /* signals received: 1 finish, 2 cancel runs */
+    int         closed;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+} am_worker_t;
+
+/* main.c: one line on stderr, "<time> worker <name>: <message>" */
+void am_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* main.c: closes everything once no job and no delivery is left */
+void am_worker_check_done(am_worker_t *w);
+
+/* consumer.c */
+void am_consumer_start(am_worker_t *w);
+
+void am_consumer_redis_up(am_worker_t *w, am_rds_t *r);
+
+void am_consumer_drain(am_worker_t *w);
+
+void am_consumer_stop(am_worker_t *w);
+
+/* deliver.c */
+int am_deliver_start(am_worker_t *w);
+
+void am_deliver_drain(am_worker_t *w);
+
+void am_deliver_stop(am_worker_t *w);
+
+#endif

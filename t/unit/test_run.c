@@ -1,0 +1,937 @@
+/*
+ * Tests of src/worker/run.c and sandbox.c, printed as TAP: automations run
+ * as real sandboxed children on a libuv loop. This binary is also their
+ * sandbox, so main() starts with am_sandbox_main() like the worker's.
+ */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "worker/run.h"
+
+/* a descriptor the test holds open: no automation may see it */
+#define AM_TEST_LEAK_FD 100
+
+/*
+ * When root, the runs' user: not nobody, whose process limit is shared with
+ * whatever else runs as nobody on the machine.
+ */
+#define AM_TEST_UID 64321
+
+
+typedef struct {
+    int             done;
+    pid_t           pid;
+    uint64_t        started;
+    long            wall_ms;
+    int             group_gone;
+    am_run_status_t status;
+    char           *output;
+    char           *error;
+    char           *log;
+    long            execution_time_ms;
+    int             exit_code;
+    int             term_signal;
+} am_test_run_t;
+
+
+static int  am_test_n;
+static int  am_test_failed;
+static char am_test_err[256];
+static char am_test_dir[64];
+static char am_test_self[PATH_MAX];
+
+static uv_loop_t      *am_test_loop;
+static am_run_config_t am_test_cfg;
+static am_runtime_t    am_test_runtimes[4];
+
+
+static void __attribute__((format(printf, 2, 3)))
+am_test_ok(int cond, const char *fmt, ...)
+{
+    va_list ap;
+
+    am_test_n++;
+
+    if (!cond) {
+        am_test_failed++;
+    }
+
+    printf("%sok %d - ", cond ? "" : "not ", am_test_n);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+}
+
+
+static void
+am_test_bail(const char *what)
+{
+    printf("Bail out! %s\n", what);
+    exit(1);
+}
+
+
+/* Prints what a run returned, as TAP comments, when a check failed. */
+static void
+am_test_diag(const am_test_run_t *t)
+{
+    printf("#   status %d, exit %d, signal %d, %ld ms\n", (int) t->status,
+        t->exit_code, t->term_signal, t->wall_ms);
+    printf("#   output: %.300s\n", t->output ? t->output : "(null)");
+    printf("#   error: %.300s\n", t->error ? t->error : "(null)");
+    printf("#   log: %.600s\n", t->log ? t->log : "(null)");
+}
+
+
+static int
+am_test_has(const char *s, const char *needle)
+{
+    return s != NULL && strstr(s, needle) != NULL;
+}
+
+
+static int
+am_test_eq(const char *s, const char *expected)
+{
+    return s != NULL && strcmp(s, expected) == 0;
+}
+
+
+static char *
+am_test_dup(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+
+static void
+am_test_cb(void *data, am_run_result_t *r)
+{
+    am_test_run_t *t;
+
+    t = data;
+
+    t->done++;
+    t->wall_ms = (long) ((uv_hrtime() - t->started) / 1000000);
+    t->group_gone = kill(-t->pid, 0) == -1 && errno == ESRCH;
+    t->status = r->status;
+    t->output = am_test_dup(r->output);
+    t->error = am_test_dup(r->error);
+    t->log = am_test_dup(r->log);
+    t->execution_time_ms = r->execution_time_ms;
+    t->exit_code = r->exit_code;
+    t->term_signal = r->term_signal;
+}
+
+
+static am_run_t *
+am_test_start(am_test_run_t *t, const am_run_config_t *cfg, const char *runtime,
+    const char *code, const char *payload, long timeout)
+{
+    am_run_t *run;
+
+    memset(t, 0, sizeof(*t));
+    t->started = uv_hrtime();
+    am_test_err[0] = '\0';
+
+    run = am_run_start(am_test_loop, cfg, runtime, code, strlen(code), payload,
+        strlen(payload), timeout, am_test_cb, t, am_test_err,
+        sizeof(am_test_err));
+
+    if (run != NULL) {
+        t->pid = am_run_pid(run);
+    }
+
+    return run;
+}
+
+
+/* One run to its end; the result is in t. */
+static void
+am_test_run_cfg(am_test_run_t *t, const am_run_config_t *cfg,
+    const char *runtime, const char *code, const char *payload, long timeout)
+{
+    if (am_test_start(t, cfg, runtime, code, payload, timeout) == NULL) {
+        printf("# cannot start: %s\n", am_test_err);
+        return;
+    }
+
+    uv_run(am_test_loop, UV_RUN_DEFAULT);
+}
+
+
+static void
+am_test_run(am_test_run_t *t, const char *runtime, const char *code,
+    const char *payload, long timeout)
+{
+    am_test_run_cfg(t, &am_test_cfg, runtime, code, payload, timeout);
+}
+
+
+static void
+am_test_clear(am_test_run_t *t)
+{
+    free(t->output);
+    free(t->error);
+    free(t->log);
+    memset(t, 0, sizeof(*t));
+}
+
+
+/* A run's result, checked; prints it when anything was off. */
+static void
+am_test_expect(am_test_run_t *t, const char *name, am_run_status_t status,
+    const char *output, const char *error_part)
+{
+    int ok;
+
+    ok = t->done == 1 && t->status == status && t->group_gone
+         && (output == NULL ? t->output == NULL : am_test_eq(t->output, output))
+         && (error_part == NULL ? t->error == NULL
+                                : am_test_has(t->error, error_part));
+
+    am_test_ok(ok, "%s", name);
+
+    if (!ok) {
+        am_test_diag(t);
+    }
+}
+
+
+/*
+ * How many children this process has. Runs' orphans are re-parented to it,
+ * so none means that nothing a run started is left anywhere.
+ */
+static int
+am_test_count_children(void)
+{
+    struct dirent *de;
+    char           path[300];
+    DIR           *d;
+    FILE          *f;
+    long           pid;
+    int            n;
+
+    d = opendir("/proc/self/task");
+    if (d == NULL) {
+        return -1;
+    }
+
+    n = 0;
+
+    while ((de = readdir(d)) != NULL) {
+        snprintf(path, sizeof(path), "/proc/self/task/%s/children", de->d_name);
+        f = de->d_name[0] != '.' ? fopen(path, "r") : NULL;
+        while (f != NULL && fscanf(f, "%ld", &pid) == 1) {
+            printf("#   child %ld\n", pid);
+            n++;
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+    }
+
+    closedir(d);
+
+    return n;
+}
+
+
+/* The number after "key": in a JSON text, or -1. */
+static long
+am_test_json_long(const char *json, const char *key)
+{
+    char        pattern[64];
+    const char *p;
+
+    snprintf(pattern, sizeof(pattern), "\"%s\":", key);
+
+    p = json != NULL ? strstr(json, pattern) : NULL;
+
+    return p != NULL ? strtol(p + strlen(pattern), NULL, 10) : -1;
+}
+
+
+static int
+am_test_pid_gone(long pid)
+{
+    return pid > 0 && kill((pid_t) pid, 0) == -1 && errno == ESRCH;
+}
+
+
+static void
+am_test_sh(void)
+{
+    am_test_run_t t;
+
+    am_test_run(&t, "sh", "cat", "{\"seed\": {\"a\": [1, 2.5, \"x\"]}}", 5000);
+    am_test_expect(&t, "sh: stdin JSON echoed back, compacted", AM_RUN_SUCCESS,
+        "{\"seed\":{\"a\":[1,2.5,\"x\"]}}", NULL);
+    am_test_ok(t.exit_code == 0 && t.term_signal == 0
+                   && t.execution_time_ms >= 0 && t.execution_time_ms < 5000,
+        "sh: exit code 0, execution time measured");
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh", "true", "{}", 5000);
+    am_test_expect(
+        &t, "empty stdout is the output null", AM_RUN_SUCCESS, "null", NULL);
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh", "echo 42", "{}", 5000);
+    am_test_expect(&t, "a scalar output", AM_RUN_SUCCESS, "42", NULL);
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh", "echo hello", "{}", 5000);
+    am_test_expect(&t, "non-JSON output is an error", AM_RUN_ERROR, NULL,
+        "output is not JSON: ");
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh", "echo '{\"a\": 1} trailing'", "{}", 5000);
+    am_test_expect(&t, "JSON followed by garbage is an error", AM_RUN_ERROR,
+        NULL, "output is not JSON");
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh", "echo 'something failed' >&2\nexit 3", "{}", 5000);
+    am_test_expect(&t, "exit 3 is an error with the last line of stderr",
+        AM_RUN_ERROR, NULL, "exited with status 3: something failed");
+    am_test_ok(t.exit_code == 3 && t.term_signal == 0, "exit 3: exit_code 3");
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh", "kill -9 $$", "{}", 5000);
+    am_test_expect(
+        &t, "a signal is an error", AM_RUN_ERROR, NULL, "killed by signal 9");
+    am_test_ok(t.exit_code == -1 && t.term_signal == 9,
+        "killed: exit_code -1, term_signal 9");
+    am_test_clear(&t);
+}
+
+
+static void
+am_test_python(void)
+{
+    am_test_run_t t;
+
+    /* the Datallog quick start: the seed is the first argument */
+    am_test_run(&t, "python",
+        "from datallog import core_task\n"
+        "\n"
+        "\n"
+        "@core_task\n"
+        "def hello_automation(seed):\n"
+        "    message = seed.get(\"message\", \"Hello, World!\")\n"
+        "    print(f\"received: {message}\")\n"
+        "    return {\"message\": message, \"length\": len(message)}\n",
+        "{\"seed\": {\"message\": \"Hello from the API!\"}, \"input\": null, "
+        "\"context\": {\"project\": \"my-first-datallog-project\"}}",
+        10000);
+    am_test_expect(&t, "python: the Datallog example returns its dict",
+        AM_RUN_SUCCESS, "{\"message\":\"Hello from the API!\",\"length\":19}",
+        NULL);
+    am_test_ok(am_test_has(t.log, "received: Hello from the API!")
+                   && !am_test_has(t.output, "received"),
+        "python: print() goes to the log, not the output");
+    am_test_clear(&t);
+
+    /* the PromptQL run: table rows as "input" */
+    am_test_run(&t, "python",
+        "@core_task()\n"
+        "def process(seed, input):\n"
+        "    results = [{\"id\": row[\"id\"], \"status\": \"processed\",\n"
+        "                \"insights\": \"Customer profile complete\"}\n"
+        "               for row in input]\n"
+        "    return {\"processed_count\": len(input), \"results\": results}\n",
+        "{\"seed\": null, \"input\": [{\"id\": 1, \"name\": \"John Doe\"}, "
+        "{\"id\": 2, \"name\": \"Jane Smith\"}], \"context\": {}}",
+        10000);
+    am_test_expect(&t, "python: builtin @core_task() with (seed, input)",
+        AM_RUN_SUCCESS,
+        "{\"processed_count\":2,\"results\":[{\"id\":1,\"status\":"
+        "\"processed\",\"insights\":\"Customer profile complete\"},{\"id\":2,"
+        "\"status\":\"processed\",\"insights\":\"Customer profile "
+        "complete\"}]}",
+        NULL);
+    am_test_clear(&t);
+
+    am_test_run(&t, "python",
+        "from automations import core_task\n"
+        "@core_task\n"
+        "def run(data, rows, *, context):\n"
+        "    return [data, len(rows), context[\"who\"]]\n",
+        "{\"seed\": {\"s\": 1}, \"input\": [1, 2, 3], "
+        "\"context\": {\"who\": \"me\"}}",
+        10000);
+    am_test_expect(&t, "python: seed and input by position, context by name",
+        AM_RUN_SUCCESS, "[{\"s\":1},3,\"me\"]", NULL);
+    am_test_clear(&t);
+
+    am_test_run(&t, "python",
+        "import subprocess, sys\n"
+        "print('from print')\n"
+        "sys.stdout.write('from sys.stdout\\n')\n"
+        "subprocess.run(['/bin/echo', 'from a subprocess'])\n"
+        "output = {'ok': True}\n",
+        "{}", 10000);
+    am_test_expect(&t, "python: without @core_task the output variable",
+        AM_RUN_SUCCESS, "{\"ok\":true}", NULL);
+    am_test_ok(am_test_has(t.log, "from print")
+                   && am_test_has(t.log, "from sys.stdout")
+                   && am_test_has(t.log, "from a subprocess"),
+        "python: print, sys.stdout and subprocesses' stdout go to the log");
+    am_test_clear(&t);
+
+    am_test_run(&t, "python", "x = 1\n", "", 10000);
+    am_test_expect(&t, "python: no task, no output variable: null",
+        AM_RUN_SUCCESS, "null", NULL);
+    am_test_clear(&t);
+
+    am_test_run(&t, "python",
+        "@core_task\n"
+        "async def go(seed):\n"
+        "    return seed\n",
+        "{\"seed\": \"async\"}", 10000);
+    am_test_expect(
+        &t, "python: an async core task", AM_RUN_SUCCESS, "\"async\"", NULL);
+    am_test_clear(&t);
+
+    am_test_run(&t, "python",
+        "@core_task\n"
+        "def fail(seed):\n"
+        "    raise ValueError('boom')\n",
+        "{}", 10000);
+    am_test_expect(&t, "python: an exception is an error naming it",
+        AM_RUN_ERROR, NULL, "exited with status 1: ValueError: boom");
+    am_test_ok(t.exit_code == 1 && am_test_has(t.log, "Traceback")
+                   && am_test_has(t.log, "main.py\", line 3, in fail")
+                   && !am_test_has(t.log, "python_runner"),
+        "python: the traceback is in the log, without the runner's frames");
+    am_test_clear(&t);
+
+    am_test_run(&t, "python",
+        "import sys\n"
+        "sys.stderr.write('x' * 200000 + '\\n')\n"
+        "raise ValueError('boom')\n",
+        "{}", 10000);
+    am_test_expect(&t, "python: the exception is named when the log is cut",
+        AM_RUN_ERROR, NULL, "ValueError: boom");
+    am_test_clear(&t);
+
+    am_test_run(&t, "python", "output = {1, 2}\n", "{}", 10000);
+    am_test_expect(&t, "python: a set is not JSON", AM_RUN_ERROR, NULL,
+        "TypeError: the output is not JSON: Object of type set");
+    am_test_clear(&t);
+
+    am_test_run(&t, "python", "output = float('nan')\n", "{}", 10000);
+    am_test_expect(&t, "python: NaN is not JSON", AM_RUN_ERROR, NULL,
+        "ValueError: the output is not JSON");
+    am_test_clear(&t);
+
+    am_test_run(&t, "python",
+        "@core_task\n"
+        "def a(seed): pass\n"
+        "@core_task\n"
+        "def b(seed): pass\n",
+        "{}", 10000);
+    am_test_expect(&t, "python: two core tasks are refused", AM_RUN_ERROR, NULL,
+        "more than one @core_task function: a, b");
+    am_test_clear(&t);
+
+    am_test_run(&t, "python", "import sys\nsys.exit(4)\n", "{}", 10000);
+    am_test_expect(&t, "python: sys.exit(4) is exit status 4", AM_RUN_ERROR,
+        NULL, "exited with status 4");
+    am_test_clear(&t);
+}
+
+
+static void
+am_test_limits(void)
+{
+    am_run_config_t cfg;
+    am_test_run_t   t;
+    long            pid;
+
+    am_test_run(&t, "python", "while True:\n    pass\n", "{}", 1000);
+    am_test_expect(&t, "infinite loop: timed out", AM_RUN_TIMED_OUT, NULL,
+        "timed out after 1000 ms");
+    am_test_ok(t.wall_ms >= 1000 && t.wall_ms < 2500,
+        "infinite loop: ended after %ld ms", t.wall_ms);
+    am_test_clear(&t);
+
+    cfg = am_test_cfg;
+    cfg.max_timeout_ms = 300;
+    am_test_run_cfg(&t, &cfg, "sh", "sleep 5", "{}", 60000);
+    am_test_expect(&t, "a timeout above the maximum is capped",
+        AM_RUN_TIMED_OUT, NULL, "timed out after 300 ms");
+    am_test_clear(&t);
+
+    cfg = am_test_cfg;
+    cfg.cpu_seconds = 1;
+    am_test_run_cfg(&t, &cfg, "python", "while True:\n    pass\n", "{}", 10000);
+    am_test_expect(&t, "CPU limit: SIGXCPU", AM_RUN_ERROR, NULL,
+        "CPU time limit exceeded");
+    am_test_ok(t.term_signal == SIGXCPU && t.wall_ms < 4000,
+        "CPU limit: term_signal SIGXCPU after %ld ms", t.wall_ms);
+    am_test_clear(&t);
+
+    am_test_run(&t, "python", "b = bytearray(2 * 1024 ** 3)\n", "{}", 10000);
+    am_test_expect(
+        &t, "memory hog: 2 GB refused", AM_RUN_ERROR, NULL, "MemoryError");
+    am_test_clear(&t);
+
+    am_test_run(
+        &t, "sh", "head -c 100000000 /dev/zero | tr '\\0' x", "{}", 20000);
+    am_test_expect(&t, "100 MB on stdout: output too large", AM_RUN_ERROR, NULL,
+        "output too large (limit 1048576 bytes)");
+    am_test_ok(
+        t.wall_ms < 3000, "100 MB on stdout: stopped after %ld ms", t.wall_ms);
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh", "head -c 200000 /dev/zero | tr '\\0' a >&2\necho 1",
+        "{}", 5000);
+    am_test_expect(&t, "a big log is fine", AM_RUN_SUCCESS, "1", NULL);
+    am_test_ok(t.log != NULL && strlen(t.log) == 65536 + 16
+                   && am_test_has(t.log, "aaaa\n[log truncated]"),
+        "the log is capped at 64 KiB and says so");
+    am_test_clear(&t);
+
+    am_test_run(&t, "python",
+        "import os\n"
+        "while True:\n"
+        "    os.fork()\n",
+        "{}", 5000);
+    am_test_ok(t.done == 1
+                   && (t.status == AM_RUN_ERROR || t.status == AM_RUN_TIMED_OUT)
+                   && t.group_gone,
+        "python fork bomb: %s, no process left",
+        t.error ? t.error : "(no error)");
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh", "b() { b | b & }\nb\nsleep 5\n", "{}", 1500);
+    am_test_ok(t.done == 1 && t.status == AM_RUN_TIMED_OUT && t.group_gone
+                   && t.wall_ms < 4000 && am_test_has(t.log, "fork"),
+        "sh fork bomb: %s after %ld ms, no process left",
+        t.error ? t.error : "(no error)", t.wall_ms);
+    am_test_clear(&t);
+
+    am_test_run(
+        &t, "sh", "sleep 100 &\necho \"{\\\"pid\\\": $!}\"", "{}", 5000);
+    pid = am_test_json_long(t.output, "pid");
+    am_test_expect(&t, "background grandchild: the run succeeds",
+        AM_RUN_SUCCESS, t.output, NULL);
+    am_test_ok(am_test_pid_gone(pid) && t.wall_ms < 3000,
+        "background grandchild %ld killed and reaped", pid);
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh",
+        "setsid sleep 100 >/dev/null 2>&1 &\necho \"{\\\"pid\\\": $!}\"", "{}",
+        5000);
+    pid = am_test_json_long(t.output, "pid");
+    am_test_ok(t.done == 1 && t.status == AM_RUN_SUCCESS
+                   && am_test_pid_gone(pid) && t.wall_ms < 3000,
+        "setsid escapee %ld killed and reaped", pid);
+    am_test_clear(&t);
+
+    am_test_run(&t, "python",
+        "import os, time\n"
+        "r, w = os.pipe()\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        time.sleep(100)\n"
+        "        os._exit(0)\n"
+        "    os.write(w, str(pid).encode())\n"
+        "    os._exit(0)\n"
+        "os.close(w)\n"
+        "output = {'pid': int(os.read(r, 32))}\n",
+        "{}", 5000);
+    pid = am_test_json_long(t.output, "pid");
+    am_test_ok(t.done == 1 && t.status == AM_RUN_SUCCESS
+                   && am_test_pid_gone(pid) && t.wall_ms < 3000,
+        "double-forked daemon %ld holding stdout killed and reaped", pid);
+    if (!am_test_pid_gone(pid)) {
+        am_test_diag(&t);
+    }
+    am_test_clear(&t);
+}
+
+
+static void
+am_test_isolation(void)
+{
+    am_test_run_t t;
+    struct stat   st;
+    char          expect[128];
+
+    setenv("AM_TEST_SECRET", "hunter2", 1);
+
+    am_test_run(&t, "sh", "printf '\"%s\"' \"$(env | sort | tr '\\n' ' ')\"",
+        "{}", 5000);
+    am_test_ok(t.status == AM_RUN_SUCCESS
+                   && !am_test_has(t.output, "AM_TEST_SECRET")
+                   && am_test_has(t.output, "PATH=/usr/local/bin:/usr/bin:/bin")
+                   && am_test_has(t.output, "LANG=C.UTF-8")
+                   && am_test_has(t.output, "HOME=/")
+                   && am_test_has(t.output, "PYTHONUNBUFFERED=1"),
+        "the environment is clean");
+    if (t.output != NULL) {
+        printf("#   %s\n", t.output);
+    }
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh", "printf '\"%s\"' \"$PWD\"", "{}", 5000);
+    am_test_ok(
+        t.status == AM_RUN_SUCCESS && t.output != NULL
+            && strncmp(t.output + 1, am_test_dir, strlen(am_test_dir)) == 0,
+        "the run's cwd is its folder under tmp_root");
+    if (t.output != NULL) {
+        t.output[strlen(t.output) - 1] = '\0';
+        am_test_ok(stat(t.output + 1, &st) == -1 && errno == ENOENT,
+            "the run folder is gone after the callback");
+    }
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh",
+        "mkdir -p a/b/c && echo x > a/b/c/f && chmod 000 a/b/c a/b a\n"
+        "ln -s / root-link\n"
+        "i=0; while [ $i -lt 80 ]; do mkdir d && cd d; i=$((i+1)); done\n"
+        "printf '\"%s\"' \"$HOME\"",
+        "{}", 10000);
+    if (t.output != NULL) {
+        t.output[strlen(t.output) - 1] = '\0';
+    }
+    am_test_ok(t.status == AM_RUN_SUCCESS && t.output != NULL
+                   && stat(t.output + 1, &st) == -1 && errno == ENOENT
+                   && stat("/etc/passwd", &st) == 0,
+        "a deep, locked folder with a symlink to / is removed, / is not");
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh", "ls /proc/$$/fd | tr '\\n' ' ' | sed 's/.*/\"&\"/'",
+        "{}", 5000);
+    am_test_ok(t.status == AM_RUN_SUCCESS && t.output != NULL
+                   && !am_test_has(t.output, "100"),
+        "no descriptor of the worker reaches the run: %s",
+        t.output ? t.output : "-");
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh",
+        "printf '[%s, %s, %s, %s]' \"$(ulimit -n)\" \"$(ulimit -v)\" "
+        "\"$(ulimit -p)\" \"$(ulimit -c)\"",
+        "{}", 5000);
+    am_test_expect(&t, "limits: 64 files, 512 MiB, 64 processes, no core",
+        AM_RUN_SUCCESS, "[64,524288,64,0]", NULL);
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh",
+        "printf '\"%s\"' \"$(grep NoNewPrivs /proc/self/status | tr -d "
+        "'\\t')\"",
+        "{}", 5000);
+    am_test_ok(am_test_has(t.output, "NoNewPrivs:1"), "no new privileges: %s",
+        t.output ? t.output : "-");
+    am_test_clear(&t);
+
+    if (geteuid() == 0) {
+        am_test_run(&t, "sh",
+            "printf '[%s, %s, \"%s\", \"%s\"]' \"$(id -u)\" \"$(id -g)\" "
+            "\"$(id -G)\" \"$(stat -c '%a %u' .)\"",
+            "{}", 5000);
+        am_test_expect(&t, "as root: runs as its user, no groups, 0700 folder",
+            AM_RUN_SUCCESS, "[64321,64321,\"64321\",\"700 64321\"]", NULL);
+    } else {
+        snprintf(expect, sizeof(expect), "[%d]", (int) getuid());
+        am_test_run(&t, "sh", "printf '[%s]' \"$(id -u)\"", "{}", 5000);
+        am_test_expect(&t, "not root: runs as the worker's user",
+            AM_RUN_SUCCESS, expect, NULL);
+    }
+    am_test_clear(&t);
+
+    am_test_run(&t, "sh", "printf 'a\\377b\\000c' >&2\necho 1", "{}", 5000);
+    am_test_ok(am_test_eq(t.log, "a\xef\xbf\xbd"
+                                 "b\xef\xbf\xbd"
+                                 "c"),
+        "the log is made valid UTF-8");
+    am_test_clear(&t);
+}
+
+
+static void
+am_test_big_payload(void)
+{
+    am_test_run_t t;
+    char         *payload;
+    size_t        n;
+
+    n = 1024 * 1024;
+    payload = malloc(n + 3);
+    if (payload == NULL) {
+        am_test_bail("out of memory");
+    }
+
+    payload[0] = '"';
+    memset(payload + 1, 'p', n);
+    payload[n + 1] = '"';
+    payload[n + 2] = '\0';
+
+    am_test_run(&t, "sh", "true", payload, 5000);
+    am_test_expect(&t, "a 1 MiB payload the code does not read", AM_RUN_SUCCESS,
+        "null", NULL);
+    am_test_clear(&t);
+
+    payload[n / 2 + 1] = '"';
+    payload[n / 2 + 2] = '\0';
+    am_test_run(&t, "sh", "cat", payload, 5000);
+    am_test_ok(t.status == AM_RUN_SUCCESS && am_test_eq(t.output, payload),
+        "a 512 KiB payload echoed back");
+    am_test_clear(&t);
+
+    free(payload);
+}
+
+
+static void
+am_test_cancel_cb(uv_timer_t *timer)
+{
+    am_run_cancel(timer->data);
+    uv_close((uv_handle_t *) timer, NULL);
+}
+
+
+static void
+am_test_concurrency(void)
+{
+    am_test_run_t t[3], c;
+    uv_timer_t    timer;
+    am_run_t     *run;
+    int           i, ok;
+
+    ok = 1;
+
+    for (i = 0; i < 3; i++) {
+        ok &= am_test_start(&t[i], &am_test_cfg, i == 1 ? "python" : "sh",
+                  i == 1 ? "output = 'py'\n" : "sleep 0.2; cat",
+                  i == 0   ? "[0]"
+                  : i == 1 ? "{}"
+                           : "[2]",
+                  5000)
+              != NULL;
+    }
+
+    uv_run(am_test_loop, UV_RUN_DEFAULT);
+
+    am_test_ok(ok && am_test_eq(t[0].output, "[0]")
+                   && am_test_eq(t[1].output, "\"py\"")
+                   && am_test_eq(t[2].output, "[2]"),
+        "three concurrent runs, each with its own result");
+    if (!ok || !am_test_eq(t[1].output, "\"py\"")) {
+        for (i = 0; i < 3; i++) {
+            am_test_diag(&t[i]);
+        }
+    }
+
+    for (i = 0; i < 3; i++) {
+        am_test_clear(&t[i]);
+    }
+
+    run = am_test_start(&c, &am_test_cfg, "sh", "sleep 30", "{}", 60000);
+    uv_timer_init(am_test_loop, &timer);
+    timer.data = run;
+    uv_timer_start(&timer, am_test_cancel_cb, 200, 0);
+    uv_run(am_test_loop, UV_RUN_DEFAULT);
+    am_test_expect(
+        &c, "cancel: an error, once", AM_RUN_ERROR, NULL, "cancelled");
+    am_test_ok(c.wall_ms < 2000, "cancel: ended after %ld ms", c.wall_ms);
+    am_test_clear(&c);
+}
+
+
+static void
+am_test_runtimes_config(void)
+{
+    am_run_config_t cfg;
+    am_runtime_t    rt;
+    am_test_run_t   t;
+    char            err[256];
+
+    am_test_ok(am_run_parse_runtime("ruby:main.rb=/usr/bin/ruby -w {file}", &rt,
+                   err, sizeof(err))
+                       == 0
+                   && am_test_eq(rt.name, "ruby")
+                   && am_test_eq(rt.file_name, "main.rb")
+                   && am_test_eq(rt.argv[0], "/usr/bin/ruby")
+                   && am_test_eq(rt.argv[1], "-w")
+                   && am_test_eq(rt.argv[2], "{file}") && rt.argv[3] == NULL,
+        "parse: ruby:main.rb=/usr/bin/ruby -w {file}");
+    am_run_free_runtime(&rt);
+
+    am_test_ok(am_run_parse_runtime("python=/usr/bin/python3 -I "
+                                    "{dir}/python_runner.py {file}",
+                   &rt, err, sizeof(err))
+                       == 0
+                   && am_test_eq(rt.file_name, "main.py"),
+        "parse: python gets main.py");
+    am_run_free_runtime(&rt);
+
+    am_test_ok(
+        am_run_parse_runtime("x=bin/x", &rt, err, sizeof(err)) == -1
+            && am_run_parse_runtime("=/bin/x", &rt, err, sizeof(err)) == -1
+            && am_run_parse_runtime("x", &rt, err, sizeof(err)) == -1
+            && am_run_parse_runtime("x=", &rt, err, sizeof(err)) == -1
+            && am_run_parse_runtime("x:../f=/bin/x", &rt, err, sizeof(err))
+                   == -1
+            && am_run_parse_runtime("x:a/b=/bin/x", &rt, err, sizeof(err)) == -1
+            && am_run_parse_runtime("x y=/bin/x", &rt, err, sizeof(err)) == -1,
+        "parse: relative commands, bad names and file names refused");
+
+    am_test_start(&t, &am_test_cfg, "ruby", "1", "{}", 1000);
+    am_test_ok(t.pid == 0 && am_test_has(am_test_err, "unknown runtime"),
+        "an unknown runtime does not start: %s", am_test_err);
+
+    am_test_run(&t, "dirsh", "printf '\"%s\"' \"$0\"", "{}", 5000);
+    am_test_ok(t.status == AM_RUN_SUCCESS && am_test_has(t.output, "/run.sh\""),
+        "a configured runtime with {dir} and its own file name");
+    am_test_clear(&t);
+
+    am_test_run(&t, "ghost", "1", "{}", 5000);
+    am_test_expect(&t, "a runtime that cannot be executed", AM_RUN_ERROR, NULL,
+        "exited with status 127: sandbox: cannot execute /nonexistent/ghost");
+    am_test_clear(&t);
+
+    cfg = am_test_cfg;
+    cfg.self_path = "/nonexistent/automations-worker";
+    am_test_start(&t, &cfg, "sh", "true", "{}", 1000);
+    uv_run(am_test_loop, UV_RUN_DEFAULT);
+    am_test_ok(
+        t.pid == 0 && t.done == 0 && am_test_has(am_test_err, "cannot start"),
+        "a missing worker binary: no run, %s", am_test_err);
+
+    cfg = am_test_cfg;
+    cfg.tmp_root = "/nonexistent";
+    am_test_start(&t, &cfg, "sh", "true", "{}", 1000);
+    am_test_ok(
+        t.pid == 0 && am_test_has(am_test_err, "cannot make a run folder"),
+        "a missing tmp_root: no run, %s", am_test_err);
+}
+
+
+static void
+am_test_setup(void)
+{
+    am_runtime_t *defaults;
+    char          err[256];
+    ssize_t       n;
+    size_t        i, ndefaults;
+    int           fd;
+
+    signal(SIGPIPE, SIG_IGN);
+
+    n = readlink("/proc/self/exe", am_test_self, sizeof(am_test_self) - 1);
+    if (n <= 0) {
+        am_test_bail("readlink /proc/self/exe");
+    }
+    am_test_self[n] = '\0';
+
+    snprintf(am_test_dir, sizeof(am_test_dir), "/tmp/am-test-run-XXXXXX");
+    if (mkdtemp(am_test_dir) == NULL || chmod(am_test_dir, 0711) != 0) {
+        am_test_bail("mkdtemp");
+    }
+
+    ndefaults = am_run_default_runtimes(&defaults);
+    for (i = 0; i < ndefaults; i++) {
+        am_test_runtimes[i] = defaults[i];
+    }
+
+    if (am_run_parse_runtime("dirsh:run.sh=/bin/sh {dir}/run.sh",
+            &am_test_runtimes[i++], err, sizeof(err))
+            != 0
+        || am_run_parse_runtime("ghost=/nonexistent/ghost {file}",
+               &am_test_runtimes[i++], err, sizeof(err))
+               != 0) {
+        am_test_bail(err);
+    }
+
+    am_test_cfg.runtimes = am_test_runtimes;
+    am_test_cfg.nruntimes = i;
+    am_test_cfg.tmp_root = am_test_dir;
+    am_test_cfg.self_path = am_test_self;
+    am_test_cfg.uid = AM_TEST_UID;
+    am_test_cfg.gid = AM_TEST_UID;
+
+    fd = open("/dev/null", O_RDONLY);
+    if (fd == -1 || dup2(fd, AM_TEST_LEAK_FD) == -1) {
+        am_test_bail("dup2");
+    }
+    close(fd);
+
+    am_test_loop = uv_default_loop();
+}
+
+
+static void
+am_test_cleanup(void)
+{
+    struct dirent *de;
+    DIR           *d;
+    int            left;
+
+    left = 0;
+    d = opendir(am_test_dir);
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        left += de->d_name[0] != '.';
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+
+    am_test_ok(
+        left == 0 && rmdir(am_test_dir) == 0, "no run folder left in tmp_root");
+
+    am_test_ok(
+        am_test_count_children() == 0, "no process started by a run is left");
+
+
+    am_run_free_runtime(&am_test_runtimes[2]);
+    am_run_free_runtime(&am_test_runtimes[3]);
+    close(AM_TEST_LEAK_FD);
+    uv_loop_close(am_test_loop);
+}
+
+
+int
+main(int argc, char **argv)
+{
+    am_sandbox_main(argc, argv);
+
+    am_test_setup();
+
+    am_test_sh();
+    am_test_python();
+    am_test_limits();
+    am_test_isolation();
+    am_test_big_payload();
+    am_test_concurrency();
+    am_test_runtimes_config();
+
+    am_test_cleanup();
+
+    printf("1..%d\n", am_test_n);
+
+    if (am_test_failed) {
+        printf("# failed %d of %d\n", am_test_failed, am_test_n);
+        return 1;
+    }
+
+    return 0;
+}
