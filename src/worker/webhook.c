@@ -741,13 +741,16 @@ am_webhook_build_headers(am_webhook_delivery_t *d, const char *const *headers,
         }
     }
 
-    if (secret != NULL) {
+    /* webhook-id goes out signed or not: receivers de-duplicate with it */
+    if (secret != NULL || msg_id != NULL) {
         if (msg_id == NULL || !am_webhook_header_valid("webhook-id", msg_id)
             || *msg_id == '\0') {
             snprintf(err, errlen, "invalid message id");
             return -1;
         }
+    }
 
+    if (secret != NULL) {
         if (am_webhook_sign(
                 secret, msg_id, ts, body, body_len, sig, sizeof(sig))
             != 0) {
@@ -758,7 +761,7 @@ am_webhook_build_headers(am_webhook_delivery_t *d, const char *const *headers,
 
     for (i = 0; i < nheaders; i++) {
         if (am_webhook_name_in(headers[2 * i], am_webhook_own_headers)
-            || (secret != NULL
+            || (msg_id != NULL
                 && am_webhook_name_in(
                     headers[2 * i], am_webhook_signature_headers))) {
             continue;
@@ -783,16 +786,19 @@ am_webhook_build_headers(am_webhook_delivery_t *d, const char *const *headers,
     }
     d->headers = l;
 
-    if (secret != NULL) {
+    if (msg_id != NULL) {
         snprintf(tsbuf, sizeof(tsbuf), "%ld", ts);
 
         if (am_webhook_header_add(&d->headers, "webhook-id", msg_id) != 0
             || am_webhook_header_add(&d->headers, "webhook-timestamp", tsbuf)
-                   != 0
-            || am_webhook_header_add(&d->headers, "webhook-signature", sig)
                    != 0) {
             goto nomem;
         }
+    }
+
+    if (secret != NULL
+        && am_webhook_header_add(&d->headers, "webhook-signature", sig) != 0) {
+        goto nomem;
     }
 
     return 0;

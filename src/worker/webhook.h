@@ -57,9 +57,9 @@ void am_webhook_engine_free(am_webhook_engine_t *e);
  * (name, value) pairs, sent as given, except those the engine sets itself,
  * which are dropped: Content-Type (always application/json), Content-Length,
  * Transfer-Encoding, Host, Connection, Expect, and the webhook-* headers
- * when signing. With a secret ("whsec_<base64>"), the request carries the
- * Standard Webhooks headers webhook-id (msg_id), webhook-timestamp (ts) and
- * webhook-signature.
+ * when msg_id is given. With msg_id, the request carries the Standard
+ * Webhooks headers webhook-id (msg_id) and webhook-timestamp (ts), and
+ * with a secret ("whsec_<base64>") webhook-signature too.
  *
  * 0: cb will be called exactly once, from the loop, never from this call.
  * -1: nothing started, err says why ("invalid URL", "unsupported URL
