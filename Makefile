@@ -26,6 +26,7 @@ GEN         = $(BUILD)/gen/am_scripts_data.c
 MODULE      = $(BUILD)/ngx_http_automations_module.so
 CLI         = $(BUILD)/automationsctl
 WORKER      = $(BUILD)/automations-worker
+SANDBOX     = $(BUILD)/automations-sandbox
 PY_RUNNER   = $(BUILD)/gen/am_python_runner.c
 UNIT_TESTS  = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
@@ -75,7 +76,12 @@ $(CLI): $(wildcard src/cli/*.c src/cli/*.h) $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 	$(CC) $(AM_CFLAGS) -o $@ $(wildcard src/cli/*.c) $(SHARED_SRCS) $(GEN) \
 	    -lhiredis -lyajl -lcrypto
 
-worker: $(WORKER)
+worker: $(WORKER) $(SANDBOX)
+
+# the first program of every run: libc only, so that it starts fast
+$(SANDBOX): src/sandbox/main.c src/worker/sandbox.c src/worker/sandbox.h \
+            src/worker/run.h
+	$(CC) $(AM_CFLAGS) -o $@ src/sandbox/main.c src/worker/sandbox.c
 
 # python_runner.py as the C string am_python_runner, written into each
 # python run's folder

@@ -72,7 +72,8 @@ create '{"automation_name":"noop","runtime":"sh","code":"echo {}"}'
 create '{"automation_name":"noop-py","code":"from datallog import core_task\n@core_task\ndef f(seed):\n    return {}\n"}'
 
 wrk_run() {
-    wrk -t2 -c"$1" -d"${secs}s" --latency -s "$dir/post.lua" "$2" \
+    threads=2; [ "$1" -ge 2 ] || threads=1
+    wrk -t$threads -c"$1" -d"${secs}s" --latency -s "$dir/post.lua" "$2" \
         > "$dir/wrk.out"
     awk '/^Requests\/sec/ {r = $2} $1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2}
          END {print r, p50, p99}' "$dir/wrk.out"
@@ -111,7 +112,9 @@ LUA
     wrk -t2 -c2 -d60s -s "$dir/post.lua" \
         "$base/api/start-automation/bench/$automation" >/dev/null &
     wrk_pid=$!
-    until [ "$($rcli xlen am:runs)" -ge "$runs" ]; do sleep 0.2; done
+    # each wrk thread queues about runs/2, then only asks for /ok
+    until [ "$($rcli xlen am:runs)" -ge $((runs * 9 / 10)) ]; do sleep 0.2; done
+    sleep 1
     kill $wrk_pid 2>/dev/null; wait $wrk_pid 2>/dev/null || true
     n=$($rcli xlen am:runs)
     t0=$(date +%s.%N)
