@@ -270,6 +270,11 @@ ngx_http_automations_redis_open(ngx_http_automations_redis_t *rd)
     ngx_log_error(NGX_LOG_INFO, rd->log, 0,
         "automations: redis %s connection to \"%V\" is up",
         rd->pubsub ? "subscriber" : "command", &rd->amcf->redis);
+
+    if (!rd->pubsub && ngx_http_automations_redis_on_message) {
+        /* waiters could not look at their runs while it was down */
+        ngx_http_automations_redis_on_message(NULL);
+    }
 }
 
 

@@ -22,8 +22,8 @@ typedef void (*ngx_http_automations_redis_handler_pt)(
 
 /*
  * Called for each completion published on "<prefix>completions", and with
- * NULL each time the subscription is (re)established: messages may have
- * been missed while it was down.
+ * NULL each time the subscription or the command connection is
+ * (re)established: completions may have been missed, or not looked at.
  */
 typedef void (*ngx_http_automations_redis_message_pt)(ngx_str_t *payload);
 

@@ -89,6 +89,11 @@ ngx_http_automations_wait_message(ngx_str_t *payload)
     id.data = slash + 1;
     id.len = payload->data + payload->len - id.data;
 
+    if (!ngx_http_automations_redis_ready()) {
+        /* the command connection resyncs every waiter once it is back */
+        return;
+    }
+
     for (;;) {
         sn = ngx_str_rbtree_lookup(&ngx_http_automations_waiters, &id,
             ngx_crc32_short(id.data, id.len));
@@ -139,6 +144,13 @@ ngx_http_automations_wait_fetch(ngx_http_automations_waiter_t *w)
     ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
 
     ngx_http_automations_wait_remove(w);
+
+    if (!ngx_http_automations_redis_ready() && !w->expired) {
+        /* Redis is coming back: its resync looks again */
+        ngx_http_automations_wait_insert(w);
+        return;
+    }
+
     w->fetching = 1;
 
     if (ngx_http_automations_execution_key(r, &ctx->project, &w->sn.str, &key)
