@@ -36,7 +36,7 @@ MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
         bench clean
 
 # the tests that also run with nginx under valgrind in `make test`
-VALGRIND_TESTS = $(wildcard t/api.t t/auth.t)
+VALGRIND_TESTS = $(wildcard t/api.t t/auth.t t/runs.t)
 
 all: module cli worker unit
 

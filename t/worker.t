@@ -375,6 +375,30 @@ PY
 # The private-address check needs a worker without --allow-private-webhooks.
 stop_worker('w1');
 
+subtest 'runs execute as the configured unprivileged user' => sub {
+    plan skip_all => 'needs root' if $> != 0;
+
+    automation('whoami', 'sh', q(printf '{"uid":%s,"gid":%s}' "$(id -u)" "$(id -g)"));
+    worker('wu', '--run-uid', 64123, '--run-gid', 64124);
+    my $rec = wait_done(enqueue('whoami'));
+    is_deeply(output($rec), { uid => 64123, gid => 64124 },
+              '--run-uid and --run-gid apply');
+    stop_worker('wu');
+
+    # by default each run has a user of its own, so that process limits
+    # and folders are not shared between runs
+    automation('whoami-slow', 'sh',
+        q(sleep 0.5; printf '{"uid":%s}' "$(id -u)"));
+    worker('wu2', '--concurrency', 4);
+    my @ids = map { enqueue('whoami-slow') } 1 .. 4;
+    my @uids = map { output(wait_done($_))->{uid} } @ids;
+    my %distinct = map { $_ => 1 } @uids;
+    is(scalar keys %distinct, 4, 'concurrent runs: four different users')
+        or diag("@uids");
+    ok(!grep({ $_ == 0 || $_ == 65534 } @uids), 'none is root or nobody');
+    stop_worker('wu2');
+};
+
 subtest 'private webhook address refused' => sub {
     $t->clear_received;
     worker('strict', '--webhook-schedule', '1s');

@@ -45,6 +45,9 @@ static const char *am_usage_text =
     "      address space of a run\n"
     "  --output-max BYTES            AUTOMATIONS_OUTPUT_MAX, 1048576\n"
     "      a run printing more fails\n"
+    "  --run-uid UID, --run-gid GID  AUTOMATIONS_RUN_UID, _GID, 65534\n"
+    "      the user runs execute as when the worker is root; give each\n"
+    "      worker host a user of its own: process limits count per user\n"
     "  --runtime NAME[:FILE]=CMD...  AUTOMATIONS_RUNTIMES (';' between)\n"
     "      adds or replaces a runtime, e.g. \"ruby:main.rb=/usr/bin/ruby "
     "{file}\";\n"
@@ -320,6 +323,8 @@ enum {
     AM_OPT_MAX_TIMEOUT,
     AM_OPT_MEMORY,
     AM_OPT_OUTPUT,
+    AM_OPT_RUN_UID,
+    AM_OPT_RUN_GID,
     AM_OPT_RUNTIME,
     AM_OPT_SCHEDULE,
     AM_OPT_WEBHOOK_TIMEOUT,
@@ -339,6 +344,8 @@ static const struct option am_long_options[] = {
     {"max-timeout", required_argument, NULL, AM_OPT_MAX_TIMEOUT},
     {"memory", required_argument, NULL, AM_OPT_MEMORY},
     {"output-max", required_argument, NULL, AM_OPT_OUTPUT},
+    {"run-uid", required_argument, NULL, AM_OPT_RUN_UID},
+    {"run-gid", required_argument, NULL, AM_OPT_RUN_GID},
     {"runtime", required_argument, NULL, AM_OPT_RUNTIME},
     {"webhook-schedule", required_argument, NULL, AM_OPT_SCHEDULE},
     {"webhook-timeout", required_argument, NULL, AM_OPT_WEBHOOK_TIMEOUT},
@@ -377,6 +384,24 @@ am_opt_env(am_worker_t *w, long *concurrency, long *attempts, long *db)
     }
 
     w->visibility_ms = (uint64_t) n;
+
+    n = 0;
+    if (am_opt_env_num("AUTOMATIONS_RUN_UID", "--run-uid", 1, 4294967294L, &n)
+        != 0) {
+        return -1;
+    }
+    if (n) {
+        w->run.uid = (uid_t) n;
+    }
+
+    n = 0;
+    if (am_opt_env_num("AUTOMATIONS_RUN_GID", "--run-gid", 1, 4294967294L, &n)
+        != 0) {
+        return -1;
+    }
+    if (n) {
+        w->run.gid = (gid_t) n;
+    }
 
     if (am_opt_env_num(
             "AUTOMATIONS_OUTPUT_MAX", "--output-max", 1024, 1L << 30, &n)
@@ -519,6 +544,18 @@ am_options(am_worker_t *w, int argc, char **argv)
                 return -1;
             }
             w->run.max_output = (size_t) n;
+            break;
+        case AM_OPT_RUN_UID:
+            if (am_opt_num("--run-uid", optarg, 1, 4294967294L, &n) != 0) {
+                return -1;
+            }
+            w->run.uid = (uid_t) n;
+            break;
+        case AM_OPT_RUN_GID:
+            if (am_opt_num("--run-gid", optarg, 1, 4294967294L, &n) != 0) {
+                return -1;
+            }
+            w->run.gid = (gid_t) n;
             break;
         case AM_OPT_RUNTIME:
             if (am_opt_runtime(w, optarg) != 0) {

@@ -27,6 +27,16 @@
 #define AM_RUN_NOBODY 65534
 
 /*
+ * Without --run-uid, each run gets a user of its own: process limits count
+ * per user, so one run's fork bomb cannot starve the others, and a run
+ * cannot read another's folder. Each worker process takes a block of
+ * AM_RUN_UID_SLOTS ids above AM_RUN_UID_BASE, chosen by its pid.
+ */
+#define AM_RUN_UID_BASE 2000000
+#define AM_RUN_UID_SLOTS 1024
+#define AM_RUN_UID_BLOCKS 2048
+
+/*
  * Once the child exited: how often, and for how long at most, the rest of
  * its process group is killed and reaped and the pipes are waited for.
  */
@@ -61,6 +71,7 @@ struct am_run_s {
     unsigned     open; /* handles not closed yet */
 
     pid_t    pid;
+    int      uid_slot; /* in am_run_uid_taken, or -1 */
     long     timeout_ms;
     long     max_file_mb;
     uint64_t start;
@@ -114,6 +125,9 @@ static am_runtime_t am_run_defaults[] = {
 /* the runs whose child has not exited: their groups are not strays */
 static am_run_t *am_run_live;
 
+/* which of this process's run users are taken, until their run is freed */
+static unsigned char am_run_uid_taken[AM_RUN_UID_SLOTS];
+
 
 static void am_run_check(am_run_t *run);
 
@@ -152,6 +166,10 @@ am_run_unlink(am_run_t *run)
 static void
 am_run_free(am_run_t *run)
 {
+    if (run->uid_slot >= 0) {
+        am_run_uid_taken[run->uid_slot] = 0;
+    }
+
     free(run->result.output);
     free(run->result.error);
     free(run->result.log);
@@ -941,6 +959,7 @@ am_run_configure(am_run_t *run, const am_run_config_t *cfg, long timeout_ms,
     am_sandbox_limits_t *limits)
 {
     long max;
+    int  k;
 
     max = cfg->max_timeout_ms > 0 ? cfg->max_timeout_ms : AM_RUN_MAX_TIMEOUT_MS;
     run->timeout_ms = timeout_ms > 0 && timeout_ms < max ? timeout_ms : max;
@@ -960,6 +979,27 @@ am_run_configure(am_run_t *run, const am_run_config_t *cfg, long timeout_ms,
     limits->drop = geteuid() == 0;
     limits->uid = cfg->uid > 0 ? cfg->uid : AM_RUN_NOBODY;
     limits->gid = cfg->gid > 0 ? cfg->gid : AM_RUN_NOBODY;
+
+    run->uid_slot = -1;
+    limits->own_uid = 0;
+
+    if (cfg->uid > 0 || !limits->drop) {
+        return;
+    }
+
+    for (k = 0; k < AM_RUN_UID_SLOTS; k++) {
+        if (!am_run_uid_taken[k]) {
+            am_run_uid_taken[k] = 1;
+            run->uid_slot = k;
+            limits->uid =
+                (uid_t) (AM_RUN_UID_BASE
+                         + AM_RUN_UID_SLOTS * (getpid() % AM_RUN_UID_BLOCKS)
+                         + k);
+            limits->gid = cfg->gid > 0 ? cfg->gid : (gid_t) limits->uid;
+            limits->own_uid = 1;
+            return;
+        }
+    }
 }
 
 

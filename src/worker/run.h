@@ -39,8 +39,8 @@ typedef struct {
     size_t      max_log;        /* bytes of stderr kept (64 KiB) */
     const char *tmp_root;       /* parent of the run folders ($TMPDIR, /tmp);
                                    must be searchable by the run's uid */
-    uid_t       uid;            /* the user runs execute as when the worker */
-    gid_t       gid;            /* is root (nobody/nogroup, 65534) */
+    uid_t       uid;            /* when the worker is root: the user all */
+    gid_t       gid;            /* runs execute as; 0: a user per run */
     const char *self_path;      /* the worker binary, for its sandbox mode
                                    (/proc/self/exe resolved) */
 } am_run_config_t;

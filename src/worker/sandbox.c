@@ -31,11 +31,11 @@
 #define AM_SANDBOX_MAX_DEPTH 64
 #define AM_SANDBOX_MAX_PASSES 1024
 
-#define AM_SANDBOX_NOPTS 7
+#define AM_SANDBOX_NOPTS 8
 
-
+/* the last three only when the worker is root and drops privileges */
 static const char *am_sandbox_opts[AM_SANDBOX_NOPTS] = {"--cpu", "--memory-mb",
-    "--nproc", "--nofile", "--fsize-mb", "--uid", "--gid"};
+    "--nproc", "--nofile", "--fsize-mb", "--uid", "--gid", "--own-uid"};
 
 
 /* Reports why the sandbox failed on the run's stderr (its log) and exits. */
@@ -96,6 +96,109 @@ am_sandbox_reset_signals(void)
 
     sigemptyset(&set);
     (void) sigprocmask(SIG_SETMASK, &set, NULL);
+}
+
+
+/* what am_sandbox_orphaned needs, set before its signal can come */
+static pid_t am_sandbox_child;
+static uid_t am_sandbox_uid;
+static gid_t am_sandbox_gid;
+static int   am_sandbox_own_uid;
+
+
+/*
+ * The worker died (SIGKILL, a crash) while the run went on. Kill the run:
+ * when its user is its own, every process of that user wherever it went
+ * (kill(-1) as that user), else the run's process group.
+ */
+static void
+am_sandbox_orphaned(int signo)
+{
+    pid_t pid;
+
+    (void) signo;
+
+    if (am_sandbox_own_uid) {
+        pid = fork();
+
+        if (pid == 0) {
+            if (setgid(am_sandbox_gid) == 0 && setuid(am_sandbox_uid) == 0) {
+                kill(-1, SIGKILL);
+            }
+            _exit(0);
+        }
+
+        if (pid > 0) {
+            waitpid(pid, NULL, 0);
+        }
+    }
+
+    kill(0, SIGKILL);
+    _exit(128 + SIGKILL);
+}
+
+
+/*
+ * When the worker is root, the sandbox forks: the child becomes the run,
+ * and this process stays, as root, as the run's parent until it exits, so
+ * that a worker that dies does not leave its run behind. It then ends the
+ * way the run ended, which is what the worker sees. Returns in the child.
+ */
+static void
+am_sandbox_supervise(long uid, long gid, int own_uid)
+{
+    int              status, fd;
+    struct sigaction sa;
+
+    am_sandbox_uid = (uid_t) uid;
+    am_sandbox_gid = (gid_t) gid;
+    am_sandbox_own_uid = own_uid;
+
+    am_sandbox_child = fork();
+
+    if (am_sandbox_child < 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "fork");
+    }
+
+    if (am_sandbox_child == 0) {
+        return;
+    }
+
+    /* the run's pipes are the run's: EOF on them must not wait for us */
+    fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2) {
+            close(fd);
+        }
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = am_sandbox_orphaned;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0 || getppid() == 1) {
+        am_sandbox_orphaned(SIGTERM);
+    }
+
+    while (waitpid(am_sandbox_child, &status, 0) < 0) {
+        if (errno != EINTR) {
+            _exit(AM_SANDBOX_SETUP_FAILED);
+        }
+    }
+
+    if (WIFEXITED(status)) {
+        _exit(WEXITSTATUS(status));
+    }
+
+    /* die of the same signal, so that the worker reports it */
+    prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    signal(WTERMSIG(status), SIG_DFL);
+    kill(getpid(), WTERMSIG(status));
+    _exit(128 + WTERMSIG(status));
 }
 
 
@@ -245,6 +348,7 @@ am_sandbox_main(int argc, char **argv)
     am_sandbox_set_limits(values);
 
     if (values[5] >= 0 || values[6] >= 0) {
+        am_sandbox_supervise(values[5], values[6], values[7] == 1);
         am_sandbox_drop(values[5], values[6]);
 
     } else if (geteuid() == 0 || getuid() == 0) {
@@ -283,7 +387,8 @@ am_sandbox_argv(const char *self, const am_sandbox_limits_t *limits, char **cmd)
     values[4] = limits->max_file_mb;
     values[5] = (long) limits->uid;
     values[6] = (long) limits->gid;
-    nopts = limits->drop ? AM_SANDBOX_NOPTS : AM_SANDBOX_NOPTS - 2;
+    values[7] = limits->own_uid;
+    nopts = limits->drop ? AM_SANDBOX_NOPTS : AM_SANDBOX_NOPTS - 3;
 
     for (ncmd = 0; cmd[ncmd] != NULL; ncmd++) {
         /* count */

@@ -19,7 +19,8 @@ typedef struct {
     long  max_processes;
     long  max_open_files;
     long  max_file_mb;
-    int   drop; /* switch to uid/gid (the worker is root) */
+    int   drop;    /* switch to uid/gid (the worker is root) */
+    int   own_uid; /* no other run has this uid */
     uid_t uid;
     gid_t gid;
 } am_sandbox_limits_t;
