@@ -25,6 +25,11 @@ for i = 4, #ARGV, 2 do
     fields[#fields + 1] = ARGV[i + 1]
 end
 
+-- the document GET answers, rendered once here rather than on every read
+local a = hash(fields)
+fields[#fields + 1] = 'document'
+fields[#fields + 1] = automation_document(a)
+
 redis.call('DEL', key)
 redis.call('HSET', key, unpack(fields))
 redis.call('ZADD', base .. 'automations', 0, name)

@@ -6,19 +6,18 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
     return detail(404, 'Project not found')
 end
 
-local a = hash(redis.call('HGETALL', ARGV[1] .. 'automation:' .. ARGV[2]))
+local key = ARGV[1] .. 'automation:' .. ARGV[2]
+local document = redis.call('HGET', key, 'document')
+
+if document then
+    return reply(200, document)
+end
+
+local a = hash(redis.call('HGETALL', key))
 
 if a.automation_name == nil then
     return detail(404, "Automation '" .. ARGV[2] .. "' not found")
 end
 
-return reply(200, '{"automation_name":' .. jstr(a.automation_name)
-    .. ',"code":' .. jstr(a.code)
-    .. ',"input_schema":' .. jraw(a.input_schema)
-    .. ',"output_schema":' .. jraw(a.output_schema)
-    .. ',"description":' .. jstr(a.description)
-    .. ',"runtime":' .. jstr(a.runtime)
-    .. ',"timeout_ms":' .. (a.timeout_ms or 'null')
-    .. ',"webhook":' .. jstr(a.webhook)
-    .. ',"created_at":' .. jstr(a.created_at)
-    .. ',"updated_at":' .. jstr(a.updated_at) .. '}')
+-- a record written before documents were kept
+return reply(200, automation_document(a))

@@ -33,10 +33,13 @@ if ARGV[7] ~= '' then
     end
 end
 
-local a = hash(redis.call('HGETALL', base .. 'automation:' .. name))
-if a.automation_name == nil then
+local f = redis.call('HMGET', base .. 'automation:' .. name,
+    'automation_name', 'runtime', 'code', 'timeout_ms', 'webhook')
+if not f[1] then
     return { 'no_automation' }
 end
+local a = { runtime = f[2] or nil, code = f[3] or nil,
+    timeout_ms = f[4] or nil, webhook = f[5] or nil }
 
 local _, _, ts = now()
 local key = base .. 'execution:' .. id

@@ -70,3 +70,17 @@ local function hash(flat)
     end
     return h
 end
+
+-- an automation as the Automations API shows it, from its hash fields
+local function automation_document(a)
+    return '{"automation_name":' .. jstr(a.automation_name)
+        .. ',"code":' .. jstr(a.code)
+        .. ',"input_schema":' .. jraw(a.input_schema)
+        .. ',"output_schema":' .. jraw(a.output_schema)
+        .. ',"description":' .. jstr(a.description)
+        .. ',"runtime":' .. jstr(a.runtime)
+        .. ',"timeout_ms":' .. (a.timeout_ms or 'null')
+        .. ',"webhook":' .. jstr(a.webhook)
+        .. ',"created_at":' .. jstr(a.created_at)
+        .. ',"updated_at":' .. jstr(a.updated_at) .. '}'
+end
