@@ -9,99 +9,11 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "am_redis_addr.h"
 #include "am_scripts.h"
 #include "ctl.h"
 
 #define CTL_TIMEOUT_SEC 10
-
-typedef struct {
-    char        host[INET6_ADDRSTRLEN];
-    int         port;
-    const char *path; /* unix socket, or NULL */
-} ctl_addr_t;
-
-/* The port of "HOST:PORT"; 6379 when port is NULL, -1 when invalid. */
-static int
-ctl_port(const char *port)
-{
-    char *end;
-    long  n;
-
-    if (port == NULL) {
-        return 6379;
-    }
-
-    n = strtol(port, &end, 10);
-    if (*port == '\0' || *end != '\0' || n < 1 || n > 65535) {
-        return -1;
-    }
-
-    return (int) n;
-}
-
-/*
- * Parses "unix:/path", "IPv4[:PORT]", "[IPv6][:PORT]", a bare IPv6 address
- * or "localhost[:PORT]". Host names are refused: resolving them could block
- * and would differ from what the module accepts.
- */
-static int
-ctl_addr_parse(const char *s, ctl_addr_t *a)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    const char   *host, *port, *end;
-    size_t        len;
-
-    memset(a, 0, sizeof(*a));
-
-    if (strncmp(s, "unix:", 5) == 0) {
-        a->path = s + 5;
-        return a->path[0] == '\0' ? -1 : 0;
-    }
-
-    host = s;
-    port = NULL;
-    end = strchr(s, ':');
-
-    if (s[0] == '[') {
-        host = s + 1;
-        end = strchr(s, ']');
-        if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
-            return -1;
-        }
-        port = end[1] ? end + 2 : NULL;
-
-    } else if (end != NULL && strrchr(s, ':') == end) {
-        /* one colon: IPv4 or localhost, then the port */
-        port = end + 1;
-
-    } else {
-        /* no colon, or a bare IPv6 address */
-        end = s + strlen(s);
-    }
-
-    len = (size_t) (end - host);
-
-    if (len == 9 && strncmp(host, "localhost", 9) == 0) {
-        host = "127.0.0.1";
-        len = 9;
-    }
-
-    if (len == 0 || len >= sizeof(a->host)) {
-        return -1;
-    }
-
-    memcpy(a->host, host, len);
-    a->host[len] = '\0';
-    a->port = ctl_port(port);
-
-    if (a->port < 0
-        || (inet_pton(AF_INET, a->host, buf) != 1
-            && inet_pton(AF_INET6, a->host, buf) != 1)) {
-        return -1;
-    }
-
-    return 0;
-}
 
 static int
 ctl_login(ctl_t *ctl)
@@ -138,10 +50,10 @@ ctl_login(ctl_t *ctl)
 int
 ctl_connect(ctl_t *ctl)
 {
-    struct timeval tv = {CTL_TIMEOUT_SEC, 0};
-    ctl_addr_t     a;
+    struct timeval  tv = {CTL_TIMEOUT_SEC, 0};
+    am_redis_addr_t a;
 
-    if (ctl_addr_parse(ctl->redis, &a) != 0) {
+    if (am_redis_addr_parse(ctl->redis, &a) != 0) {
         ctl_error("invalid redis address \"%s\": use IP:PORT, [IPv6]:PORT, "
                   "localhost:PORT or unix:/path (host names are not "
                   "resolved)",

@@ -11,6 +11,7 @@
 
 #include <hiredis/adapters/libuv.h>
 
+#include "am_redis_addr.h"
 #include "am_scripts.h"
 #include "worker/worker.h"
 
@@ -36,83 +37,6 @@ typedef struct {
     void           *data;
 } am_rds_eval_t;
 
-/* The port of "HOST:PORT"; 6379 when port is NULL, -1 when invalid. */
-static int
-am_rds_port(const char *port)
-{
-    char *end;
-    long  n;
-
-    if (port == NULL) {
-        return 6379;
-    }
-
-    n = strtol(port, &end, 10);
-    if (*port == '\0' || *end != '\0' || n < 1 || n > 65535) {
-        return -1;
-    }
-
-    return (int) n;
-}
-
-/*
- * Parses "unix:/path", "IPv4[:PORT]", "[IPv6][:PORT]" or "localhost[:PORT]"
- * into r. Host names are refused: resolving one would block the loop.
- */
-static int
-am_rds_parse(am_rds_t *r, const char *s)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    const char   *host, *port, *end;
-    size_t        len;
-
-    if (strncmp(s, "unix:", 5) == 0) {
-        r->path = s + 5;
-        return r->path[0] == '\0' ? -1 : 0;
-    }
-
-    host = s;
-    port = NULL;
-    end = strchr(s, ':');
-
-    if (s[0] == '[') {
-        host = s + 1;
-        end = strchr(s, ']');
-        if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
-            return -1;
-        }
-        port = end[1] ? end + 2 : NULL;
-
-    } else if (end != NULL && strrchr(s, ':') == end) {
-        port = end + 1;
-
-    } else {
-        end = s + strlen(s);
-    }
-
-    len = (size_t) (end - host);
-
-    if (len == 9 && strncmp(host, "localhost", 9) == 0) {
-        host = "127.0.0.1";
-    }
-
-    if (len == 0 || len >= sizeof(r->host)) {
-        return -1;
-    }
-
-    memcpy(r->host, host, len);
-    r->host[len] = '\0';
-    r->port = am_rds_port(port);
-
-    if (r->port < 0
-        || (inet_pton(AF_INET, r->host, buf) != 1
-            && inet_pton(AF_INET6, r->host, buf) != 1)) {
-        return -1;
-    }
-
-    return 0;
-}
-
 int
 am_rds_init(am_rds_t *r, uv_loop_t *loop, const am_rds_conf_t *conf,
     const char *name, am_rds_state_pt on_state, void *data, char *err,
@@ -120,7 +44,7 @@ am_rds_init(am_rds_t *r, uv_loop_t *loop, const am_rds_conf_t *conf,
 {
     memset(r, 0, sizeof(*r));
 
-    if (am_rds_parse(r, conf->addr) != 0) {
+    if (am_redis_addr_parse(conf->addr, &r->addr) != 0) {
         snprintf(err, errlen,
             "invalid redis address \"%s\": use IP:PORT, [IPv6]:PORT, "
             "localhost:PORT or unix:/path (host names are not resolved)",
@@ -351,8 +275,8 @@ am_rds_connect(am_rds_t *r)
     const char        *argv[2];
     char               db[16];
 
-    ac = r->path ? redisAsyncConnectUnix(r->path)
-                 : redisAsyncConnect(r->host, r->port);
+    ac = r->addr.path ? redisAsyncConnectUnix(r->addr.path)
+                      : redisAsyncConnect(r->addr.host, r->addr.port);
 
     if (ac == NULL || ac->err) {
         am_rds_lost(r, ac ? ac->errstr : "out of memory");

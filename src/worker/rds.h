@@ -16,6 +16,8 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
+#include "am_redis_addr.h"
+
 typedef struct am_rds_s am_rds_t;
 
 /* Called once per command: reply is NULL when the connection was lost. */
@@ -34,9 +36,7 @@ struct am_rds_s {
     uv_loop_t           *loop;
     const am_rds_conf_t *conf;
     const char          *name; /* in log lines: "commands", "reader" */
-    char                 host[64];
-    int                  port;
-    const char          *path; /* unix socket, or NULL */
+    am_redis_addr_t      addr;
 
     redisAsyncContext *ac;
     int                ready;   /* connected, authenticated, selected */
