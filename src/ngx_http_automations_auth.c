@@ -444,7 +444,12 @@ ngx_http_automations_access_handler(ngx_http_request_t *r)
 
     value = r->headers_in.authorization->value;
 
-    if (x_api_key && x_api_key->value.len) {
+    if (x_api_key && x_api_key->value.len
+        && !((alcf->schemes
+                 & (NGX_HTTP_AUTOMATIONS_AUTH_APIKEY
+                     | NGX_HTTP_AUTOMATIONS_AUTH_JWT))
+             && value.len > 7
+             && ngx_strncasecmp(value.data, (u_char *) "Bearer ", 7) == 0)) {
         /* the start-automation scheme sends "Token <t>" or the bare token */
         (void) ngx_http_automations_strip_scheme(&value, "Token");
         return ngx_http_automations_auth_token(

@@ -557,8 +557,8 @@ ngx_http_automations_headers_valid(yajl_val v, ngx_flag_t http)
         }
 
         for (c = value; *c; c++) {
-            if (*c == '\r' || *c == '\n') {
-                return "has a value with a line break";
+            if ((*c > 0 && *c < 0x20 && *c != '\t') || *c == 0x7f) {
+                return "has a value with a control character";
             }
         }
 

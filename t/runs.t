@@ -430,6 +430,10 @@ subtest 'token pair forms and authentication errors' => sub {
     $r = start("${START}demo/echo", headers => {
         Authorization => "token $PAIR{demo}{token}" });
     is($r->{status}, 202, 'lower-case scheme, no body: 202');
+    $r = start("${START}demo/echo", headers => {
+        Authorization => "Bearer $KEY{demo}" });
+    is($r->{status}, 202, 'a Bearer API key, an X-Api-Key beside it: 202')
+        or diag($r->{body});
     wait_idle();
 
     my $before = exec_keys();
@@ -501,6 +505,8 @@ subtest 'start: wrong body types are 400, nothing queued' => sub {
           qr/webhook_header/ ],
         [ 'webhook_header value with LF',
           '{"webhook_header":{"x-a":"v\nb"}}', qr/webhook_header/ ],
+        [ 'webhook_header value with a vertical tab',
+          '{"webhook_header":{"x-a":"v\u000bb"}}', qr/webhook_header/ ],
         [ 'unknown field', '{"seed":{},"colour":"blue"}', qr/colour/ ],
         [ 'malformed JSON', '{"seed": {"message": }', qr/JSON/ ],
         [ 'truncated JSON', '{"seed":', qr/JSON/ ],
