@@ -283,7 +283,8 @@ ngx_http_automations_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_automations_loc_conf_t *prev = parent;
     ngx_http_automations_loc_conf_t *conf = child;
 
-    ngx_http_core_loc_conf_t *clcf;
+    ngx_http_core_loc_conf_t         *clcf;
+    ngx_http_automations_main_conf_t *amcf;
 
     if (conf->auth == NGX_CONF_UNSET_UINT) {
         conf->auth = prev->auth;
@@ -357,6 +358,26 @@ ngx_http_automations_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     } else {
         conf->schemes = 0;
+    }
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_automations_module);
+
+    if (amcf->redis.len == 0
+        && (conf->handler != NGX_HTTP_AUTOMATIONS_HANDLER_NONE
+            || (conf->schemes
+                & (NGX_HTTP_AUTOMATIONS_AUTH_APIKEY
+                    | NGX_HTTP_AUTOMATIONS_AUTH_TOKEN)))) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+            "this location needs Redis: set \"automations_redis\" in the "
+            "http block");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_START
+        && conf->schemes == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+            "automations_start_api cannot run with \"automations_auth off\"");
+        return NGX_CONF_ERROR;
     }
 
     if (conf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_API && conf->schemes == 0

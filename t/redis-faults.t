@@ -475,6 +475,14 @@ subtest 'nginx -t explains configuration mistakes' => sub {
           { http => 'automations_redis 127.0.0.1:6379;',
             server => "location /x/ {\n    automations_auth basic;\n}" },
           qr/invalid scheme "basic"/ ],
+        [ 'automations_api without automations_redis',
+          { server => "location /x/ {\n    automations_api;\n}" },
+          qr/needs Redis: set "automations_redis" in the http block/ ],
+        [ 'automations_start_api with automations_auth off',
+          { http => 'automations_redis 127.0.0.1:6379;',
+            server => "location /x/ {\n    automations_start_api;\n"
+                . "    automations_auth off;\n}" },
+          qr/automations_start_api cannot run with "automations_auth off"/ ],
     );
     for my $case (@cases) {
         my ($what, $conf, $re) = @$case;
