@@ -23,9 +23,7 @@ static char *ngx_http_automations_merge_loc_conf(
     ngx_conf_t *cf, void *parent, void *child);
 static char *ngx_http_automations_redis_addr(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-static char *ngx_http_automations_api(
-    ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-static char *ngx_http_automations_start_api(
+static char *ngx_http_automations_endpoint(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_automations_auth(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -35,6 +33,22 @@ static char *ngx_http_automations_cstring(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_automations_init_process(ngx_cycle_t *cycle);
 static void      ngx_http_automations_exit_process(ngx_cycle_t *cycle);
+
+
+typedef struct {
+    ngx_uint_t          handler;
+    ngx_http_handler_pt content;
+    const char         *example;
+} ngx_http_automations_endpoint_t;
+
+
+static ngx_http_automations_endpoint_t ngx_http_automations_api_endpoint = {
+    NGX_HTTP_AUTOMATIONS_HANDLER_API, ngx_http_automations_api_handler,
+    "/automations/v1/"};
+
+static ngx_http_automations_endpoint_t ngx_http_automations_start_endpoint = {
+    NGX_HTTP_AUTOMATIONS_HANDLER_START, ngx_http_automations_start_handler,
+    "/api/start-automation/"};
 
 
 static ngx_command_t ngx_http_automations_commands[] = {
@@ -67,10 +81,12 @@ static ngx_command_t ngx_http_automations_commands[] = {
         offsetof(ngx_http_automations_main_conf_t, timeout), NULL},
 
     {ngx_string("automations_api"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
-        ngx_http_automations_api, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
+        ngx_http_automations_endpoint, NGX_HTTP_LOC_CONF_OFFSET, 0,
+        &ngx_http_automations_api_endpoint},
 
     {ngx_string("automations_start_api"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
-        ngx_http_automations_start_api, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
+        ngx_http_automations_endpoint, NGX_HTTP_LOC_CONF_OFFSET, 0,
+        &ngx_http_automations_start_endpoint},
 
     {ngx_string("automations_run_wait"),
         NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF
@@ -485,12 +501,14 @@ ngx_http_automations_redis_addr(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* automations_api and automations_start_api: which API a location serves */
 static char *
-ngx_http_automations_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_automations_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_automations_loc_conf_t *alcf = conf;
 
-    ngx_http_core_loc_conf_t *clcf;
+    ngx_http_automations_endpoint_t *ep = cmd->post;
+    ngx_http_core_loc_conf_t        *clcf;
 
     if (alcf->handler != NGX_HTTP_AUTOMATIONS_HANDLER_NONE) {
         return "is duplicate";
@@ -499,37 +517,15 @@ ngx_http_automations_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (clcf->regex || clcf->exact_match || clcf->named) {
-        return "must be in a prefix location, such as "
-               "\"location /automations/v1/\"";
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+            "\"%V\" directive must be in a prefix location, such as "
+            "\"location %s\"",
+            &cmd->name, ep->example);
+        return NGX_CONF_ERROR;
     }
 
-    alcf->handler = NGX_HTTP_AUTOMATIONS_HANDLER_API;
-    clcf->handler = ngx_http_automations_api_handler;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_automations_start_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_automations_loc_conf_t *alcf = conf;
-
-    ngx_http_core_loc_conf_t *clcf;
-
-    if (alcf->handler != NGX_HTTP_AUTOMATIONS_HANDLER_NONE) {
-        return "is duplicate";
-    }
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-
-    if (clcf->regex || clcf->exact_match || clcf->named) {
-        return "must be in a prefix location, such as "
-               "\"location /api/start-automation/\"";
-    }
-
-    alcf->handler = NGX_HTTP_AUTOMATIONS_HANDLER_START;
-    clcf->handler = ngx_http_automations_start_handler;
+    alcf->handler = ep->handler;
+    clcf->handler = ep->content;
 
     return NGX_CONF_OK;
 }

@@ -146,8 +146,10 @@ ngx_flag_t       ngx_http_automations_execution_id_valid(ngx_str_t *id);
 ngx_table_elt_t *ngx_http_automations_header(
     ngx_http_request_t *r, const char *name);
 
-void ngx_http_automations_script_reply(
-    ngx_http_request_t *r, redisReply *reply);
+ngx_int_t ngx_http_automations_script_result(ngx_http_request_t *r,
+    redisReply *reply, ngx_uint_t *status, ngx_str_t *body);
+void      ngx_http_automations_script_reply(
+         ngx_http_request_t *r, redisReply *reply);
 ngx_int_t ngx_http_automations_not_allowed(
     ngx_http_request_t *r, const char *allow);
 ngx_int_t ngx_http_automations_request_body(

@@ -181,12 +181,50 @@ ngx_http_automations_api_scope(
 }
 
 
-/* the { status, body } reply of every API script */
+/*
+ * The { status, body } reply of an API script: NGX_OK with the body copied
+ * into the request pool, NGX_DECLINED for a reply of another shape (logged),
+ * NGX_ERROR when out of memory.
+ */
+ngx_int_t
+ngx_http_automations_script_result(ngx_http_request_t *r, redisReply *reply,
+    ngx_uint_t *status, ngx_str_t *body)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_INTEGER
+        || reply->element[1]->type != REDIS_REPLY_STRING
+        || reply->element[0]->integer < 200
+        || reply->element[0]->integer > 599) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+            "automations: unexpected redis reply: %s",
+            reply == NULL                      ? "none"
+            : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                               : "wrong shape");
+        return NGX_DECLINED;
+    }
+
+    *status = (ngx_uint_t) reply->element[0]->integer;
+
+    body->len = reply->element[1]->len;
+    body->data = ngx_pnalloc(r->pool, body->len);
+    if (body->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(body->data, reply->element[1]->str, body->len);
+
+    return NGX_OK;
+}
+
+
+/* answers a request with the { status, body } reply of its script */
 void
 ngx_http_automations_script_reply(ngx_http_request_t *r, redisReply *reply)
 {
-    u_char     *body;
-    redisReply *status, *text;
+    ngx_int_t  rc;
+    ngx_str_t  body;
+    ngx_uint_t status;
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         if (reply) {
@@ -199,33 +237,21 @@ ngx_http_automations_script_reply(ngx_http_request_t *r, redisReply *reply)
         return;
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
-        || reply->element[0]->type != REDIS_REPLY_INTEGER
-        || reply->element[1]->type != REDIS_REPLY_STRING
-        || reply->element[0]->integer < 200
-        || reply->element[0]->integer > 599) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-            "automations: unexpected redis reply: %s",
-            reply->type == REDIS_REPLY_ERROR ? reply->str : "wrong shape");
+    rc = ngx_http_automations_script_result(r, reply, &status, &body);
+
+    if (rc == NGX_DECLINED) {
         ngx_http_automations_finish(
             r, NGX_HTTP_INTERNAL_SERVER_ERROR, "Internal error.");
         return;
     }
 
-    status = reply->element[0];
-    text = reply->element[1];
-
-    body = ngx_pnalloc(r->pool, text->len);
-    if (body == NULL) {
+    if (rc != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    ngx_memcpy(body, text->str, text->len);
-
     ngx_http_finalize_request(
-        r, ngx_http_automations_send(
-               r, (ngx_uint_t) status->integer, body, text->len));
+        r, ngx_http_automations_send(r, status, body.data, body.len));
 }
 
 

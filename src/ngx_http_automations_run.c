@@ -180,45 +180,36 @@ ngx_http_automations_send_accepted(
 void
 ngx_http_automations_run_finish(ngx_http_request_t *r, redisReply *reply)
 {
-    u_char                     *body;
-    ngx_str_t                   status;
-    redisReply                 *code, *text;
+    ngx_int_t                   rc;
+    ngx_str_t                   body, status;
+    ngx_uint_t                  code;
     ngx_http_automations_ctx_t *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
-        || reply->element[0]->type != REDIS_REPLY_INTEGER
-        || reply->element[1]->type != REDIS_REPLY_STRING) {
-        ngx_str_set(&status, "queued");
-        ngx_http_finalize_request(r,
-            ngx_http_automations_send_accepted(r, &ctx->execution_id, &status));
-        return;
-    }
+    rc = reply ? ngx_http_automations_script_result(r, reply, &code, &body)
+               : NGX_DECLINED;
 
-    code = reply->element[0];
-    text = reply->element[1];
-
-    body = ngx_pnalloc(r->pool, text->len);
-    if (body == NULL) {
+    if (rc == NGX_ERROR) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    ngx_memcpy(body, text->str, text->len);
+    if (rc == NGX_DECLINED || code == NGX_HTTP_ACCEPTED) {
+        /* unfinished, or unknown while Redis is away: the run goes on */
+        if (rc == NGX_DECLINED) {
+            ngx_str_set(&status, "queued");
+        } else {
+            status = body;
+        }
 
-    if (code->integer == NGX_HTTP_ACCEPTED) {
-        status.data = body;
-        status.len = text->len;
         ngx_http_finalize_request(r,
             ngx_http_automations_send_accepted(r, &ctx->execution_id, &status));
         return;
     }
 
     ngx_http_finalize_request(
-        r, ngx_http_automations_send(
-               r, (ngx_uint_t) code->integer, body, text->len));
+        r, ngx_http_automations_send(r, code, body.data, body.len));
 }
 
 
