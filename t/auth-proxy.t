@@ -288,7 +288,8 @@ subtest 'the variables in an access_log' => sub {
     like($log, qr{^apikey\|apikey:$key_rr->{id}\|demo\|read run\|200\|\Q$u2\E$}m,
          'API key request');
     like($log, qr{^-\|-\|-\|-\|401\|\Q$u3\E$}m, 'refused request: no identity');
-    like($log, qr{\|403\|\Q$u4\E$}m, 'forbidden request logged with its status');
+    like($log, qr{^jwt\|alice\|demo\|write\|403\|\Q$u4\E$}m,
+         'forbidden request: logged with who was refused');
 };
 
 subtest 'JWTs need no Redis; API keys fail fast without it' => sub {
