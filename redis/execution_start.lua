@@ -1,6 +1,8 @@
 -- A worker takes a run from the stream (new, or reclaimed from a worker
 -- that died): marks it running and hands over what the run needs.
--- KEYS[1] execution hash; ARGV[1] worker name; ARGV[2] most attempts.
+-- KEYS[1] execution hash; ARGV[1] worker name; ARGV[2] most attempts;
+-- ARGV[3] the stream entry id (a call repeated after a Redis drop by the
+-- same worker for the same entry is not another attempt).
 -- Returns { "run", runtime, code, timeout_ms, seed, input, build_id,
 --   project, automation, ddn_headers } | { "gone" } (expired) |
 --   { "done" } (finished already) | { "exhausted", attempts }
@@ -15,7 +17,14 @@ if e.status == 'success' or e.status == 'error' or e.status == 'timed_out' then
     return { 'done' }
 end
 
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+local claim = ARGV[1] .. ' ' .. (ARGV[3] or '')
+local attempts = tonumber(e.attempts or '0')
+
+if e.claim ~= claim then
+    attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+    redis.call('HSET', KEYS[1], 'claim', claim)
+end
+
 if attempts > tonumber(ARGV[2]) then
     return { 'exhausted', attempts - 1 }
 end

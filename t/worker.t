@@ -510,6 +510,27 @@ subtest 'second signal: the run is cancelled and left queued' => sub {
     stop_worker('t3');
 };
 
+subtest 'execution_start: a repeated call is not another attempt' => sub {
+    my $start = slurp("$ROOT/redis/lib.lua") . "\n"
+              . slurp("$ROOT/redis/execution_start.lua");
+    my $id = enqueue('quick');
+    my $key = "am:{demo}:execution:$id";
+    my $call = sub { $t->redis('EVAL', $start, 1, $key, @_) };
+
+    is($call->('wa', 3, '1-1')->[0], 'run', 'first call runs');
+    $call->('wa', 3, '1-1');
+    is($t->redis('HGET', $key, 'attempts'), 1,
+       'the same worker and entry again (a retry after a drop): 1 attempt');
+    $call->('wb', 3, '1-1');
+    is($t->redis('HGET', $key, 'attempts'), 2, 'another worker: 2 attempts');
+    $call->('wc', 3, '1-1');
+    is_deeply($call->('wd', 3, '1-1'), [ 'exhausted', 3 ],
+              'past --max-attempts: exhausted');
+    # no worker runs now: drop the record and its stream entry (the next
+    # worker creates the stream and its group again)
+    $t->redis('DEL', $key, 'am:runs');
+};
+
 subtest 'another runtime; interrupted too often, expired, not an execution' => sub {
     my $tired = enqueue('echo');
     $t->redis('HSET', "am:{demo}:execution:$tired", attempts => 3);

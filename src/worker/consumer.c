@@ -601,16 +601,17 @@ static int
 am_job_send_start(am_job_t *job)
 {
     am_worker_t *w = job->w;
-    const char  *argv[3];
+    const char  *argv[4];
     char         max[16];
 
     snprintf(max, sizeof(max), "%d", w->max_attempts);
     argv[0] = job->key;
     argv[1] = w->name;
     argv[2] = max;
+    argv[3] = job->entry;
 
     return am_rds_eval(
-        &w->cmd, "execution_start", 1, 3, argv, NULL, am_job_start_cb, job);
+        &w->cmd, "execution_start", 1, 4, argv, NULL, am_job_start_cb, job);
 }
 
 static int
