@@ -645,6 +645,11 @@ ngx_http_automations_run_fields(ngx_http_request_t *r, yajl_val root,
                 return (char *) buf;
             }
 
+            if (v->u.object.len == 0) {
+                /* nothing to keep apart */
+                continue;
+            }
+
             if (ngx_http_automations_run_json(
                     r, v, start ? &run->webhook_header : &run->ddn_headers)
                 != NGX_OK) {
