@@ -28,7 +28,11 @@ void redisProcessCallbacks(redisAsyncContext *ac);
 #define NGX_HTTP_AUTOMATIONS_BACKOFF_MAX 5000
 
 
-/* in this order: I/O flows from handshake on, requests only when up */
+/*
+ * In this order. From the handshake on, requests may send: their commands
+ * queue behind AUTH and SELECT, and if those fail, the error replies turn
+ * into 503s. Up means the handshake has answered.
+ */
 typedef enum {
     ngx_http_automations_redis_down = 0,
     ngx_http_automations_redis_connecting,
@@ -643,7 +647,8 @@ ngx_http_automations_redis_subscribe(
 ngx_flag_t
 ngx_http_automations_redis_ready(void)
 {
-    return ngx_http_automations_redis.state == ngx_http_automations_redis_up;
+    return ngx_http_automations_redis.state
+           >= ngx_http_automations_redis_handshake;
 }
 
 
@@ -776,7 +781,7 @@ ngx_http_automations_redis_send(ngx_http_request_t *r,
 
     rd = &ngx_http_automations_redis;
 
-    if (rd->state != ngx_http_automations_redis_up) {
+    if (rd->state < ngx_http_automations_redis_handshake) {
         return NGX_ERROR;
     }
 
