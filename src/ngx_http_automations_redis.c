@@ -29,9 +29,11 @@ void redisProcessCallbacks(redisAsyncContext *ac);
 
 
 /*
- * In this order. From the handshake on, requests may send: their commands
- * queue behind AUTH and SELECT, and if those fail, the error replies turn
- * into 503s. Up means the handshake has answered.
+ * In this order. Once a connect has started, requests may send: hiredis
+ * keeps their commands until the socket is connected, they queue behind
+ * AUTH and SELECT, and a failed connect or step answers them, as 503s,
+ * within the connect timeout. Only while down (between attempts) do
+ * requests fail at once. Up means the handshake has answered.
  */
 typedef enum {
     ngx_http_automations_redis_down = 0,
@@ -370,6 +372,13 @@ ngx_http_automations_redis_on_connect(const redisAsyncContext *cac, int status)
     rd->backoff = 0;
 
     /*
+     * the handshake gets a whole connect timeout of its own, from now: the
+     * timer armed before connect(2) may already be due when the loop is
+     * late (a slow start, a loaded machine)
+     */
+    ngx_add_timer(&rd->connect_timer, amcf->connect_timeout);
+
+    /*
      * AUTH, SELECT and the scripts, then a PING whose reply opens the
      * connection to requests: a failed step disconnects before that
      */
@@ -648,7 +657,7 @@ ngx_flag_t
 ngx_http_automations_redis_ready(void)
 {
     return ngx_http_automations_redis.state
-           >= ngx_http_automations_redis_handshake;
+           >= ngx_http_automations_redis_connecting;
 }
 
 
@@ -781,7 +790,7 @@ ngx_http_automations_redis_send(ngx_http_request_t *r,
 
     rd = &ngx_http_automations_redis;
 
-    if (rd->state < ngx_http_automations_redis_handshake) {
+    if (rd->state < ngx_http_automations_redis_connecting) {
         return NGX_ERROR;
     }
 
