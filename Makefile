@@ -101,20 +101,21 @@ $(WORKER): $(wildcard src/worker/*.c src/worker/*.h) $(SHARED_SRCS) \
 unit: $(UNIT_TESTS)
 
 # unit tests of worker parts link those parts and their libraries
-$(BUILD)/unit/test_run: t/unit/test_run.c src/worker/run.c \
+$(BUILD)/unit/test_run: t/unit/test_run.c t/unit/tap.h src/worker/run.c \
         src/worker/sandbox.c src/worker/run.h src/worker/sandbox.h \
         $(SHARED_SRCS) $(SHARED_HDRS) $(PY_RUNNER)
 	@mkdir -p $(dir $@)
 	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_run.c src/worker/run.c \
 	    src/worker/sandbox.c src/am_json.c $(PY_RUNNER) -luv -lyajl -lcrypto
 
-$(BUILD)/unit/test_webhook: t/unit/test_webhook.c src/worker/webhook.c \
+$(BUILD)/unit/test_webhook: t/unit/test_webhook.c t/unit/tap.h \
+        src/worker/webhook.c \
         src/worker/webhook.h $(SHARED_SRCS) $(SHARED_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_webhook.c src/worker/webhook.c \
 	    src/am_crypto.c -luv -lcurl -lcrypto
 
-$(BUILD)/unit/%: t/unit/%.c $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
+$(BUILD)/unit/%: t/unit/%.c t/unit/tap.h $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(AM_CFLAGS) -o $@ $< $(SHARED_SRCS) $(GEN) -lhiredis -lyajl -lcrypto
 

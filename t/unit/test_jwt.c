@@ -23,14 +23,14 @@
 #include "am_crypto.h"
 #include "am_jwt.h"
 
+#include "tap.h"
+
 /* the tests' "now": 2023-11-14 */
 #define AM_TEST_NOW 1700000000L
 
 #define AM_TEST_MAX_FILES 64
 
 
-static int  am_test_n;
-static int  am_test_failed;
 static char am_test_dir[256];
 static char am_test_err[256];
 
@@ -39,39 +39,6 @@ static int   am_test_nfiles;
 
 /* the HMAC secret, without its trailing newline */
 static unsigned char am_test_secret[48];
-
-
-static void __attribute__((format(printf, 2, 3)))
-am_test_ok(int cond, const char *fmt, ...)
-{
-    va_list ap;
-
-    am_test_n++;
-
-    if (!cond) {
-        am_test_failed++;
-    }
-
-    printf("%sok %d - ", cond ? "" : "not ", am_test_n);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-
-    if (!cond && am_test_err[0] != '\0') {
-        printf("#   last error: %s\n", am_test_err);
-    }
-
-    fflush(stdout);
-}
-
-
-static void
-am_test_bail(const char *what)
-{
-    printf("Bail out! %s\n", what);
-    exit(1);
-}
 
 
 /* The path of a file in the temporary directory (8 rotating buffers). */
@@ -1466,12 +1433,5 @@ main(void)
 
     am_test_cleanup();
 
-    printf("1..%d\n", am_test_n);
-
-    if (am_test_failed) {
-        printf("# failed %d of %d\n", am_test_failed, am_test_n);
-        return 1;
-    }
-
-    return 0;
+    return am_test_done();
 }

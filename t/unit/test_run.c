@@ -20,6 +20,8 @@
 
 #include "worker/run.h"
 
+#include "tap.h"
+
 /* a descriptor the test holds open: no automation may see it */
 #define AM_TEST_LEAK_FD 100
 
@@ -46,8 +48,6 @@ typedef struct {
 } am_test_run_t;
 
 
-static int  am_test_n;
-static int  am_test_failed;
 static char am_test_err[256];
 static char am_test_dir[64];
 static char am_test_self[PATH_MAX];
@@ -55,34 +55,6 @@ static char am_test_self[PATH_MAX];
 static uv_loop_t      *am_test_loop;
 static am_run_config_t am_test_cfg;
 static am_runtime_t    am_test_runtimes[4];
-
-
-static void __attribute__((format(printf, 2, 3)))
-am_test_ok(int cond, const char *fmt, ...)
-{
-    va_list ap;
-
-    am_test_n++;
-
-    if (!cond) {
-        am_test_failed++;
-    }
-
-    printf("%sok %d - ", cond ? "" : "not ", am_test_n);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-}
-
-
-static void
-am_test_bail(const char *what)
-{
-    printf("Bail out! %s\n", what);
-    exit(1);
-}
 
 
 /* Prints what a run returned, as TAP comments, when a check failed. */
@@ -926,12 +898,5 @@ main(int argc, char **argv)
 
     am_test_cleanup();
 
-    printf("1..%d\n", am_test_n);
-
-    if (am_test_failed) {
-        printf("# failed %d of %d\n", am_test_failed, am_test_n);
-        return 1;
-    }
-
-    return 0;
+    return am_test_done();
 }

@@ -26,6 +26,8 @@
 #include "am_crypto.h"
 #include "worker/webhook.h"
 
+#include "tap.h"
+
 /* the example of the Standard Webhooks specification */
 #define AM_TEST_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define AM_TEST_MSG_ID "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -79,40 +81,10 @@ typedef struct {
     am_webhook_result_t res;
 } am_test_got_t;
 
-static int        am_test_n;
-static int        am_test_failed;
 static uv_loop_t  am_test_loop;
 static uv_timer_t am_test_watchdog;
 static int        am_test_expired;
 static char       am_test_url[128];
-
-
-static void __attribute__((format(printf, 2, 3)))
-am_test_ok(int cond, const char *fmt, ...)
-{
-    va_list ap;
-
-    am_test_n++;
-
-    if (!cond) {
-        am_test_failed++;
-    }
-
-    printf("%sok %d - ", cond ? "" : "not ", am_test_n);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-}
-
-
-static void
-am_test_bail(const char *what)
-{
-    printf("Bail out! %s\n", what);
-    exit(1);
-}
 
 
 static void
@@ -1165,12 +1137,5 @@ main(void)
 
     curl_global_cleanup();
 
-    printf("1..%d\n", am_test_n);
-
-    if (am_test_failed) {
-        printf("# failed %d of %d\n", am_test_failed, am_test_n);
-        return 1;
-    }
-
-    return 0;
+    return am_test_done();
 }
