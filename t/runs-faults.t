@@ -114,6 +114,28 @@ sub send_run {
     });
 }
 
+# The id of the execution that a synchronous run request (source "run")
+# has started, of $automation if given; waits for it (undef if none).
+sub running_run {
+    my ($automation) = @_;
+    my $id;
+
+    $t->wait_for(sub {
+        for my $k (@{ $t->redis('KEYS', 'am:{demo}:execution:*') }) {
+            my ($e) = $k =~ /:execution:(exec_\w+)$/ or next;
+            my $rec = record($e);
+            next unless ($rec->{source} // '') eq 'run'
+                     && ($rec->{status} // '') eq 'running'
+                     && (!defined $automation
+                         || ($rec->{automation} // '') eq $automation);
+            $id = $e;
+            return 1;
+        }
+        return 0;
+    }, 10 * $SLOW, 'the run started');
+    return $id;
+}
+
 # ---------------------------------------------------------------- stories
 
 create(automation_name => 'slow3', runtime => 'sh',
@@ -177,18 +199,7 @@ subtest 'a worker killed mid-run: the run completes once' => sub {
 subtest 'a synchronous run survives a worker killed under it' => sub {
     my $sock = send_run('/long/slow3/run', '{}');
 
-    my $id;
-    $t->wait_for(sub {
-        for my $k (@{ $t->redis('KEYS', 'am:{demo}:execution:*') }) {
-            my ($e) = $k =~ /:execution:(exec_\w+)$/ or next;
-            my $rec = record($e);
-            next unless ($rec->{source} // '') eq 'run'
-                     && ($rec->{status} // '') eq 'running';
-            $id = $e;
-            return 1;
-        }
-        return 0;
-    }, 10 * $SLOW, 'the run started');
+    my $id = running_run();
     my $victim = record($id // '')->{worker} // 'w1';
     $t->kill_proc($victim, 'KILL');
     $t->wait_proc($victim, 5);
@@ -316,19 +327,7 @@ subtest 'Redis restarted with runs queued' => sub {
 
 subtest 'a synchronous run waiting across a Redis restart' => sub {
     my $sock = send_run('/long/slow3/run', '{}');
-    my $id;
-    $t->wait_for(sub {
-        for my $k (@{ $t->redis('KEYS', 'am:{demo}:execution:*') }) {
-            my ($e) = $k =~ /:execution:(exec_\w+)$/ or next;
-            my $rec = record($e);
-            next unless ($rec->{source} // '') eq 'run'
-                     && ($rec->{status} // '') eq 'running'
-                     && ($rec->{automation} // '') eq 'slow3';
-            $id = $e;
-            return 1;
-        }
-        return 0;
-    }, 10 * $SLOW, 'the run started');
+    my $id = running_run('slow3');
 
     $t->stop_redis;
     sleep 1;

@@ -94,21 +94,8 @@ recorded PIDs and removes the directory if the test is killed outright
 =head2 nginx
 
     $t->write_nginx($conf)   writes <dir>/nginx.conf from the whole
-        configuration text, which the .t shows as nginx-tests do:
-
-            $t->write_nginx(<<'EOF');
-            load_module %%BUILD%%/ngx_http_automations_module.so;
-            %%TEST_GLOBALS%%
-            events { }
-            http {
-                %%TEST_GLOBALS_HTTP%%
-                server {
-                    listen 127.0.0.1:%%PORT%%;
-                    location / { ... }
-                }
-            }
-            EOF
-
+        configuration text, which the .t shows as nginx-tests do (see
+        the SYNOPSIS).
         Returns the expanded text.  Placeholders: %%TEST_GLOBALS%% (main
         context: daemon off, master_process (off under valgrind),
         error_log <dir>/error.log info, pid), %%TEST_GLOBALS_HTTP%%
