@@ -186,6 +186,15 @@ recorded PIDs and removes the directory if the test is killed outright
     $t->receiver_delay($seconds)   wait before answering (0 to stop)
     $t->clear_received, $t->stop_receiver
 
+=head2 What the .t files share
+
+Credentials made with automationsctl (apikey, tokenpair, ctl_fields),
+requests with them (api, tokenpair_request), execution records and waits
+(execution, wait_done, wait_webhook), webhooks (received_for,
+verify_signature), requests left open (open_request, read_response),
+Redis dumps (redis_dump, redis_snapshot), start_worker: methods of every
+harness object, documented in AmTest::Api.
+
 =head2 Processes
 
     $t->spawn(name => 'worker1', cmd => [..], env => {..}, cwd => dir,
