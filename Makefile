@@ -12,6 +12,7 @@ NGINX_SRC ?= /usr/share/nginx/src
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Werror
+# LDFLAGS too: each program and test here compiles and links in one command
 AM_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(WARN) \
             -Isrc $(CPPFLAGS) $(CFLAGS) $(SAN_CFLAGS) $(LDFLAGS)
 SAN_CFLAGS =
