@@ -177,6 +177,7 @@ install: module cli worker
 DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
 DEBS      = $(BUILD)/deb/automations-worker_$(VERSION)_$(DEB_ARCH).deb \
             $(BUILD)/deb/libnginx-mod-http-automations_$(VERSION)_$(DEB_ARCH).deb
+LINTIAN  ?= lintian --fail-on error
 DEB_SRCS  = Makefile config ngx_http_automations_module.c README.md \
             $(shell find src redis debian -type f)
 
@@ -191,7 +192,7 @@ $(DEBS) &: $(DEB_SRCS)
 	    src redis debian | tar -xf - -C $(BUILD)/deb/src
 	cd $(BUILD)/deb/src && dpkg-buildpackage -b -us -uc >../build.log 2>&1 \
 	    || { tail -40 ../build.log >&2; exit 1; }
-	lintian --fail-on error $(DEBS)
+	$(LINTIAN) $(DEBS)
 
 run: deps
 	$(MAKE) all
