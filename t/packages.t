@@ -11,14 +11,13 @@ use warnings;
 use Test::More;
 use File::Spec;
 use File::Temp qw(tempdir);
-use JSON::PP;
 
 use AmTest;
 
 my $ROOT = $AmTest::ROOT;
 my $BUILD = $ENV{AM_BUILD} // "$ROOT/build";
 
-for my $tool (qw(dpkg-buildpackage dh dh_nginx lintian fakeroot
+for my $tool (qw(dpkg-buildpackage dh dh_nginx lintian
                  systemd-analyze)) {
     plan skip_all => "$tool not installed (make deps)"
         unless grep { -x "$_/$tool" } File::Spec->path;
