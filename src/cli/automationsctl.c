@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "am_version.h"
 #include "ctl.h"
 
 static const char *ctl_usage_text =
@@ -19,6 +20,7 @@ static const char *ctl_usage_text =
     "  --password PW               AUTOMATIONS_REDIS_PASSWORD\n"
     "  --db N                      AUTOMATIONS_REDIS_DB, 0\n"
     "  --prefix PREFIX             AUTOMATIONS_PREFIX, am:\n"
+    "  --version\n"
     "\n"
     "commands:\n"
     "  project create NAME\n"
@@ -172,6 +174,11 @@ main(int argc, char **argv)
     int   i, rc;
 
     memset(&ctl, 0, sizeof(ctl));
+
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        puts("automationsctl " AM_VERSION);
+        return CTL_OK;
+    }
 
     i = ctl_options(&ctl, argc, argv);
 

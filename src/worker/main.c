@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "am_scripts.h"
+#include "am_version.h"
 #include "worker/worker.h"
 
 #define AM_PREFIX_MAX 64
@@ -60,6 +61,7 @@ static const char *am_usage_text =
     "  --allow-private-webhooks      AUTOMATIONS_ALLOW_PRIVATE_WEBHOOKS=1\n"
     "      allow webhooks to loopback, private and link-local addresses\n"
     "  -h, --help\n"
+    "  --version\n"
     "\n"
     "Keys: <prefix>runs (stream), <prefix>webhooks, <prefix>webhooks:dead;\n"
     "completions are published on <prefix>completions.\n"
@@ -728,6 +730,11 @@ main(int argc, char **argv)
     int                rc;
 
     am_sandbox_main(argc, argv);
+
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        puts("automations-worker " AM_VERSION);
+        return 0;
+    }
 
     signal(SIGPIPE, SIG_IGN);
 
