@@ -83,28 +83,28 @@ enum {
 };
 
 struct am_node_s {
-    yajl_val      v;
-    int           boolean; /* -1 for an object schema */
-    char         *base;
-    const char   *ref;
-    am_node_t    *ref_node;
+    yajl_val    v;
+    int         boolean; /* -1 for an object schema */
+    char       *base;
+    const char *ref;
+    am_node_t  *ref_node;
 
-    unsigned      types;
-    yajl_val      enum_v;
-    yajl_val      const_v;
+    unsigned types;
+    yajl_val enum_v;
+    yajl_val const_v;
 
-    unsigned      nums;
-    am_dec_t      multiple_of, maximum, ex_maximum, minimum, ex_minimum;
-    const char   *multiple_text;
+    unsigned    nums;
+    am_dec_t    multiple_of, maximum, ex_maximum, minimum, ex_minimum;
+    const char *multiple_text;
 
-    long          max_length, min_length;
-    pcre2_code   *pattern;
+    long        max_length, min_length;
+    pcre2_code *pattern;
 
-    long          max_items, min_items, max_contains, min_contains;
-    int           unique_items;
-    size_t        nprefix;
-    am_node_t   **prefix;
-    am_node_t    *items, *contains, *uneval_items;
+    long        max_items, min_items, max_contains, min_contains;
+    int         unique_items;
+    size_t      nprefix;
+    am_node_t **prefix;
+    am_node_t  *items, *contains, *uneval_items;
 
     long          max_props, min_props;
     yajl_val      required, dep_required;
@@ -113,9 +113,9 @@ struct am_node_s {
     am_pattern_t *patterns;
     am_node_t    *additional, *prop_names, *uneval_props;
 
-    size_t        nall, nany, none;
-    am_node_t   **all, **any, **one;
-    am_node_t    *not_, *if_, *then_, *else_;
+    size_t      nall, nany, none;
+    am_node_t **all, **any, **one;
+    am_node_t  *not_, *if_, *then_, *else_;
 };
 
 /* open addressing, keyed by a string (URIs) or by a pointer (tree nodes) */
@@ -280,8 +280,8 @@ am_dec_is_integer(const am_dec_t *d)
  * to long double division.
  */
 static int
-am_dec_is_multiple(const am_dec_t *x, const char *xtext, const am_dec_t *m,
-    const char *mtext)
+am_dec_is_multiple(
+    const am_dec_t *x, const char *xtext, const am_dec_t *m, const char *mtext)
 {
     unsigned __int128 r, p, b, mod;
     long              e;
@@ -382,10 +382,9 @@ am_uri_split(const char *u, am_uri_t *r)
     p = u;
 
     if (isalpha((unsigned char) *p)) {
-        for (q = p; isalnum((unsigned char) *q) || *q == '+' || *q == '-'
-                    || *q == '.';
-             q++)
-        {
+        for (q = p;
+             isalnum((unsigned char) *q) || *q == '+' || *q == '-' || *q == '.';
+             q++) {
             /* the scheme's characters */
         }
         if (*q == ':') {
@@ -439,8 +438,7 @@ am_uri_remove_dots(char *in, size_t len, char *out)
             i += 1;
             in[i] = '/';
         } else if ((len - i >= 4 && memcmp(in + i, "/../", 4) == 0)
-                   || (len - i == 3 && memcmp(in + i, "/..", 3) == 0))
-        {
+                   || (len - i == 3 && memcmp(in + i, "/..", 3) == 0)) {
             i += 2;
             in[i] = '/';
             while (o > 0 && out[o - 1] != '/') {
@@ -450,8 +448,7 @@ am_uri_remove_dots(char *in, size_t len, char *out)
                 o--;
             }
         } else if ((len - i == 1 && in[i] == '.')
-                   || (len - i == 2 && memcmp(in + i, "..", 2) == 0))
-        {
+                   || (len - i == 2 && memcmp(in + i, "..", 2) == 0)) {
             i = len;
         } else {
             do {
@@ -476,10 +473,10 @@ am_put(char *buf, size_t *o, const char *s, size_t len)
 static char *
 am_uri_resolve(const char *ref, const char *base)
 {
-    am_uri_t    r, b;
-    am_part_t   auth, query;
-    char       *out, *merged;
-    size_t      o, size, m;
+    am_uri_t  r, b;
+    am_part_t auth, query;
+    char     *out, *merged;
+    size_t    o, size, m;
 
     am_uri_split(ref, &r);
     am_uri_split(base, &b);
@@ -604,8 +601,7 @@ am_map_get(const am_map_t *m, const void *key)
     }
 
     for (i = am_map_index(m, key); m->slots[i].key != NULL;
-         i = (i + 1) & (m->cap - 1))
-    {
+         i = (i + 1) & (m->cap - 1)) {
         if (am_map_same(m, m->slots[i].key, key)) {
             return m->slots[i].node;
         }
@@ -644,8 +640,7 @@ am_map_put(am_map_t *m, const void *key, am_node_t *node)
     }
 
     for (i = am_map_index(m, key); m->slots[i].key != NULL;
-         i = (i + 1) & (m->cap - 1))
-    {
+         i = (i + 1) & (m->cap - 1)) {
         /* the next free slot */
     }
 
@@ -738,26 +733,25 @@ am_keep(am_schema_t *s, char *key)
 static char *
 am_regex_categories(const char *pattern)
 {
-    static const char *names[][2] = {
-        {"Letter", "L"}, {"Cased_Letter", "L&"}, {"Uppercase_Letter", "Lu"},
-        {"Lowercase_Letter", "Ll"}, {"Titlecase_Letter", "Lt"},
-        {"Modifier_Letter", "Lm"}, {"Other_Letter", "Lo"}, {"Mark", "M"},
-        {"Nonspacing_Mark", "Mn"}, {"Spacing_Mark", "Mc"},
-        {"Enclosing_Mark", "Me"}, {"Number", "N"}, {"Decimal_Number", "Nd"},
-        {"digit", "Nd"}, {"Letter_Number", "Nl"}, {"Other_Number", "No"},
-        {"Punctuation", "P"}, {"punct", "P"}, {"Connector_Punctuation", "Pc"},
-        {"Dash_Punctuation", "Pd"}, {"Open_Punctuation", "Ps"},
-        {"Close_Punctuation", "Pe"}, {"Initial_Punctuation", "Pi"},
-        {"Final_Punctuation", "Pf"}, {"Other_Punctuation", "Po"},
-        {"Symbol", "S"}, {"Math_Symbol", "Sm"}, {"Currency_Symbol", "Sc"},
-        {"Modifier_Symbol", "Sk"}, {"Other_Symbol", "So"},
-        {"Separator", "Z"}, {"Space_Separator", "Zs"},
-        {"Line_Separator", "Zl"}, {"Paragraph_Separator", "Zp"},
-        {"Other", "C"}, {"Control", "Cc"}, {"cntrl", "Cc"}, {"Format", "Cf"},
+    static const char *names[][2] = {{"Letter", "L"}, {"Cased_Letter", "L&"},
+        {"Uppercase_Letter", "Lu"}, {"Lowercase_Letter", "Ll"},
+        {"Titlecase_Letter", "Lt"}, {"Modifier_Letter", "Lm"},
+        {"Other_Letter", "Lo"}, {"Mark", "M"}, {"Nonspacing_Mark", "Mn"},
+        {"Spacing_Mark", "Mc"}, {"Enclosing_Mark", "Me"}, {"Number", "N"},
+        {"Decimal_Number", "Nd"}, {"digit", "Nd"}, {"Letter_Number", "Nl"},
+        {"Other_Number", "No"}, {"Punctuation", "P"}, {"punct", "P"},
+        {"Connector_Punctuation", "Pc"}, {"Dash_Punctuation", "Pd"},
+        {"Open_Punctuation", "Ps"}, {"Close_Punctuation", "Pe"},
+        {"Initial_Punctuation", "Pi"}, {"Final_Punctuation", "Pf"},
+        {"Other_Punctuation", "Po"}, {"Symbol", "S"}, {"Math_Symbol", "Sm"},
+        {"Currency_Symbol", "Sc"}, {"Modifier_Symbol", "Sk"},
+        {"Other_Symbol", "So"}, {"Separator", "Z"}, {"Space_Separator", "Zs"},
+        {"Line_Separator", "Zl"}, {"Paragraph_Separator", "Zp"}, {"Other", "C"},
+        {"Control", "Cc"}, {"cntrl", "Cc"}, {"Format", "Cf"},
         {"Surrogate", "Cs"}, {"Private_Use", "Co"}, {"Unassigned", "Cn"}};
-    const char *p, *end;
-    char       *out;
-    size_t      o, i, len;
+    const char        *p, *end;
+    char              *out;
+    size_t             o, i, len;
 
     out = malloc(strlen(pattern) + 1);
     if (out == NULL) {
@@ -776,8 +770,7 @@ am_regex_categories(const char *pattern)
         out[o++] = *++p;
 
         if ((*p != 'p' && *p != 'P') || p[1] != '{'
-            || (end = strchr(p + 2, '}')) == NULL)
-        {
+            || (end = strchr(p + 2, '}')) == NULL) {
             continue;
         }
 
@@ -785,8 +778,7 @@ am_regex_categories(const char *pattern)
 
         for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
             if (strlen(names[i][0]) == len
-                && memcmp(p + 2, names[i][0], len) == 0)
-            {
+                && memcmp(p + 2, names[i][0], len) == 0) {
                 o += (size_t) sprintf(out + o, "{%s}", names[i][1]);
                 p = end;
                 break;
@@ -821,8 +813,8 @@ am_regex(am_schema_t *s, const char *pattern)
 
     if (re == NULL) {
         pcre2_get_error_message(rc, msg, sizeof(msg));
-        am_cerr(s, "pattern \"%.60s\" at offset %zu: %s", pattern,
-            (size_t) off, (char *) msg);
+        am_cerr(s, "pattern \"%.60s\" at offset %zu: %s", pattern, (size_t) off,
+            (char *) msg);
         return NULL;
     }
 
@@ -920,8 +912,8 @@ am_compile_types(am_schema_t *s, am_node_t *n, yajl_val v)
 {
     static const char *names[] = {
         "null", "boolean", "object", "array", "number", "string", "integer"};
-    yajl_val           t;
-    size_t             i, k, count;
+    yajl_val t;
+    size_t   i, k, count;
 
     count = YAJL_IS_ARRAY(v) ? v->u.array.len : 1;
 
@@ -957,8 +949,8 @@ am_compile_number(am_schema_t *s, am_node_t *n, const char *kw, yajl_val v)
         {"minimum", AM_N_MINIMUM, offsetof(am_node_t, minimum)},
         {"exclusiveMinimum", AM_N_EXMINIMUM, offsetof(am_node_t, ex_minimum)},
     };
-    am_dec_t          *d;
-    size_t             i;
+    am_dec_t *d;
+    size_t    i;
 
     for (i = 0; i < sizeof(kws) / sizeof(kws[0]); i++) {
         if (strcmp(kw, kws[i].name) == 0) {
@@ -1007,7 +999,7 @@ am_compile_count(am_schema_t *s, am_node_t *n, const char *kw, yajl_val v)
         {"maxProperties", offsetof(am_node_t, max_props)},
         {"minProperties", offsetof(am_node_t, min_props)},
     };
-    size_t             i;
+    size_t i;
 
     for (i = 0; i < sizeof(kws) / sizeof(kws[0]); i++) {
         if (strcmp(kw, kws[i].name) == 0) {
@@ -1060,10 +1052,8 @@ am_compile_ids(am_schema_t *s, am_node_t *n, const char *base)
             return 0;
         }
         if (strcmp(v->u.string, AM_SCHEMA_URI) != 0
-            && strcmp(v->u.string, AM_SCHEMA_URI "#") != 0)
-        {
-            am_cerr(s, AM_SCHEMA_UNSUPPORTED "meta-schema %.80s",
-                v->u.string);
+            && strcmp(v->u.string, AM_SCHEMA_URI "#") != 0) {
+            am_cerr(s, AM_SCHEMA_UNSUPPORTED "meta-schema %.80s", v->u.string);
             return 0;
         }
     }
@@ -1074,8 +1064,7 @@ am_compile_ids(am_schema_t *s, am_node_t *n, const char *base)
     }
 
     if (am_get(n->v, "$dynamicRef") != NULL
-        || am_get(n->v, "$dynamicAnchor") != NULL)
-    {
+        || am_get(n->v, "$dynamicAnchor") != NULL) {
         am_cerr(s, AM_SCHEMA_UNSUPPORTED "$dynamicRef and $dynamicAnchor");
         return 0;
     }
@@ -1155,8 +1144,8 @@ am_compile_ids(am_schema_t *s, am_node_t *n, const char *base)
 
 
 static int
-am_compile_keyword(am_schema_t *s, am_node_t *n, const char *kw, yajl_val v,
-    int depth)
+am_compile_keyword(
+    am_schema_t *s, am_node_t *n, const char *kw, yajl_val v, int depth)
 {
     const char *b;
     size_t      i, ignored;
@@ -1351,8 +1340,7 @@ am_compile_node(am_schema_t *s, yajl_val v, const char *base, int depth)
 
     for (i = 0; i < v->u.object.len; i++) {
         if (!am_compile_keyword(
-                s, n, v->u.object.keys[i], v->u.object.values[i], depth + 1))
-        {
+                s, n, v->u.object.keys[i], v->u.object.values[i], depth + 1)) {
             return NULL;
         }
     }
@@ -1376,12 +1364,11 @@ am_percent_decode(const char *s)
 
     for (o = 0; *s; s++) {
         if (*s == '%' && isxdigit((unsigned char) s[1])
-            && isxdigit((unsigned char) s[2]))
-        {
+            && isxdigit((unsigned char) s[2])) {
             hi = isdigit((unsigned char) s[1]) ? s[1] - '0'
-                                                : (tolower(s[1]) - 'a' + 10);
+                                               : (tolower(s[1]) - 'a' + 10);
             lo = isdigit((unsigned char) s[2]) ? s[2] - '0'
-                                                : (tolower(s[2]) - 'a' + 10);
+                                               : (tolower(s[2]) - 'a' + 10);
             out[o++] = (char) (hi * 16 + lo);
             s += 2;
         } else {
@@ -1423,8 +1410,7 @@ am_pointer(yajl_val v, char *p)
 
         } else if (YAJL_IS_ARRAY(v) && *tok != '\0'
                    && strspn(tok, "0123456789") == strlen(tok)
-                   && (tok[0] != '0' || tok[1] == '\0'))
-        {
+                   && (tok[0] != '0' || tok[1] == '\0')) {
             i = strtoul(tok, NULL, 10);
             v = i < v->u.array.len ? v->u.array.values[i] : NULL;
 
@@ -1474,8 +1460,10 @@ am_resolve_ref(am_schema_t *s, am_node_t *n)
         res = am_map_get(&s->resources, uri);
 
         if (res == NULL) {
-            am_cerr(s, AM_SCHEMA_UNSUPPORTED "$ref to another document: "
-                "%.80s", n->ref);
+            am_cerr(s,
+                AM_SCHEMA_UNSUPPORTED "$ref to another document: "
+                                      "%.80s",
+                n->ref);
             free(uri);
             return 0;
         }
@@ -1530,8 +1518,7 @@ am_schema_compile(yajl_val schema, char *err, size_t errlen)
     /* refs resolve after the whole tree is compiled: the root is known */
     if (s->root != NULL && s->root->boolean == -1
         && am_get(schema, "$id") == NULL
-        && am_map_put(&s->resources, AM_SCHEMA_DEFAULT_BASE, s->root) < 0)
-    {
+        && am_map_put(&s->resources, AM_SCHEMA_DEFAULT_BASE, s->root) < 0) {
         am_cerr(s, "out of memory");
     }
 
@@ -1666,9 +1653,9 @@ am_limit(am_ectx_t *x)
 static size_t
 am_len(yajl_val v)
 {
-    return YAJL_IS_OBJECT(v) ? v->u.object.len
+    return YAJL_IS_OBJECT(v)  ? v->u.object.len
            : YAJL_IS_ARRAY(v) ? v->u.array.len
-                               : 0;
+                              : 0;
 }
 
 
@@ -1772,8 +1759,8 @@ am_equal(am_ectx_t *x, yajl_val a, yajl_val b, int depth)
             return 0;
         }
         for (i = 0; i < a->u.array.len; i++) {
-            rc = am_equal(x, a->u.array.values[i], b->u.array.values[i],
-                depth + 1);
+            rc = am_equal(
+                x, a->u.array.values[i], b->u.array.values[i], depth + 1);
             if (rc != 1) {
                 return rc;
             }
@@ -1796,8 +1783,8 @@ am_equal(am_ectx_t *x, yajl_val a, yajl_val b, int depth)
             if (k == b->u.object.len) {
                 return 0;
             }
-            rc = am_equal(x, a->u.object.values[i], b->u.object.values[k],
-                depth + 1);
+            rc = am_equal(
+                x, a->u.object.values[i], b->u.object.values[k], depth + 1);
             if (rc != 1) {
                 return rc;
             }
@@ -1861,8 +1848,8 @@ am_unique(am_ectx_t *x, yajl_val v)
 
             for (l = k + 1; l < j && rc == 1; l++) {
                 rc = am_equal(x, v->u.array.values[hs[k].i],
-                         v->u.array.values[hs[l].i], 0)
-                     == 1
+                         v->u.array.values[hs[l].i],
+                         0) == 1
                          ? 0
                          : rc;
             }
@@ -1884,8 +1871,8 @@ am_match(am_ectx_t *x, pcre2_code *re, const char *str)
         return -1;
     }
 
-    rc = pcre2_match(re, (PCRE2_SPTR) str, strlen(str), 0, 0, x->md,
-        x->s->mctx);
+    rc =
+        pcre2_match(re, (PCRE2_SPTR) str, strlen(str), 0, 0, x->md, x->s->mctx);
 
     return rc >= 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
 }
@@ -1968,8 +1955,7 @@ am_eval_number(am_ectx_t *x, const am_node_t *n, yajl_val inst)
 
     if ((n->nums & AM_N_MULTIPLE)
         && !am_dec_is_multiple(
-            &d, inst->u.number.r, &n->multiple_of, n->multiple_text))
-    {
+            &d, inst->u.number.r, &n->multiple_of, n->multiple_text)) {
         return am_fail(x, "multipleOf");
     }
 
@@ -2102,7 +2088,8 @@ am_eval_array(
         min = n->min_contains >= 0 ? n->min_contains : 1;
 
         if (count < min) {
-            return am_fail(x, n->min_contains >= 0 ? "minContains" : "contains");
+            return am_fail(
+                x, n->min_contains >= 0 ? "minContains" : "contains");
         }
 
         if (n->max_contains >= 0 && count > n->max_contains) {
@@ -2224,8 +2211,7 @@ am_eval_object(
     }
 
     for (i = 0; n->dep_required != NULL && i < n->dep_required->u.object.len;
-         i++)
-    {
+         i++) {
         if (!am_has(x, inst, n->dep_required->u.object.keys[i], NULL)) {
             continue;
         }
@@ -2365,8 +2351,7 @@ am_eval_keywords(
 
         if (!(n->types & t)
             && !(t == AM_T_NUMBER && (n->types & AM_T_INTEGER)
-                 && am_is_integer(inst)))
-        {
+                 && am_is_integer(inst))) {
             return am_fail(x, "type");
         }
     }
@@ -2410,8 +2395,7 @@ am_eval_unevaluated(
 
     for (i = 0; n->uneval_items != NULL && YAJL_IS_ARRAY(inst)
                 && i < inst->u.array.len;
-         i++)
-    {
+         i++) {
         if (!local[i]) {
             rc = am_eval_at(x, n->uneval_items, inst->u.array.values[i], NULL,
                 i, "unevaluatedItems");
@@ -2424,8 +2408,7 @@ am_eval_unevaluated(
 
     for (i = 0; n->uneval_props != NULL && YAJL_IS_OBJECT(inst)
                 && i < inst->u.object.len;
-         i++)
-    {
+         i++) {
         if (!local[i]) {
             rc = am_eval_at(x, n->uneval_props, inst->u.object.values[i],
                 inst->u.object.keys[i], 0, "unevaluatedProperties");
@@ -2463,8 +2446,7 @@ am_eval(am_ectx_t *x, const am_node_t *n, yajl_val inst, unsigned char *seen,
     local = NULL;
 
     if ((n->uneval_items != NULL && YAJL_IS_ARRAY(inst))
-        || (n->uneval_props != NULL && YAJL_IS_OBJECT(inst)))
-    {
+        || (n->uneval_props != NULL && YAJL_IS_OBJECT(inst))) {
         local = calloc(am_len(inst) + 1, 1);
         if (local == NULL) {
             return am_limit(x);
