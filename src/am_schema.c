@@ -160,7 +160,8 @@ typedef struct {
 } am_ectx_t;
 
 
-static void
+/* reads the number text s into d; the length of the text */
+static size_t
 am_dec_parse(const char *s, am_dec_t *d)
 {
     const char *p;
@@ -216,11 +217,12 @@ am_dec_parse(const char *s, am_dec_t *d)
         d->n = 0;
         d->exp = 0;
         d->neg = 0;
-        return;
+    } else {
+        d->n = last - d->first + 1;
+        d->exp = d->intlen - d->first + e;
     }
 
-    d->n = last - d->first + 1;
-    d->exp = d->intlen - d->first + e;
+    return (size_t) (p - s);
 }
 
 
@@ -1650,6 +1652,19 @@ am_limit(am_ectx_t *x)
 }
 
 
+/*
+ * Counts work proportional to n bytes or members against the step budget,
+ * so that long strings, numbers and containers cost what they take; true
+ * when the budget is spent.
+ */
+static int
+am_charge(am_ectx_t *x, size_t n)
+{
+    x->steps += (long) (n / 64);
+    return x->steps > AM_SCHEMA_MAX_STEPS;
+}
+
+
 static size_t
 am_len(yajl_val v)
 {
@@ -1660,11 +1675,11 @@ am_len(yajl_val v)
 
 
 static int
-am_is_integer(yajl_val v)
+am_is_integer(am_ectx_t *x, yajl_val v)
 {
     am_dec_t d;
 
-    am_dec_parse(v->u.number.r, &d);
+    am_charge(x, am_dec_parse(v->u.number.r, &d));
     return am_dec_is_integer(&d);
 }
 
@@ -1685,7 +1700,7 @@ am_hash(am_ectx_t *x, yajl_val v, int depth, uint64_t *out)
 {
     uint64_t h, sub, key;
     am_dec_t d;
-    size_t   i;
+    size_t   i, len;
     int      k;
 
     if (depth > AM_SCHEMA_MAX_DEPTH || ++x->steps > AM_SCHEMA_MAX_STEPS) {
@@ -1695,10 +1710,12 @@ am_hash(am_ectx_t *x, yajl_val v, int depth, uint64_t *out)
     h = 0xcbf29ce484222325ULL + (uint64_t) v->type;
 
     if (YAJL_IS_STRING(v)) {
-        h = am_hash_bytes(h, v->u.string, strlen(v->u.string));
+        len = strlen(v->u.string);
+        am_charge(x, len);
+        h = am_hash_bytes(h, v->u.string, len);
 
     } else if (YAJL_IS_NUMBER(v)) {
-        am_dec_parse(v->u.number.r, &d);
+        am_charge(x, am_dec_parse(v->u.number.r, &d));
         h = am_hash_bytes(h, &d.exp, sizeof(d.exp));
         h = am_hash_bytes(h, &d.neg, sizeof(d.neg));
         for (k = 0; k < d.n; k++) {
@@ -1718,8 +1735,10 @@ am_hash(am_ectx_t *x, yajl_val v, int depth, uint64_t *out)
             if (am_hash(x, v->u.object.values[i], depth + 1, &sub) < 0) {
                 return -1;
             }
-            key = am_hash_bytes(0xcbf29ce484222325ULL, v->u.object.keys[i],
-                strlen(v->u.object.keys[i]));
+            len = strlen(v->u.object.keys[i]);
+            am_charge(x, len);
+            key =
+                am_hash_bytes(0xcbf29ce484222325ULL, v->u.object.keys[i], len);
             h += am_mix(key ^ am_mix(sub));
         }
     }
@@ -1747,11 +1766,12 @@ am_equal(am_ectx_t *x, yajl_val a, yajl_val b, int depth)
 
     switch (a->type) {
     case yajl_t_string:
+        am_charge(x, strlen(a->u.string));
         return strcmp(a->u.string, b->u.string) == 0;
 
     case yajl_t_number:
-        am_dec_parse(a->u.number.r, &da);
-        am_dec_parse(b->u.number.r, &db);
+        am_charge(x, am_dec_parse(a->u.number.r, &da));
+        am_charge(x, am_dec_parse(b->u.number.r, &db));
         return am_dec_cmp(&da, &db) == 0;
 
     case yajl_t_array:
@@ -1865,14 +1885,16 @@ am_unique(am_ectx_t *x, yajl_val v)
 static int
 am_match(am_ectx_t *x, pcre2_code *re, const char *str)
 {
-    int rc;
+    size_t len;
+    int    rc;
 
-    if (++x->steps > AM_SCHEMA_MAX_STEPS) {
+    len = strlen(str);
+
+    if (++x->steps > AM_SCHEMA_MAX_STEPS || am_charge(x, len)) {
         return -1;
     }
 
-    rc =
-        pcre2_match(re, (PCRE2_SPTR) str, strlen(str), 0, 0, x->md, x->s->mctx);
+    rc = pcre2_match(re, (PCRE2_SPTR) str, len, 0, 0, x->md, x->s->mctx);
 
     return rc >= 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
 }
@@ -1908,7 +1930,8 @@ am_eval_apart(am_ectx_t *x, const am_node_t *n, yajl_val inst,
 
     if (track != NULL) {
         tmp = calloc(am_len(inst) + 1, 1);
-        if (tmp == NULL) {
+        if (tmp == NULL || am_charge(x, am_len(inst))) {
+            free(tmp);
             return am_limit(x);
         }
     }
@@ -1951,7 +1974,9 @@ am_eval_number(am_ectx_t *x, const am_node_t *n, yajl_val inst)
 {
     am_dec_t d;
 
-    am_dec_parse(inst->u.number.r, &d);
+    if (am_charge(x, am_dec_parse(inst->u.number.r, &d))) {
+        return am_limit(x);
+    }
 
     if ((n->nums & AM_N_MULTIPLE)
         && !am_dec_is_multiple(
@@ -1992,6 +2017,10 @@ am_eval_string(am_ectx_t *x, const am_node_t *n, yajl_val inst)
         /* code points: every byte but UTF-8 continuation bytes */
         for (p = (const unsigned char *) inst->u.string; *p; p++) {
             len += (*p & 0xc0) != 0x80;
+        }
+        if (am_charge(
+                x, (size_t) (p - (const unsigned char *) inst->u.string))) {
+            return am_limit(x);
         }
     }
 
@@ -2101,12 +2130,17 @@ am_eval_array(
 }
 
 
+/* 1 when obj has the member key (its index in *at), 0 when not, -1 when
+ * the step budget is spent */
 static int
 am_has(am_ectx_t *x, yajl_val obj, const char *key, size_t *at)
 {
     size_t i;
 
-    x->steps += obj->u.object.len / 16;
+    if (++x->steps > AM_SCHEMA_MAX_STEPS
+        || am_charge(x, obj->u.object.len * 4)) {
+        return -1;
+    }
 
     for (i = 0; i < obj->u.object.len; i++) {
         if (strcmp(obj->u.object.keys[i], key) == 0) {
@@ -2130,7 +2164,11 @@ am_eval_members(am_ectx_t *x, const am_node_t *n, yajl_val inst,
     int         rc;
 
     for (k = 0; k < n->nprops; k++) {
-        if (!am_has(x, inst, n->props[k].key, &i)) {
+        rc = am_has(x, inst, n->props[k].key, &i);
+        if (rc <= 0) {
+            if (rc < 0) {
+                return am_limit(x);
+            }
             continue;
         }
         rc = am_eval_at(x, n->props[k].node, inst->u.object.values[i],
@@ -2205,27 +2243,31 @@ am_eval_object(
     }
 
     for (i = 0; n->required != NULL && i < n->required->u.array.len; i++) {
-        if (!am_has(x, inst, n->required->u.array.values[i]->u.string, NULL)) {
-            return am_fail(x, "required");
+        rc = am_has(x, inst, n->required->u.array.values[i]->u.string, NULL);
+        if (rc != 1) {
+            return rc < 0 ? am_limit(x) : am_fail(x, "required");
         }
     }
 
     for (i = 0; n->dep_required != NULL && i < n->dep_required->u.object.len;
          i++) {
-        if (!am_has(x, inst, n->dep_required->u.object.keys[i], NULL)) {
-            continue;
+        rc = am_has(x, inst, n->dep_required->u.object.keys[i], NULL);
+        if (rc < 0) {
+            return am_limit(x);
         }
         names = n->dep_required->u.object.values[i];
-        for (k = 0; k < names->u.array.len; k++) {
-            if (!am_has(x, inst, names->u.array.values[k]->u.string, NULL)) {
-                return am_fail(x, "dependentRequired");
+        for (k = 0; rc == 1 && k < names->u.array.len; k++) {
+            rc = am_has(x, inst, names->u.array.values[k]->u.string, NULL);
+            if (rc != 1) {
+                return rc < 0 ? am_limit(x) : am_fail(x, "dependentRequired");
             }
         }
     }
 
     if (n->nprops || n->npatterns || n->additional != NULL) {
         hit = calloc(len + 1, 1);
-        if (hit == NULL) {
+        if (hit == NULL || am_charge(x, len)) {
+            free(hit);
             return am_limit(x);
         }
         rc = am_eval_members(x, n, inst, track, hit);
@@ -2247,7 +2289,11 @@ am_eval_object(
     }
 
     for (i = 0; i < n->ndeps; i++) {
-        if (am_has(x, inst, n->deps[i].key, NULL)) {
+        rc = am_has(x, inst, n->deps[i].key, NULL);
+        if (rc < 0) {
+            return am_limit(x);
+        }
+        if (rc == 1) {
             rc = am_eval(x, n->deps[i].node, inst, track, "dependentSchemas");
             if (rc != 1) {
                 return rc;
@@ -2351,7 +2397,7 @@ am_eval_keywords(
 
         if (!(n->types & t)
             && !(t == AM_T_NUMBER && (n->types & AM_T_INTEGER)
-                 && am_is_integer(inst))) {
+                 && am_is_integer(x, inst))) {
             return am_fail(x, "type");
         }
     }
@@ -2435,12 +2481,13 @@ am_eval(am_ectx_t *x, const am_node_t *n, yajl_val inst, unsigned char *seen,
     unsigned char *local;
     int            rc;
 
-    if (n->boolean >= 0) {
-        return n->boolean ? 1 : am_fail(x, via);
-    }
-
+    /* true counts too: a loop over a long array may apply nothing else */
     if (++x->steps > AM_SCHEMA_MAX_STEPS || x->depth >= AM_SCHEMA_MAX_DEPTH) {
         return am_limit(x);
+    }
+
+    if (n->boolean >= 0) {
+        return n->boolean ? 1 : am_fail(x, via);
     }
 
     local = NULL;
@@ -2448,7 +2495,8 @@ am_eval(am_ectx_t *x, const am_node_t *n, yajl_val inst, unsigned char *seen,
     if ((n->uneval_items != NULL && YAJL_IS_ARRAY(inst))
         || (n->uneval_props != NULL && YAJL_IS_OBJECT(inst))) {
         local = calloc(am_len(inst) + 1, 1);
-        if (local == NULL) {
+        if (local == NULL || am_charge(x, am_len(inst))) {
+            free(local);
             return am_limit(x);
         }
     }

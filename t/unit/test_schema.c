@@ -461,10 +461,39 @@ am_test_invalid_schemas(void)
 }
 
 
+/* "[item,item,...]", n items, malloc'd */
+static char *
+am_test_array(size_t n, const char *item)
+{
+    size_t i, len;
+    char  *buf, *p;
+
+    len = strlen(item);
+    buf = malloc(n * (len + 1) + 3);
+    if (buf == NULL) {
+        am_test_bail("out of memory");
+    }
+
+    p = buf;
+    *p++ = '[';
+    for (i = 0; i < n; i++) {
+        if (i > 0) {
+            *p++ = ',';
+        }
+        memcpy(p, item, len);
+        p += len;
+    }
+    *p++ = ']';
+    *p = '\0';
+
+    return buf;
+}
+
+
 static void
 am_test_limits(void)
 {
-    char   ptr[64], kw[32], *text, *p;
+    char   ptr[64], kw[32], *text, *array, *p;
     size_t i;
     int    rc;
 
@@ -519,6 +548,43 @@ am_test_limits(void)
         "uniqueItems on 20001 items finds 1 and 1.0 equal (%.3f s)",
         am_test_secs);
     free(text);
+
+    /*
+     * Each level walks a 20000-item array twice over: the budget must
+     * count the items, not only the schemas.
+     */
+    text = malloc(20 * 128 + 64);
+    if (text == NULL) {
+        am_test_bail("out of memory");
+    }
+    p = text + sprintf(text, "{\"$defs\": {\"d0\": {\"items\": true}");
+    for (i = 1; i <= 20; i++) {
+        p += sprintf(p,
+            ", \"d%zu\": {\"anyOf\": [{\"allOf\": [{\"$ref\": "
+            "\"#/$defs/d%zu\"}, false]}, {\"$ref\": \"#/$defs/d%zu\"}]}",
+            i, i - 1, i - 1);
+    }
+    sprintf(p, "}, \"$ref\": \"#/$defs/d20\"}");
+    array = am_test_array(20000, "0");
+    rc = am_test_check(text, array, ptr, sizeof(ptr), kw, sizeof(kw));
+    am_test_ok(rc == -1 && strcmp(kw, "limit") == 0 && am_test_secs < 5.0,
+        "a schema that re-walks a long input ends at the step budget"
+        " (%.3f s)",
+        am_test_secs);
+    free(text);
+    free(array);
+
+    array = am_test_array(20000, "{\"id\": 1, \"name\": \"n\"}");
+    rc = am_test_check(
+        "{\"type\": \"array\", \"items\": {\"type\": \"object\","
+        " \"required\": [\"id\", \"name\"], \"properties\": {\"id\":"
+        " {\"type\": \"integer\"}, \"name\": {\"type\": \"string\","
+        " \"maxLength\": 100}}, \"additionalProperties\": false}}",
+        array, ptr, sizeof(ptr), kw, sizeof(kw));
+    am_test_ok(rc == 1,
+        "an input of 20000 records validates within the budget (%.3f s)",
+        am_test_secs);
+    free(array);
 }
 
 
