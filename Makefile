@@ -121,7 +121,7 @@ $(BUILD)/unit/test_schema: t/unit/test_schema.c t/unit/tap.h src/am_schema.c \
         src/am_schema.h src/am_json.c src/am_json.h
 	@mkdir -p $(dir $@)
 	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_schema.c src/am_schema.c \
-	    src/am_json.c -lyajl -lpcre2-8 -lm
+	    src/am_json.c -pthread -lyajl -lpcre2-8 -lm
 
 $(BUILD)/unit/%: t/unit/%.c t/unit/tap.h $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 	@mkdir -p $(dir $@)

@@ -12,6 +12,7 @@
  */
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,7 @@ static char *
 am_test_read(const char *path, size_t *len)
 {
     FILE *f;
-    char *buf, *p;
+    char *buf, *p, *q;
     long  size;
 
     f = fopen(path, "rb");
@@ -73,9 +74,17 @@ am_test_read(const char *path, size_t *len)
 
     buf[size] = '\0';
 
-    /* same length, so the text stays valid JSON */
+    /*
+     * Same length, so the text stays valid JSON; a backslash preceded by an
+     * odd number of backslashes is itself escaped and starts no \u0000.
+     */
     for (p = buf; (p = strstr(p, "\\u0000")) != NULL; p += 6) {
-        memcpy(p, "\\uE000", 6);
+        for (q = p; q > buf && q[-1] == '\\'; q--) {
+            /* the backslashes before p */
+        }
+        if ((p - q) % 2 == 0) {
+            memcpy(p, "\\uE000", 6);
+        }
     }
 
     *len = (size_t) size;
@@ -588,6 +597,87 @@ am_test_limits(void)
 }
 
 
+typedef struct {
+    const am_schema_t *s;
+    yajl_val           good, bad;
+    int                wrong;
+} am_test_thread_t;
+
+
+static void *
+am_test_thread(void *arg)
+{
+    am_test_thread_t *t = arg;
+    char              ptr[64], kw[32];
+    int               i;
+
+    for (i = 0; i < 2000; i++) {
+        if (am_schema_validate(t->s, t->good, ptr, sizeof(ptr), kw, sizeof(kw))
+            != 1) {
+            t->wrong++;
+        }
+        if (am_schema_validate(t->s, t->bad, ptr, sizeof(ptr), kw, sizeof(kw))
+                != 0
+            || strcmp(ptr, "/tags/1") != 0 || strcmp(kw, "pattern") != 0) {
+            t->wrong++;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* one compiled schema, validated from four threads at once */
+static void
+am_test_threads(void)
+{
+    am_test_thread_t t[4];
+    pthread_t        tid[4];
+    am_schema_t     *s;
+    yajl_val         sv, good, bad;
+    char             err[256];
+    int              i, wrong, started;
+
+    sv = am_test_json(
+        "{\"$defs\": {\"tag\": {\"type\": \"string\","
+        " \"pattern\": \"^[a-z]+$\"}}, \"properties\": {\"tags\":"
+        " {\"items\": {\"$ref\": \"#/$defs/tag\"}}}, \"anyOf\":"
+        " [{\"required\": [\"tags\"]}, {\"required\": [\"name\"]}],"
+        " \"unevaluatedProperties\": false}");
+    good = am_test_json("{\"tags\": [\"a\", \"bc\"]}");
+    bad = am_test_json("{\"tags\": [\"a\", \"B\"]}");
+
+    s = am_schema_compile(sv, err, sizeof(err));
+    if (s == NULL) {
+        am_test_bail(err);
+    }
+
+    started = 0;
+    for (i = 0; i < 4; i++) {
+        t[i] = (am_test_thread_t){s, good, bad, 0};
+        if (pthread_create(&tid[i], NULL, am_test_thread, &t[i]) == 0) {
+            started++;
+        }
+    }
+
+    wrong = 0;
+    for (i = 0; i < started; i++) {
+        pthread_join(tid[i], NULL);
+        wrong += t[i].wrong;
+    }
+
+    am_test_ok(started == 4 && wrong == 0,
+        "four threads validating against one compiled schema all get the"
+        " right answers (%d wrong)",
+        wrong);
+
+    am_schema_free(s);
+    yajl_tree_free(sv);
+    yajl_tree_free(good);
+    yajl_tree_free(bad);
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -597,6 +687,7 @@ main(int argc, char **argv)
     am_test_reports();
     am_test_invalid_schemas();
     am_test_limits();
+    am_test_threads();
 
     root = argc > 1 ? argv[1] : getenv("AM_SCHEMA_SUITE");
     ran = am_test_suite(root ? root : AM_TEST_SUITE_DEFAULT);
