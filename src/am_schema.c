@@ -1837,8 +1837,8 @@ static int
 am_unique(am_ectx_t *x, yajl_val v)
 {
     am_hashed_t *hs;
-    size_t       i, j, k, n;
-    int          rc;
+    size_t       i, j, k, l, n;
+    int          rc, eq;
 
     n = v->u.array.len;
     hs = malloc((n ? n : 1) * sizeof(am_hashed_t));
@@ -1864,14 +1864,10 @@ am_unique(am_ectx_t *x, yajl_val v)
             /* the run of equal hashes */
         }
         for (k = i; k < j && rc == 1; k++) {
-            size_t l;
-
             for (l = k + 1; l < j && rc == 1; l++) {
-                rc = am_equal(x, v->u.array.values[hs[k].i],
-                         v->u.array.values[hs[l].i],
-                         0) == 1
-                         ? 0
-                         : rc;
+                eq = am_equal(x, v->u.array.values[hs[k].i],
+                    v->u.array.values[hs[l].i], 0);
+                rc = eq < 0 ? -1 : !eq;
             }
         }
     }

@@ -403,6 +403,13 @@ am_test_reports(void)
     am_test_ok(rc == 0 && strcmp(kw, "anyOf") == 0,
         "a failed anyOf is reported as anyOf, not as one of its branches");
 
+    rc = am_test_check("{\"definitions\": {\"id\": {\"type\": \"integer\"}},"
+                       " \"properties\": {\"id\": {\"$ref\":"
+                       " \"#/definitions/id\"}}}",
+        "{\"id\": \"x\"}", ptr, sizeof(ptr), kw, sizeof(kw));
+    am_test_ok(rc == 0 && strcmp(ptr, "/id") == 0 && strcmp(kw, "type") == 0,
+        "a $ref into draft-07 style definitions (not a 2020-12 keyword) works");
+
     rc = am_test_check("{\"properties\": {\"a\": {\"type\": \"integer\"}}}",
         "{\"a\": 1.0}", ptr, sizeof(ptr), kw, sizeof(kw));
     am_test_ok(rc == 1, "1.0 is an integer");
