@@ -441,8 +441,13 @@ am_uri_remove_dots(char *in, size_t len, char *out)
             in[i] = '/';
         } else if ((len - i >= 4 && memcmp(in + i, "/../", 4) == 0)
                    || (len - i == 3 && memcmp(in + i, "/..", 3) == 0)) {
-            i += 2;
-            in[i] = '/';
+            /* "/../" and a final "/.." both leave a "/" */
+            if (len - i == 3) {
+                i += 2;
+                in[i] = '/';
+            } else {
+                i += 3;
+            }
             while (o > 0 && out[o - 1] != '/') {
                 o--;
             }

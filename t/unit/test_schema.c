@@ -410,6 +410,14 @@ am_test_reports(void)
     am_test_ok(rc == 0 && strcmp(ptr, "/id") == 0 && strcmp(kw, "type") == 0,
         "a $ref into draft-07 style definitions (not a 2020-12 keyword) works");
 
+    rc = am_test_check("{\"$id\": \"https://example.com/schemas/a/root.json\","
+                       " \"$defs\": {\"x\": {\"$id\": \"../common/./x.json\","
+                       " \"type\": \"integer\"}}, \"$ref\":"
+                       " \"https://example.com/schemas/common/x.json\"}",
+        "\"1\"", ptr, sizeof(ptr), kw, sizeof(kw));
+    am_test_ok(rc == 0 && strcmp(kw, "type") == 0,
+        "a relative $id with dot segments resolves against its parent's");
+
     rc = am_test_check("{\"properties\": {\"a\": {\"type\": \"integer\"}}}",
         "{\"a\": 1.0}", ptr, sizeof(ptr), kw, sizeof(kw));
     am_test_ok(rc == 1, "1.0 is an integer");
@@ -426,6 +434,53 @@ am_test_reports(void)
     rc = am_test_check("{\"minLength\": 2, \"maxLength\": 2}",
         "\"\xc3\xa9\xe2\x82\xac\"", ptr, sizeof(ptr), kw, sizeof(kw));
     am_test_ok(rc == 1, "string lengths count code points, not bytes");
+}
+
+
+/*
+ * RFC 3986 section 5.4's reference resolution examples (those without a
+ * fragment), each as a $ref that must land on the $id it resolves to.
+ */
+static void
+am_test_uris(void)
+{
+    static const char *cases[][2] = {{"g", "http://a/b/c/g"},
+        {"./g", "http://a/b/c/g"}, {"g/", "http://a/b/c/g/"},
+        {"/g", "http://a/g"}, {"//g", "http://g"}, {"?y", "http://a/b/c/d;p?y"},
+        {"g?y", "http://a/b/c/g?y"}, {";x", "http://a/b/c/;x"},
+        {"g;x", "http://a/b/c/g;x"}, {".", "http://a/b/c/"},
+        {"./", "http://a/b/c/"}, {"..", "http://a/b/"}, {"../", "http://a/b/"},
+        {"../g", "http://a/b/g"}, {"../..", "http://a/"},
+        {"../../", "http://a/"}, {"../../g", "http://a/g"},
+        {"../../../g", "http://a/g"}, {"../../../../g", "http://a/g"},
+        {"/./g", "http://a/g"}, {"/../g", "http://a/g"},
+        {"g.", "http://a/b/c/g."}, {".g", "http://a/b/c/.g"},
+        {"g..", "http://a/b/c/g.."}, {"..g", "http://a/b/c/..g"},
+        {"./../g", "http://a/b/g"}, {"./g/.", "http://a/b/c/g/"},
+        {"g/./h", "http://a/b/c/g/h"}, {"g/../h", "http://a/b/c/h"},
+        {"g;x=1/./y", "http://a/b/c/g;x=1/y"}, {"g;x=1/../y", "http://a/b/c/y"},
+        {"g?y/./x", "http://a/b/c/g?y/./x"}, {"http:g", "http:g"}};
+    char               schema[512], ptr[64], kw[32];
+    size_t             i;
+    int                rc, wrong;
+
+    wrong = 0;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(schema, sizeof(schema),
+            "{\"$id\": \"http://a/b/c/d;p?q\", \"$defs\": {\"t\": {\"$id\":"
+            " \"%s\", \"type\": \"integer\"}}, \"$ref\": \"%s\"}",
+            cases[i][1], cases[i][0]);
+        rc = am_test_check(schema, "\"x\"", ptr, sizeof(ptr), kw, sizeof(kw));
+        if (rc != 0 || strcmp(kw, "type") != 0) {
+            printf("# %s did not resolve to %s\n", cases[i][0], cases[i][1]);
+            wrong++;
+        }
+    }
+
+    am_test_ok(wrong == 0,
+        "$ref resolves the RFC 3986 examples against the base $id (%d wrong)",
+        wrong);
 }
 
 
@@ -692,6 +747,7 @@ main(int argc, char **argv)
     int         rc, ran;
 
     am_test_reports();
+    am_test_uris();
     am_test_invalid_schemas();
     am_test_limits();
     am_test_threads();
