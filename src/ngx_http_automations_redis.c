@@ -8,6 +8,10 @@
  * one iteration leave in one write. Connect and command timeouts are nginx
  * timers; a dropped or stuck connection fails its requests with 503 and is
  * reopened with backoff and jitter.
+ *
+ * The names of the keys the module reads live here too, at the end: every
+ * key starts with automations_redis_prefix, and a project's keys carry the
+ * project as a hash tag so that one project stays in one cluster slot.
  */
 
 #include <ngx_config.h>
@@ -906,4 +910,94 @@ ngx_http_automations_redis_script(ngx_http_request_t *r,
 
     return ngx_http_automations_redis_send(
         r, handler, script, (int) argc, argv, argvlen);
+}
+
+
+/* "<prefix>{<project>}<suffix>", the key of one of the project's records */
+ngx_int_t
+ngx_http_automations_project_key(ngx_http_request_t *r, ngx_str_t *project,
+    const char *suffix, ngx_str_t *key)
+{
+    size_t                            len;
+    ngx_http_automations_main_conf_t *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_automations_module);
+
+    len = ngx_strlen(suffix);
+
+    key->data = ngx_pnalloc(r->pool, amcf->prefix.len + project->len + 2 + len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len =
+        ngx_sprintf(key->data, "%V{%V}%s", &amcf->prefix, project, suffix)
+        - key->data;
+
+    return NGX_OK;
+}
+
+
+/* "<prefix>{<project>}:execution:<id>", an execution record */
+ngx_int_t
+ngx_http_automations_execution_key(
+    ngx_http_request_t *r, ngx_str_t *project, ngx_str_t *id, ngx_str_t *key)
+{
+    ngx_http_automations_main_conf_t *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_automations_module);
+
+    key->data = ngx_pnalloc(r->pool,
+        amcf->prefix.len + project->len + sizeof("{}:execution:") + id->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len = ngx_sprintf(
+                   key->data, "%V{%V}:execution:%V", &amcf->prefix, project, id)
+               - key->data;
+
+    return NGX_OK;
+}
+
+
+/* "<prefix>{<tag>}:<kind>:<digest>", a credential found by its digest */
+ngx_int_t
+ngx_http_automations_credential_key(ngx_http_request_t *r, ngx_str_t *tag,
+    ngx_str_t *kind, ngx_str_t *digest, ngx_str_t *key)
+{
+    ngx_http_automations_main_conf_t *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_automations_module);
+
+    key->data = ngx_pnalloc(r->pool,
+        amcf->prefix.len + tag->len + kind->len + sizeof("{}::") + digest->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len =
+        ngx_sprintf(key->data, "%V{%V}:%V:%V", &amcf->prefix, tag, kind, digest)
+        - key->data;
+
+    return NGX_OK;
+}
+
+
+/* "<prefix>runs", the stream every worker reads */
+ngx_int_t
+ngx_http_automations_stream_key(ngx_http_request_t *r, ngx_str_t *key)
+{
+    ngx_http_automations_main_conf_t *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_automations_module);
+
+    key->data = ngx_pnalloc(r->pool, amcf->prefix.len + sizeof("runs") - 1);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len = ngx_sprintf(key->data, "%Vruns", &amcf->prefix) - key->data;
+
+    return NGX_OK;
 }
