@@ -27,6 +27,8 @@
 
 #include "ngx_http_automations.h"
 #include "ngx_http_automations_redis.h"
+#include "am_name.h"
+#include "am_redis_addr.h"
 
 
 static ngx_int_t ngx_http_automations_preconfiguration(ngx_conf_t *cf);
@@ -37,6 +39,8 @@ static void *ngx_http_automations_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_automations_merge_loc_conf(
     ngx_conf_t *cf, void *parent, void *child);
 static char *ngx_http_automations_redis_addr(
+    ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_automations_prefix(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_automations_endpoint(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -97,7 +101,7 @@ static ngx_command_t ngx_http_automations_commands[] = {
         offsetof(ngx_http_automations_main_conf_t, redis_db), NULL},
 
     {ngx_string("automations_redis_prefix"),
-        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_http_automations_prefix,
         NGX_HTTP_MAIN_CONF_OFFSET,
         offsetof(ngx_http_automations_main_conf_t, prefix), NULL},
 
@@ -459,17 +463,21 @@ ngx_http_automations_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
+/*
+ * automations_redis: the syntax of the worker's and the CLI's --redis
+ * (src/am_redis_addr.h). A host name is resolved here, once, when the
+ * configuration is read: a worker process connects to the address without
+ * a resolver call that would block it.
+ */
 static char *
 ngx_http_automations_redis_addr(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_automations_main_conf_t *amcf = conf;
 
-    u_char         *colon;
-    ngx_str_t      *value, host;
-    ngx_int_t       port;
-    ngx_uint_t      i;
-    struct in6_addr in6;
-    struct in_addr  in;
+    char            err[512], ip[NGX_INET6_ADDRSTRLEN + 1];
+    size_t          len;
+    ngx_str_t      *value;
+    am_redis_addr_t a;
 
     if (amcf->redis.data) {
         return "is duplicate";
@@ -478,77 +486,55 @@ ngx_http_automations_redis_addr(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
     amcf->redis = value[1];
 
-    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-        amcf->redis_unix.len = value[1].len - 5;
-        amcf->redis_unix.data = ngx_pnalloc(cf->pool, value[1].len - 4);
-        if (amcf->redis_unix.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
+    /* ngx_conf_read_token() NUL-terminates every argument */
+    if (am_redis_addr_parse((char *) value[1].data, &a, err, sizeof(err))
+        != 0) {
+        ngx_conf_log_error(
+            NGX_LOG_EMERG, cf, 0, "invalid redis address %s", err);
+        return NGX_CONF_ERROR;
+    }
 
-        ngx_cpystrn(amcf->redis_unix.data, value[1].data + 5, value[1].len - 4);
-
-        if (amcf->redis_unix.len == 0) {
-            return "has an empty unix socket path";
-        }
-
+    if (a.path) {
+        amcf->redis_unix.data = (u_char *) a.path;
+        amcf->redis_unix.len = ngx_strlen(a.path);
         return NGX_CONF_OK;
     }
 
-    colon = NULL;
-
-    for (i = value[1].len; i > 0; i--) {
-        if (value[1].data[i - 1] == ':') {
-            colon = &value[1].data[i - 1];
-            break;
-        }
-    }
-
-    if (colon == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-            "\"%V\" is not ADDRESS:PORT or unix:PATH", &value[1]);
+    if (am_redis_addr_resolve(&a, ip, sizeof(ip), err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "redis: %s", err);
         return NGX_CONF_ERROR;
     }
 
-    host.data = value[1].data;
-    host.len = colon - value[1].data;
+    len = ngx_strlen(ip);
 
-    if (host.len > 2 && host.data[0] == '[' && host.data[host.len - 1] == ']') {
-        host.data++;
-        host.len -= 2;
-    }
-
-    port = ngx_atoi(colon + 1, value[1].data + value[1].len - colon - 1);
-    if (port < 1 || port > 65535) {
-        ngx_conf_log_error(
-            NGX_LOG_EMERG, cf, 0, "invalid port in \"%V\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    amcf->redis_port = port;
-
-    if (host.len == 9 && ngx_strncmp(host.data, "localhost", 9) == 0) {
-        ngx_str_set(&host, "127.0.0.1");
-    }
-
-    amcf->redis_host.data = ngx_pnalloc(cf->pool, host.len + 1);
+    amcf->redis_host.data = ngx_pnalloc(cf->pool, len + 1);
     if (amcf->redis_host.data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    ngx_cpystrn(amcf->redis_host.data, host.data, host.len + 1);
-    amcf->redis_host.len = host.len;
+    ngx_cpystrn(amcf->redis_host.data, (u_char *) ip, len + 1);
+    amcf->redis_host.len = len;
+    amcf->redis_port = a.port;
 
-    /* a host name would need a blocking resolver call in every worker */
-    if (inet_pton(AF_INET, (char *) amcf->redis_host.data, &in) != 1
-        && inet_pton(AF_INET6, (char *) amcf->redis_host.data, &in6) != 1) {
+    return NGX_CONF_OK;
+}
+
+
+/* automations_redis_prefix: braces would move keys out of their slot */
+static char *
+ngx_http_automations_prefix(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t *value;
+
+    value = cf->args->elts;
+
+    if (!am_prefix_valid((char *) value[1].data, value[1].len)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-            "\"%V\" is not an IP address: host names are not "
-            "resolved, use an IP address or unix:PATH",
-            &host);
+            "invalid key prefix \"%V\": " AM_PREFIX_RULE, &value[1]);
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    return ngx_conf_set_str_slot(cf, cmd, conf);
 }
 
 

@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 #include <yajl/yajl_tree.h>
 
+#include "am_execution.h"
 #include "am_jwt.h"
 
 /* what a credential may do (docs/data-model.md) */
@@ -166,8 +167,16 @@ struct ngx_http_automations_route_s {
 #define NGX_HTTP_AUTOMATIONS_URL_EXPECTED "must be an http:// or https:// URL"
 #define NGX_HTTP_AUTOMATIONS_RUNTIME_EXPECTED                                  \
     "must be a runtime name such as \"python\" or \"sh\""
+/* clang-format off */
 #define NGX_HTTP_AUTOMATIONS_TIMEOUT_EXPECTED                                  \
-    "must be an integer from 1 to 3600000"
+    "must be an integer from "                                                 \
+    NGX_HTTP_AUTOMATIONS_STR(AM_RUN_TIMEOUT_MIN_MS) " to "                     \
+    NGX_HTTP_AUTOMATIONS_STR(AM_RUN_TIMEOUT_MAX_MS)
+/* clang-format on */
+
+/* a number macro as a string literal, for messages that state a bound */
+#define NGX_HTTP_AUTOMATIONS_STR(n) NGX_HTTP_AUTOMATIONS_STR_(n)
+#define NGX_HTTP_AUTOMATIONS_STR_(n) #n
 
 /* NULL when v may be stored, else why not, said after the field's name */
 typedef const char *(*ngx_http_automations_check_pt)(yajl_val v);

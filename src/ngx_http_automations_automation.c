@@ -19,6 +19,7 @@
 
 #include "ngx_http_automations.h"
 #include "ngx_http_automations_redis.h"
+#include "am_scripts.h"
 
 
 /* a create request's fields, as they go to redis/automation_create.lua */
@@ -83,40 +84,45 @@ static ngx_http_automations_field_t ngx_http_automations_create_fields[] = {
 
     {ngx_null_string, 0, 0, NULL, NULL, 0}};
 
-/* the fields of the automation hash, and the three arguments before them */
-#define NGX_HTTP_AUTOMATIONS_CREATE_ARGS (3 + 7 * 2)
+/* the arguments before the fields of the automation hash, and its fields */
+#define NGX_HTTP_AUTOMATIONS_CREATE_ARGS                                       \
+    (AM_AUTOMATION_CREATE_ARG_FIELDS + 7 * 2)
 
 
 /*
- * Calls an automation_*.lua script: KEYS[1] the project hash, ARGV[1] the
- * project's key base, then args. The reply is the answer.
+ * Calls an automation_*.lua script. They share the shape of their KEYS and
+ * the first ARGV (src/am_scripts.h): the project hash, the project's key
+ * base, then per script. The reply is the answer.
  */
 static ngx_int_t
 ngx_http_automations_automation_script(ngx_http_request_t *r,
     ngx_http_automations_ctx_t *ctx, const char *script, ngx_uint_t nargs,
     ngx_str_t *args)
 {
-    ngx_str_t key;
+    ngx_str_t keys[AM_AUTOMATION_CREATE_NKEYS];
 
-    if (ngx_http_automations_project_key(r, &ctx->project, ":project", &key)
+    if (ngx_http_automations_project_key(r, &ctx->project, ":project",
+            &keys[AM_AUTOMATION_CREATE_KEY_PROJECT])
             != NGX_OK
-        || ngx_http_automations_project_key(r, &ctx->project, ":", &args[0])
+        || ngx_http_automations_project_key(
+               r, &ctx->project, ":", &args[AM_AUTOMATION_CREATE_ARG_BASE])
                != NGX_OK) {
         return NGX_ERROR;
     }
 
-    return ngx_http_automations_redis_script(
-        r, ngx_http_automations_script_reply, script, 1, &key, nargs, args);
+    return ngx_http_automations_redis_script(r,
+        ngx_http_automations_script_reply, script, AM_AUTOMATION_CREATE_NKEYS,
+        keys, nargs, args);
 }
 
 
-/* a request without a body: list, get, delete */
+/* a request without a body: list, get (with the name), delete (too) */
 static ngx_int_t
-ngx_http_automations_automation_call(
-    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx, const char *script)
+ngx_http_automations_automation_call(ngx_http_request_t *r,
+    ngx_http_automations_ctx_t *ctx, const char *script, ngx_uint_t nargs)
 {
     ngx_int_t rc;
-    ngx_str_t args[2];
+    ngx_str_t args[AM_AUTOMATION_GET_NARGS];
 
     rc = ngx_http_automations_project_ready(r, ctx);
     if (rc != NGX_DECLINED) {
@@ -128,10 +134,9 @@ ngx_http_automations_automation_call(
         return rc;
     }
 
-    args[1] = ctx->name;
+    args[AM_AUTOMATION_GET_ARG_NAME] = ctx->name;
 
-    if (ngx_http_automations_automation_script(
-            r, ctx, script, ctx->name.len ? 2 : 1, args)
+    if (ngx_http_automations_automation_script(r, ctx, script, nargs, args)
         != NGX_OK) {
         return ngx_http_automations_send_detail(
             r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
@@ -147,7 +152,8 @@ ngx_int_t
 ngx_http_automations_automation_list(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx)
 {
-    return ngx_http_automations_automation_call(r, ctx, "automation_list");
+    return ngx_http_automations_automation_call(
+        r, ctx, AM_SCRIPT_AUTOMATION_LIST, AM_AUTOMATION_LIST_NARGS);
 }
 
 
@@ -155,7 +161,8 @@ ngx_int_t
 ngx_http_automations_automation_get(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx)
 {
-    return ngx_http_automations_automation_call(r, ctx, "automation_get");
+    return ngx_http_automations_automation_call(
+        r, ctx, AM_SCRIPT_AUTOMATION_GET, AM_AUTOMATION_GET_NARGS);
 }
 
 
@@ -163,13 +170,15 @@ ngx_int_t
 ngx_http_automations_automation_delete(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx)
 {
-    return ngx_http_automations_automation_call(r, ctx, "automation_delete");
+    return ngx_http_automations_automation_call(
+        r, ctx, AM_SCRIPT_AUTOMATION_DELETE, AM_AUTOMATION_DELETE_NARGS);
 }
 
 
 /*
  * The create script's ARGV after the key base: name, override, then the
- * field/value pairs of the hash; runtime defaults to python.
+ * field/value pairs of the hash (FIELD_HASH rows); runtime defaults to
+ * python.
  */
 static ngx_uint_t
 ngx_http_automations_create_args(
@@ -187,9 +196,9 @@ ngx_http_automations_create_args(
         ngx_str_set(&a->runtime, "python");
     }
 
-    args[1] = a->name;
-    args[2] = a->override;
-    n = 3;
+    args[AM_AUTOMATION_CREATE_ARG_NAME] = a->name;
+    args[AM_AUTOMATION_CREATE_ARG_OVERRIDE] = a->override;
+    n = AM_AUTOMATION_CREATE_ARG_FIELDS;
 
     for (f = ngx_http_automations_create_fields; f->name.len; f++) {
         value = (ngx_str_t *) ((u_char *) a + f->offset);
@@ -246,7 +255,7 @@ ngx_http_automations_create_body(ngx_http_request_t *r)
     nargs = ngx_http_automations_create_args(&a, args);
 
     if (ngx_http_automations_automation_script(
-            r, ctx, "automation_create", nargs, args)
+            r, ctx, AM_SCRIPT_AUTOMATION_CREATE, nargs, args)
         != NGX_OK) {
         ngx_http_automations_finish(
             r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);

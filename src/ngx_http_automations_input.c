@@ -17,22 +17,14 @@
 #include <ngx_http.h>
 
 #include "ngx_http_automations.h"
+#include "am_execution.h"
+#include "am_header.h"
 #include "am_json.h"
 #include "am_name.h"
 
 
 #define NGX_HTTP_AUTOMATIONS_URL_MAX 2048
 #define NGX_HTTP_AUTOMATIONS_RUNTIME_MAX 32
-#define NGX_HTTP_AUTOMATIONS_TIMEOUT_MAX 3600000
-#define NGX_HTTP_AUTOMATIONS_HEADERS_MAX 50
-#define NGX_HTTP_AUTOMATIONS_HEADER_NAME_MAX 256
-#define NGX_HTTP_AUTOMATIONS_HEADER_VALUE_MAX 8192
-
-
-/* headers the worker sets on a webhook request itself */
-static const char *ngx_http_automations_reserved[] = {"host", "content-length",
-    "content-type", "transfer-encoding", "connection", "webhook-id",
-    "webhook-timestamp", "webhook-signature", NULL};
 
 
 ngx_table_elt_t *
@@ -87,24 +79,11 @@ ngx_http_automations_header_value_valid(ngx_str_t *v, size_t max)
 }
 
 
-/* "exec_" and 24 lowercase hex digits, as execution ids are made */
+/* an execution id as the module makes them (src/am_execution.h) */
 ngx_flag_t
 ngx_http_automations_execution_id_valid(ngx_str_t *id)
 {
-    ngx_uint_t i;
-
-    if (id->len != 29 || ngx_strncmp(id->data, "exec_", 5) != 0) {
-        return 0;
-    }
-
-    for (i = 5; i < 29; i++) {
-        if (!((id->data[i] >= '0' && id->data[i] <= '9')
-                || (id->data[i] >= 'a' && id->data[i] <= 'f'))) {
-            return 0;
-        }
-    }
-
-    return 1;
+    return am_execution_id_valid((char *) id->data, id->len);
 }
 
 
@@ -238,8 +217,8 @@ ngx_http_automations_check_runtime(yajl_val v)
 const char *
 ngx_http_automations_check_timeout(yajl_val v)
 {
-    if (YAJL_GET_INTEGER(v) < 1
-        || YAJL_GET_INTEGER(v) > NGX_HTTP_AUTOMATIONS_TIMEOUT_MAX) {
+    /* also the workers' cap: no run is cut short of its timeout */
+    if (!am_run_timeout_valid(YAJL_GET_INTEGER(v))) {
         return NGX_HTTP_AUTOMATIONS_TIMEOUT_EXPECTED;
     }
 
@@ -263,51 +242,29 @@ ngx_http_automations_check_objects(yajl_val v)
 }
 
 
-/* a header name as RFC 9110 allows (a token) */
-static ngx_flag_t
-ngx_http_automations_header_name_valid(const char *s)
-{
-    size_t len;
-
-    len = ngx_strlen(s);
-
-    if (len == 0 || len > NGX_HTTP_AUTOMATIONS_HEADER_NAME_MAX) {
-        return 0;
-    }
-
-    for (; *s; s++) {
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
-                || (*s >= '0' && *s <= '9')
-                || ngx_strchr("!#$%&'*+-.^_`|~", *s) != NULL)) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
+/* one header of webhook_header or ddn_headers (src/am_header.h) */
 static const char *
 ngx_http_automations_header_check(const char *name, yajl_val value)
 {
-    const char *c;
+    size_t len;
 
     if (!YAJL_IS_STRING(value)) {
         return "must be an object of strings";
     }
 
-    if (!ngx_http_automations_header_name_valid(name)) {
+    if (!am_header_name_valid(name, ngx_strlen(name))) {
         return "has an invalid header name";
     }
 
-    if (ngx_strlen(value->u.string) > NGX_HTTP_AUTOMATIONS_HEADER_VALUE_MAX) {
-        return "has a value longer than 8192 bytes";
+    len = ngx_strlen(value->u.string);
+
+    if (len > AM_HEADER_VALUE_MAX) {
+        return "has a value longer than " NGX_HTTP_AUTOMATIONS_STR(
+            AM_HEADER_VALUE_MAX) " bytes";
     }
 
-    for (c = value->u.string; *c; c++) {
-        if ((*c > 0 && *c < 0x20 && *c != '\t') || *c == 0x7f) {
-            return "has a value with a control character";
-        }
+    if (!am_header_value_valid(value->u.string, len)) {
+        return "has a value with a control character";
     }
 
     return NULL;
@@ -321,8 +278,9 @@ ngx_http_automations_check_headers(yajl_val v)
     size_t      i;
     const char *reason;
 
-    if (v->u.object.len > NGX_HTTP_AUTOMATIONS_HEADERS_MAX) {
-        return "has more than 50 headers";
+    if (v->u.object.len > AM_HEADERS_MAX) {
+        return "has more than " NGX_HTTP_AUTOMATIONS_STR(
+            AM_HEADERS_MAX) " headers";
     }
 
     for (i = 0; i < v->u.object.len; i++) {
@@ -341,9 +299,8 @@ ngx_http_automations_check_headers(yajl_val v)
 const char *
 ngx_http_automations_check_webhook_headers(yajl_val v)
 {
-    size_t       i;
-    const char  *reason;
-    const char **rs;
+    size_t      i;
+    const char *reason, *name;
 
     reason = ngx_http_automations_check_headers(v);
     if (reason) {
@@ -351,11 +308,10 @@ ngx_http_automations_check_webhook_headers(yajl_val v)
     }
 
     for (i = 0; i < v->u.object.len; i++) {
-        for (rs = ngx_http_automations_reserved; *rs; rs++) {
-            if (ngx_strcasecmp((u_char *) v->u.object.keys[i], (u_char *) *rs)
-                == 0) {
-                return "sets a header the webhook request sets itself";
-            }
+        name = v->u.object.keys[i];
+
+        if (am_header_reserved(name, ngx_strlen(name))) {
+            return "sets a header the webhook request sets itself";
         }
     }
 

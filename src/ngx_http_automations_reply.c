@@ -11,6 +11,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_automations.h"
+#include "am_scripts.h"
 
 
 static ngx_str_t ngx_http_automations_json_type =
@@ -402,11 +403,11 @@ ngx_http_automations_script_result(ngx_http_request_t *r, redisReply *reply,
     ngx_uint_t *status, ngx_str_t *body)
 {
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
-        || reply->element[0]->type != REDIS_REPLY_INTEGER
-        || reply->element[1]->type != REDIS_REPLY_STRING
-        || reply->element[0]->integer < 200
-        || reply->element[0]->integer > 599) {
+        || reply->elements != AM_HTTP_REPLY_N
+        || reply->element[AM_HTTP_REPLY_STATUS]->type != REDIS_REPLY_INTEGER
+        || reply->element[AM_HTTP_REPLY_BODY]->type != REDIS_REPLY_STRING
+        || reply->element[AM_HTTP_REPLY_STATUS]->integer < 200
+        || reply->element[AM_HTTP_REPLY_STATUS]->integer > 599) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
             "automations: unexpected redis reply: %s",
             reply == NULL                      ? "none"
@@ -415,9 +416,10 @@ ngx_http_automations_script_result(ngx_http_request_t *r, redisReply *reply,
         return NGX_DECLINED;
     }
 
-    *status = (ngx_uint_t) reply->element[0]->integer;
+    *status = (ngx_uint_t) reply->element[AM_HTTP_REPLY_STATUS]->integer;
 
-    return ngx_http_automations_reply_str(r, reply->element[1], body);
+    return ngx_http_automations_reply_str(
+        r, reply->element[AM_HTTP_REPLY_BODY], body);
 }
 
 

@@ -149,12 +149,16 @@ ngx_http_automations_segment_match(u_char *pat, size_t len, ngx_str_t *seg,
 }
 
 
+/* whether path matches seg; its parameters are then in params */
 static ngx_flag_t
 ngx_http_automations_path_match(const char *path, ngx_str_t *seg, ngx_uint_t n,
     ngx_http_automations_params_t *params)
 {
-    u_char    *p, *last, *slash;
-    ngx_uint_t i;
+    u_char                       *p, *last, *slash;
+    ngx_uint_t                    i;
+    ngx_http_automations_params_t found;
+
+    ngx_memzero(&found, sizeof(ngx_http_automations_params_t));
 
     p = (u_char *) path;
     last = p + ngx_strlen(path);
@@ -164,14 +168,55 @@ ngx_http_automations_path_match(const char *path, ngx_str_t *seg, ngx_uint_t n,
 
         if (i == n
             || !ngx_http_automations_segment_match(
-                p, (slash ? slash : last) - p, &seg[i], params)) {
+                p, (slash ? slash : last) - p, &seg[i], &found)) {
             return 0;
         }
 
         p = slash ? slash + 1 : last;
     }
 
-    return i == n;
+    if (i != n) {
+        return 0;
+    }
+
+    *params = found;
+
+    return 1;
+}
+
+
+/*
+ * The rows of the location's API whose path matches: the methods they
+ * have, in ctx->allow, and the first one for the request's method.
+ */
+static void
+ngx_http_automations_route_match(ngx_http_request_t *r,
+    ngx_http_automations_ctx_t *ctx, ngx_http_automations_params_t *params)
+{
+    ngx_str_t                        seg[NGX_HTTP_AUTOMATIONS_SEGMENTS];
+    ngx_uint_t                       n;
+    ngx_http_automations_route_t    *rt;
+    ngx_http_automations_loc_conf_t *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
+
+    n = ngx_http_automations_path_split(r, seg);
+
+    ctx->route = NULL;
+    ctx->allow = 0;
+
+    for (rt = ngx_http_automations_routes; rt->path; rt++) {
+        if (rt->api != alcf->handler
+            || !ngx_http_automations_path_match(rt->path, seg, n, params)) {
+            continue;
+        }
+
+        ctx->allow |= rt->methods;
+
+        if (ctx->route == NULL && (rt->methods & r->method)) {
+            ctx->route = rt;
+        }
+    }
 }
 
 
@@ -185,33 +230,15 @@ void
 ngx_http_automations_route_find(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx)
 {
-    ngx_str_t                        seg[NGX_HTTP_AUTOMATIONS_SEGMENTS];
-    ngx_uint_t                       n;
-    ngx_http_automations_route_t    *rt;
     ngx_http_automations_params_t    params;
     ngx_http_automations_loc_conf_t *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
 
-    n = ngx_http_automations_path_split(r, seg);
-
     ngx_memzero(&params, sizeof(ngx_http_automations_params_t));
     ctx->route_state = ngx_http_automations_route_not_found;
-    ctx->route = NULL;
-    ctx->allow = 0;
 
-    for (rt = ngx_http_automations_routes; rt->path; rt++) {
-        if (rt->api != alcf->handler
-            || !ngx_http_automations_path_match(rt->path, seg, n, &params)) {
-            continue;
-        }
-
-        ctx->allow |= rt->methods;
-
-        if (ctx->route == NULL && (rt->methods & r->method)) {
-            ctx->route = rt;
-        }
-    }
+    ngx_http_automations_route_match(r, ctx, &params);
 
     if (ctx->allow == 0) {
         return;

@@ -23,33 +23,9 @@
 #include "ngx_http_automations.h"
 #include "ngx_http_automations_redis.h"
 #include "am_crypto.h"
+#include "am_execution.h"
 #include "am_name.h"
-
-
-/* redis/execution_enqueue.lua: KEYS, then ARGV, from 0 here */
-#define NGX_HTTP_AUTOMATIONS_ENQ_KEY_PROJECT 0
-#define NGX_HTTP_AUTOMATIONS_ENQ_KEY_STREAM 1
-#define NGX_HTTP_AUTOMATIONS_ENQ_KEYS 2
-
-#define NGX_HTTP_AUTOMATIONS_ENQ_BASE 0
-#define NGX_HTTP_AUTOMATIONS_ENQ_PROJECT 1
-#define NGX_HTTP_AUTOMATIONS_ENQ_AUTOMATION 2
-#define NGX_HTTP_AUTOMATIONS_ENQ_EXECUTION_ID 3
-#define NGX_HTTP_AUTOMATIONS_ENQ_SOURCE 4
-#define NGX_HTTP_AUTOMATIONS_ENQ_RETENTION 5
-#define NGX_HTTP_AUTOMATIONS_ENQ_IDEMPOTENCY 6
-#define NGX_HTTP_AUTOMATIONS_ENQ_DIGEST 7
-#define NGX_HTTP_AUTOMATIONS_ENQ_SEED 8
-#define NGX_HTTP_AUTOMATIONS_ENQ_INPUT 9
-#define NGX_HTTP_AUTOMATIONS_ENQ_BUILD_ID 10
-#define NGX_HTTP_AUTOMATIONS_ENQ_WEBHOOK 11
-#define NGX_HTTP_AUTOMATIONS_ENQ_WEBHOOK_HEADER 12
-#define NGX_HTTP_AUTOMATIONS_ENQ_DDN_HEADERS 13
-#define NGX_HTTP_AUTOMATIONS_ENQ_ARGS 14
-
-/* its reply: { word, execution id } */
-#define NGX_HTTP_AUTOMATIONS_ENQ_REPLY_WORD 0
-#define NGX_HTTP_AUTOMATIONS_ENQ_REPLY_ID 1
+#include "am_scripts.h"
 
 
 /* what a run request carries, as the enqueue script's arguments */
@@ -346,7 +322,7 @@ ngx_http_automations_enqueue_reply(ngx_http_request_t *r, redisReply *reply)
     }
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
-        || reply->element[NGX_HTTP_AUTOMATIONS_ENQ_REPLY_WORD]->type
+        || reply->element[AM_EXECUTION_ENQUEUE_REPLY_WHAT]->type
                != REDIS_REPLY_STRING) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
             "automations: unexpected enqueue reply: wrong shape");
@@ -355,17 +331,16 @@ ngx_http_automations_enqueue_reply(ngx_http_request_t *r, redisReply *reply)
         return;
     }
 
-    word.data =
-        (u_char *) reply->element[NGX_HTTP_AUTOMATIONS_ENQ_REPLY_WORD]->str;
-    word.len = reply->element[NGX_HTTP_AUTOMATIONS_ENQ_REPLY_WORD]->len;
+    word.data = (u_char *) reply->element[AM_EXECUTION_ENQUEUE_REPLY_WHAT]->str;
+    word.len = reply->element[AM_EXECUTION_ENQUEUE_REPLY_WHAT]->len;
 
     if (ngx_http_automations_enqueue_refused(r, &word) != NGX_OK) {
         return;
     }
 
-    if (reply->elements != 2
+    if (reply->elements != AM_EXECUTION_ENQUEUE_REPLY_N
         || ngx_http_automations_reply_str(
-               r, reply->element[NGX_HTTP_AUTOMATIONS_ENQ_REPLY_ID], &id)
+               r, reply->element[AM_EXECUTION_ENQUEUE_REPLY_ID], &id)
                != NGX_OK) {
         ngx_http_automations_finish(
             r, NGX_HTTP_INTERNAL_SERVER_ERROR, "Internal error.");
@@ -417,36 +392,35 @@ ngx_http_automations_run_headers(
     }
 
     if (idem) {
-        args[NGX_HTTP_AUTOMATIONS_ENQ_IDEMPOTENCY].data =
+        args[AM_EXECUTION_ENQUEUE_ARG_IDEMPOTENCY].data =
             ngx_pnalloc(r->pool, AM_SHA256_HEX_LEN + 1);
-        if (args[NGX_HTTP_AUTOMATIONS_ENQ_IDEMPOTENCY].data == NULL) {
+        if (args[AM_EXECUTION_ENQUEUE_ARG_IDEMPOTENCY].data == NULL) {
             return NGX_ERROR;
         }
 
         am_sha256_hex(idem->value.data, idem->value.len,
-            (char *) args[NGX_HTTP_AUTOMATIONS_ENQ_IDEMPOTENCY].data);
-        args[NGX_HTTP_AUTOMATIONS_ENQ_IDEMPOTENCY].len = AM_SHA256_HEX_LEN;
+            (char *) args[AM_EXECUTION_ENQUEUE_ARG_IDEMPOTENCY].data);
+        args[AM_EXECUTION_ENQUEUE_ARG_IDEMPOTENCY].len = AM_SHA256_HEX_LEN;
     }
 
     if (build) {
-        args[NGX_HTTP_AUTOMATIONS_ENQ_BUILD_ID] = build->value;
+        args[AM_EXECUTION_ENQUEUE_ARG_BUILD_ID] = build->value;
     }
 
     return NGX_OK;
 }
 
 
-/* a new execution id, "exec_" and 24 hex digits */
+/* a new execution id (src/am_execution.h) */
 static ngx_int_t
 ngx_http_automations_execution_id(ngx_http_request_t *r, ngx_str_t *id)
 {
-    id->data = ngx_pnalloc(r->pool, sizeof("exec_") + 24);
-    if (id->data == NULL || am_random_hex((char *) id->data + 5, 12) != 0) {
+    id->data = ngx_pnalloc(r->pool, AM_EXECUTION_ID_LEN + 1);
+    if (id->data == NULL || am_execution_id_new((char *) id->data) != 0) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(id->data, "exec_", 5);
-    id->len = 29;
+    id->len = AM_EXECUTION_ID_LEN;
 
     return NGX_OK;
 }
@@ -492,28 +466,28 @@ ngx_http_automations_enqueue_args(ngx_http_request_t *r,
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
 
     if (ngx_http_automations_project_key(r, &ctx->project, ":project",
-            &keys[NGX_HTTP_AUTOMATIONS_ENQ_KEY_PROJECT])
+            &keys[AM_EXECUTION_ENQUEUE_KEY_PROJECT])
             != NGX_OK
         || ngx_http_automations_stream_key(
-               r, &keys[NGX_HTTP_AUTOMATIONS_ENQ_KEY_STREAM])
+               r, &keys[AM_EXECUTION_ENQUEUE_KEY_STREAM])
                != NGX_OK
         || ngx_http_automations_project_key(
-               r, &ctx->project, ":", &args[NGX_HTTP_AUTOMATIONS_ENQ_BASE])
+               r, &ctx->project, ":", &args[AM_EXECUTION_ENQUEUE_ARG_BASE])
                != NGX_OK) {
         return NGX_ERROR;
     }
 
-    args[NGX_HTTP_AUTOMATIONS_ENQ_PROJECT] = ctx->project;
-    args[NGX_HTTP_AUTOMATIONS_ENQ_AUTOMATION] = ctx->name;
-    args[NGX_HTTP_AUTOMATIONS_ENQ_EXECUTION_ID] = ctx->execution_id;
+    args[AM_EXECUTION_ENQUEUE_ARG_PROJECT] = ctx->project;
+    args[AM_EXECUTION_ENQUEUE_ARG_AUTOMATION] = ctx->name;
+    args[AM_EXECUTION_ENQUEUE_ARG_ID] = ctx->execution_id;
 
     if (ngx_http_automations_is_start(ctx)) {
-        ngx_str_set(&args[NGX_HTTP_AUTOMATIONS_ENQ_SOURCE], "start");
+        ngx_str_set(&args[AM_EXECUTION_ENQUEUE_ARG_SOURCE], "start");
     } else {
-        ngx_str_set(&args[NGX_HTTP_AUTOMATIONS_ENQ_SOURCE], "run");
+        ngx_str_set(&args[AM_EXECUTION_ENQUEUE_ARG_SOURCE], "run");
     }
 
-    retention = &args[NGX_HTTP_AUTOMATIONS_ENQ_RETENTION];
+    retention = &args[AM_EXECUTION_ENQUEUE_ARG_RETENTION];
     retention->data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
     if (retention->data == NULL) {
         return NGX_ERROR;
@@ -532,8 +506,8 @@ ngx_http_automations_enqueue(
     ngx_http_request_t *r, ngx_http_automations_run_t *run, ngx_str_t *body)
 {
     ngx_int_t                   rc;
-    ngx_str_t                   keys[NGX_HTTP_AUTOMATIONS_ENQ_KEYS];
-    ngx_str_t                   args[NGX_HTTP_AUTOMATIONS_ENQ_ARGS];
+    ngx_str_t                   keys[AM_EXECUTION_ENQUEUE_NKEYS];
+    ngx_str_t                   args[AM_EXECUTION_ENQUEUE_NARGS];
     ngx_http_automations_ctx_t *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
@@ -548,18 +522,18 @@ ngx_http_automations_enqueue(
     if (rc != NGX_OK
         || ngx_http_automations_execution_id(r, &ctx->execution_id) != NGX_OK
         || ngx_http_automations_request_digest(
-               r, &ctx->name, body, &args[NGX_HTTP_AUTOMATIONS_ENQ_DIGEST])
+               r, &ctx->name, body, &args[AM_EXECUTION_ENQUEUE_ARG_DIGEST])
                != NGX_OK
         || ngx_http_automations_enqueue_args(r, ctx, keys, args) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    args[NGX_HTTP_AUTOMATIONS_ENQ_SEED] = run->seed;
-    args[NGX_HTTP_AUTOMATIONS_ENQ_INPUT] = run->input;
-    args[NGX_HTTP_AUTOMATIONS_ENQ_WEBHOOK] = run->webhook;
-    args[NGX_HTTP_AUTOMATIONS_ENQ_WEBHOOK_HEADER] = run->webhook_header;
-    args[NGX_HTTP_AUTOMATIONS_ENQ_DDN_HEADERS] = run->ddn_headers;
+    args[AM_EXECUTION_ENQUEUE_ARG_SEED] = run->seed;
+    args[AM_EXECUTION_ENQUEUE_ARG_INPUT] = run->input;
+    args[AM_EXECUTION_ENQUEUE_ARG_WEBHOOK] = run->webhook;
+    args[AM_EXECUTION_ENQUEUE_ARG_WEBHOOK_HEADERS] = run->webhook_header;
+    args[AM_EXECUTION_ENQUEUE_ARG_DDN_HEADERS] = run->ddn_headers;
 
     /* the waiter exists before the entry, so no completion is missed */
     if (!ngx_http_automations_is_start(ctx)
@@ -570,8 +544,8 @@ ngx_http_automations_enqueue(
     }
 
     if (ngx_http_automations_redis_script(r, ngx_http_automations_enqueue_reply,
-            "execution_enqueue", NGX_HTTP_AUTOMATIONS_ENQ_KEYS, keys,
-            NGX_HTTP_AUTOMATIONS_ENQ_ARGS, args)
+            AM_SCRIPT_EXECUTION_ENQUEUE, AM_EXECUTION_ENQUEUE_NKEYS, keys,
+            AM_EXECUTION_ENQUEUE_NARGS, args)
         != NGX_OK) {
         ngx_http_automations_finish(
             r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
@@ -666,7 +640,7 @@ ngx_http_automations_execution(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx)
 {
     ngx_int_t rc;
-    ngx_str_t key;
+    ngx_str_t keys[AM_EXECUTION_GET_NKEYS], args[AM_EXECUTION_GET_NARGS];
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -678,12 +652,14 @@ ngx_http_automations_execution(
         return rc;
     }
 
-    if (ngx_http_automations_execution_key(
-            r, &ctx->project, &ctx->execution_id, &key)
+    args[AM_EXECUTION_GET_ARG_AUTOMATION] = ctx->name;
+
+    if (ngx_http_automations_execution_key(r, &ctx->project, &ctx->execution_id,
+            &keys[AM_EXECUTION_GET_KEY_EXECUTION])
             != NGX_OK
         || ngx_http_automations_redis_script(r,
-               ngx_http_automations_script_reply, "execution_get", 1, &key, 1,
-               &ctx->name)
+               ngx_http_automations_script_reply, AM_SCRIPT_EXECUTION_GET,
+               AM_EXECUTION_GET_NKEYS, keys, AM_EXECUTION_GET_NARGS, args)
                != NGX_OK) {
         return ngx_http_automations_send_detail(
             r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);

@@ -441,15 +441,19 @@ subtest 'nginx -t explains configuration mistakes' => sub {
     $c->write_file('jwt.secret', $SECRET);
 
     my @cases = (
-        [ 'a host name for Redis',
-          { http => 'automations_redis redis.example.com:6379;' },
-          qr/"redis\.example\.com" is not an IP address/ ],
-        [ 'Redis without a port',
-          { http => 'automations_redis 127.0.0.1;' },
-          qr/"127\.0\.0\.1" is not ADDRESS:PORT or unix:PATH/ ],
+        [ 'a Redis host name that does not resolve',
+          { http => 'automations_redis no-such-host.invalid:6379;' },
+          qr/redis: cannot resolve no-such-host\.invalid/ ],
+        [ 'a bare IPv6 address for Redis',
+          { http => 'automations_redis ::1:6379;' },
+          qr/invalid redis address "::1:6379": an IPv6 address goes in brackets/ ],
         [ 'Redis port 0',
           { http => 'automations_redis 127.0.0.1:0;' },
-          qr/invalid port in "127\.0\.0\.1:0"/ ],
+          qr/invalid redis address "127\.0\.0\.1:0": the port must be 1 to 65535/ ],
+        [ 'a key prefix with a brace',
+          { http => "automations_redis 127.0.0.1:6379;\n"
+                . 'automations_redis_prefix "am{x}:";' },
+          qr/invalid key prefix "am\{x\}:"/ ],
         [ 'automations_auth jwt without a key',
           { http => 'automations_redis 127.0.0.1:6379;',
             server => "location /x/ {\n    automations_auth jwt;\n}" },
