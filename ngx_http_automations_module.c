@@ -69,7 +69,10 @@ static ngx_http_automations_endpoint_t ngx_http_automations_start_endpoint = {
     NGX_HTTP_AUTOMATIONS_HANDLER_START, "/api/start-automation/"};
 
 
-/* automations_auth off | [jwt] [apikey] [token] */
+/*
+ * automations_auth off | [jwt] [apikey] [token]; "token" is the tokenpair
+ * scheme, under the word configurations already use
+ */
 static ngx_conf_bitmask_t ngx_http_automations_auth_schemes[] = {
     {ngx_string("off"), NGX_HTTP_AUTOMATIONS_AUTH_OFF},
     {ngx_string("jwt"), NGX_HTTP_AUTOMATIONS_AUTH_JWT},

@@ -133,11 +133,12 @@ typedef struct {
 } ngx_http_automations_ctx_t;
 
 
-/* a content handler: one row of the routing table */
+/* a content handler: the last column of a row of the routing table */
 typedef ngx_int_t (*ngx_http_automations_handler_pt)(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
 
 
+/* a row of the routing table (src/ngx_http_automations_route.c) */
 struct ngx_http_automations_route_s {
     ngx_uint_t                      api;     /* HANDLER_API, HANDLER_START */
     ngx_uint_t                      methods; /* NGX_HTTP_GET | ... */
@@ -150,6 +151,8 @@ struct ngx_http_automations_route_s {
 /*
  * One field of a JSON request body: its name, JSON type, whether it is
  * required, what else it must satisfy, and the ngx_str_t it is stored in.
+ * Endpoints declare tables of them; src/ngx_http_automations_input.c
+ * walks a body with one.
  */
 
 #define NGX_HTTP_AUTOMATIONS_JSON_STRING 1

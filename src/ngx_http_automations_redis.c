@@ -777,6 +777,50 @@ ngx_http_automations_redis_call_timeout(ngx_event_t *ev)
 
 
 /*
+ * A call, allocated outside the request pool since it may outlive the
+ * request; a script's arguments are copied into it, to be sent again with
+ * EVAL should Redis answer NOSCRIPT.
+ */
+static ngx_http_automations_redis_call_t *
+ngx_http_automations_redis_call_new(ngx_http_request_t *r, am_script_t *script,
+    int argc, const char **argv, const size_t *argvlen)
+{
+    int                                i;
+    size_t                             size;
+    u_char                            *p;
+    ngx_http_automations_redis_call_t *call;
+
+    size = sizeof(ngx_http_automations_redis_call_t);
+
+    if (script) {
+        size += argc * (sizeof(char *) + sizeof(size_t));
+        for (i = 0; i < argc; i++) {
+            size += argvlen[i];
+        }
+    }
+
+    call = ngx_calloc(size, r->connection->log);
+    if (call == NULL || script == NULL) {
+        return call;
+    }
+
+    call->script = script;
+    call->argc = argc;
+    call->argv = (const char **) (call + 1);
+    call->argvlen = (size_t *) (call->argv + argc);
+    p = (u_char *) (call->argvlen + argc);
+
+    for (i = 0; i < argc; i++) {
+        call->argv[i] = (char *) p;
+        call->argvlen[i] = argvlen[i];
+        p = ngx_cpymem(p, argv[i], argvlen[i]);
+    }
+
+    return call;
+}
+
+
+/*
  * Sends argv for r. With script set, argv is copied into the call so that
  * the NOSCRIPT fallback can resend it.
  */
@@ -785,9 +829,6 @@ ngx_http_automations_redis_send(ngx_http_request_t *r,
     ngx_http_automations_redis_handler_pt handler, am_script_t *script,
     int argc, const char **argv, const size_t *argvlen)
 {
-    int                                i;
-    size_t                             size;
-    u_char                            *p;
     ngx_http_cleanup_t                *cln;
     ngx_http_automations_redis_t      *rd;
     ngx_http_automations_redis_call_t *call;
@@ -803,16 +844,7 @@ ngx_http_automations_redis_send(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    size = sizeof(ngx_http_automations_redis_call_t);
-
-    if (script) {
-        size += argc * (sizeof(char *) + sizeof(size_t));
-        for (i = 0; i < argc; i++) {
-            size += argvlen[i];
-        }
-    }
-
-    call = ngx_calloc(size, r->connection->log);
+    call = ngx_http_automations_redis_call_new(r, script, argc, argv, argvlen);
     if (call == NULL) {
         return NGX_ERROR;
     }
@@ -820,20 +852,8 @@ ngx_http_automations_redis_send(ngx_http_request_t *r,
     call->request = r;
     call->cleanup = cln;
     call->handler = handler;
-    call->script = script;
 
     if (script) {
-        call->argc = argc;
-        call->argv = (const char **) (call + 1);
-        call->argvlen = (size_t *) (call->argv + argc);
-        p = (u_char *) (call->argvlen + argc);
-
-        for (i = 0; i < argc; i++) {
-            call->argv[i] = (char *) p;
-            call->argvlen[i] = argvlen[i];
-            p = ngx_cpymem(p, argv[i], argvlen[i]);
-        }
-
         argv = call->argv;
         argvlen = call->argvlen;
     }
