@@ -2,8 +2,23 @@
  * ngx_http_automations_module: an automations gateway inside nginx.
  *
  * This file only wires the module together: directives, configuration,
- * phase and content handler registration, worker start and exit. The work
- * is done in src/ (one concern per file).
+ * phase and content handler registration, the request context, worker
+ * start and exit. The work is done in src/, one concern per file:
+ *
+ *   route.c       which endpoint a request is, for both APIs (one table)
+ *   access.c      the access phase: who calls, on which project, may they
+ *   credential.c  API keys and tokenpairs, looked up in Redis
+ *   jwt.c         JWT keys and verification
+ *   redis.c       the Redis connection of a worker process, and key names
+ *   input.c       headers, bodies, and the checks of client values
+ *   automation.c  automations CRUD
+ *   run.c         runs and execution status
+ *   wait.c        waiting for a synchronous run's completion
+ *   reply.c       JSON responses and script replies
+ *
+ * Directives use nginx's conf slots where one fits; the few handlers here
+ * add what a slot cannot say (an error naming the accepted values, checks
+ * across directives at merge time).
  */
 
 #include <ngx_config.h>
@@ -12,6 +27,8 @@
 
 #include "ngx_http_automations.h"
 #include "ngx_http_automations_redis.h"
+#include "am_name.h"
+#include "am_redis_addr.h"
 
 
 static ngx_int_t ngx_http_automations_preconfiguration(ngx_conf_t *cf);
@@ -23,12 +40,16 @@ static char *ngx_http_automations_merge_loc_conf(
     ngx_conf_t *cf, void *parent, void *child);
 static char *ngx_http_automations_redis_addr(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_automations_prefix(
+    ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_automations_endpoint(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_automations_auth(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_automations_auth_scope(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_automations_conf_value(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_conf_enum_t *values, const char *what);
 static char *ngx_http_automations_cstring(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_automations_init_process(ngx_cycle_t *cycle);
@@ -36,19 +57,36 @@ static void      ngx_http_automations_exit_process(ngx_cycle_t *cycle);
 
 
 typedef struct {
-    ngx_uint_t          handler;
-    ngx_http_handler_pt content;
-    const char         *example;
+    ngx_uint_t  handler;
+    const char *example;
 } ngx_http_automations_endpoint_t;
 
 
 static ngx_http_automations_endpoint_t ngx_http_automations_api_endpoint = {
-    NGX_HTTP_AUTOMATIONS_HANDLER_API, ngx_http_automations_api_handler,
-    "/automations/v1/"};
+    NGX_HTTP_AUTOMATIONS_HANDLER_API, "/automations/v1/"};
 
 static ngx_http_automations_endpoint_t ngx_http_automations_start_endpoint = {
-    NGX_HTTP_AUTOMATIONS_HANDLER_START, ngx_http_automations_start_handler,
-    "/api/start-automation/"};
+    NGX_HTTP_AUTOMATIONS_HANDLER_START, "/api/start-automation/"};
+
+
+/*
+ * automations_auth off | [jwt] [apikey] [token]; "token" is the tokenpair
+ * scheme, under the word configurations already use
+ */
+static ngx_conf_bitmask_t ngx_http_automations_auth_schemes[] = {
+    {ngx_string("off"), NGX_HTTP_AUTOMATIONS_AUTH_OFF},
+    {ngx_string("jwt"), NGX_HTTP_AUTOMATIONS_AUTH_JWT},
+    {ngx_string("apikey"), NGX_HTTP_AUTOMATIONS_AUTH_APIKEY},
+    {ngx_string("token"), NGX_HTTP_AUTOMATIONS_AUTH_TOKENPAIR},
+    {ngx_null_string, 0}};
+
+
+/* automations_auth_scope read | write | run | any */
+static ngx_conf_enum_t ngx_http_automations_auth_scopes[] = {
+    {ngx_string("read"), NGX_HTTP_AUTOMATIONS_SCOPE_READ},
+    {ngx_string("write"), NGX_HTTP_AUTOMATIONS_SCOPE_WRITE},
+    {ngx_string("run"), NGX_HTTP_AUTOMATIONS_SCOPE_RUN}, {ngx_string("any"), 0},
+    {ngx_null_string, 0}};
 
 
 static ngx_command_t ngx_http_automations_commands[] = {
@@ -66,7 +104,7 @@ static ngx_command_t ngx_http_automations_commands[] = {
         offsetof(ngx_http_automations_main_conf_t, redis_db), NULL},
 
     {ngx_string("automations_redis_prefix"),
-        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_http_automations_prefix,
         NGX_HTTP_MAIN_CONF_OFFSET,
         offsetof(ngx_http_automations_main_conf_t, prefix), NULL},
 
@@ -103,12 +141,16 @@ static ngx_command_t ngx_http_automations_commands[] = {
     {ngx_string("automations_auth"),
         NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF
             | NGX_CONF_1MORE,
-        ngx_http_automations_auth, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
+        ngx_http_automations_auth, NGX_HTTP_LOC_CONF_OFFSET,
+        offsetof(ngx_http_automations_loc_conf_t, auth),
+        ngx_http_automations_auth_schemes},
 
     {ngx_string("automations_auth_scope"),
         NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF
             | NGX_CONF_TAKE1,
-        ngx_http_automations_auth_scope, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
+        ngx_http_automations_auth_scope, NGX_HTTP_LOC_CONF_OFFSET,
+        offsetof(ngx_http_automations_loc_conf_t, scope),
+        ngx_http_automations_auth_scopes},
 
     {ngx_string("automations_project"),
         NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF
@@ -275,12 +317,12 @@ ngx_http_automations_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     alcf->handler = NGX_HTTP_AUTOMATIONS_HANDLER_NONE;
+     *     alcf->auth = 0;
      *     alcf->jwt_keys = NULL;
      *     alcf->jwt_issuer = { 0, NULL };
      *     alcf->jwt_audience = { 0, NULL };
      */
 
-    alcf->auth = NGX_CONF_UNSET_UINT;
     alcf->scope = NGX_CONF_UNSET_UINT;
     alcf->project = NGX_CONF_UNSET_PTR;
     alcf->jwt_leeway = NGX_CONF_UNSET;
@@ -293,16 +335,95 @@ ngx_http_automations_create_loc_conf(ngx_conf_t *cf)
 }
 
 
+/*
+ * The schemes a location enforces: as set by automations_auth at this level
+ * or above, else by default JWT (when keys are configured) and API keys in
+ * the APIs' locations, and tokenpairs too in the start API's.
+ */
+static void
+ngx_http_automations_merge_schemes(ngx_http_automations_loc_conf_t *conf)
+{
+    if (conf->auth) {
+        conf->schemes = conf->auth & NGX_HTTP_AUTOMATIONS_AUTH_SCHEMES;
+        return;
+    }
+
+    switch (conf->handler) {
+
+    case NGX_HTTP_AUTOMATIONS_HANDLER_START:
+        conf->schemes = NGX_HTTP_AUTOMATIONS_AUTH_TOKENPAIR
+                        | NGX_HTTP_AUTOMATIONS_AUTH_APIKEY;
+        break;
+
+    case NGX_HTTP_AUTOMATIONS_HANDLER_API:
+        conf->schemes = NGX_HTTP_AUTOMATIONS_AUTH_APIKEY;
+        break;
+
+    default:
+        conf->schemes = 0;
+        return;
+    }
+
+    if (conf->jwt_keys) {
+        conf->schemes |= NGX_HTTP_AUTOMATIONS_AUTH_JWT;
+    }
+}
+
+
+/* what a location's directives together cannot do; NULL when none */
+static const char *
+ngx_http_automations_merge_check(
+    ngx_conf_t *cf, ngx_http_automations_loc_conf_t *conf)
+{
+    ngx_http_automations_main_conf_t *amcf;
+
+    if (conf->retention < 1) {
+        return "\"automations_execution_retention\" must be at least 1s";
+    }
+
+    if ((conf->auth & NGX_HTTP_AUTOMATIONS_AUTH_JWT)
+        && conf->jwt_keys == NULL) {
+        return "\"automations_auth jwt\" needs \"automations_jwt_key\" or "
+               "\"automations_jwt_jwks\"";
+    }
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_automations_module);
+
+    if (amcf->redis.len == 0
+        && (conf->handler != NGX_HTTP_AUTOMATIONS_HANDLER_NONE
+            || (conf->schemes
+                & (NGX_HTTP_AUTOMATIONS_AUTH_APIKEY
+                    | NGX_HTTP_AUTOMATIONS_AUTH_TOKENPAIR)))) {
+        return "this location needs Redis: set \"automations_redis\" in the "
+               "http block";
+    }
+
+    if (conf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_START
+        && conf->schemes == 0) {
+        return "automations_start_api cannot run with \"automations_auth off\"";
+    }
+
+    if (conf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_API && conf->schemes == 0
+        && conf->project == NULL) {
+        return "automations_api with \"automations_auth off\" "
+               "needs \"automations_project\"";
+    }
+
+    return NULL;
+}
+
+
 static char *
 ngx_http_automations_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_http_automations_loc_conf_t *prev = parent;
     ngx_http_automations_loc_conf_t *conf = child;
 
-    ngx_http_core_loc_conf_t         *clcf;
-    ngx_http_automations_main_conf_t *amcf;
+    const char               *err;
+    ngx_http_core_loc_conf_t *clcf;
 
-    if (conf->auth == NGX_CONF_UNSET_UINT) {
+    /* auth stays unset through the levels that do not set it */
+    if (conf->auth == 0) {
         conf->auth = prev->auth;
     }
 
@@ -327,80 +448,17 @@ ngx_http_automations_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->run_wait, prev->run_wait, 30000);
     ngx_conf_merge_sec_value(conf->retention, prev->retention, 7 * 86400);
 
-    if (conf->retention < 1) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-            "\"automations_execution_retention\" must be at least 1s");
-        return NGX_CONF_ERROR;
-    }
-
     if (conf->handler != NGX_HTTP_AUTOMATIONS_HANDLER_NONE) {
         /* nginx enforces it while reading, also for chunked bodies */
         clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
         clcf->client_max_body_size = conf->max_body_size;
     }
 
-    /*
-     * auth stays unset through the levels that do not set it; schemes is
-     * what this level enforces: by default JWT (when keys are configured)
-     * and API keys for automations_api, nothing elsewhere
-     */
+    ngx_http_automations_merge_schemes(conf);
 
-    if (conf->auth != NGX_CONF_UNSET_UINT) {
-        conf->schemes = conf->auth;
-
-        if ((conf->schemes & NGX_HTTP_AUTOMATIONS_AUTH_JWT)
-            && conf->jwt_keys == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                "\"automations_auth jwt\" needs "
-                "\"automations_jwt_key\" or "
-                "\"automations_jwt_jwks\"");
-            return NGX_CONF_ERROR;
-        }
-
-    } else if (conf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_START) {
-        conf->schemes =
-            NGX_HTTP_AUTOMATIONS_AUTH_TOKEN | NGX_HTTP_AUTOMATIONS_AUTH_APIKEY;
-
-        if (conf->jwt_keys) {
-            conf->schemes |= NGX_HTTP_AUTOMATIONS_AUTH_JWT;
-        }
-
-    } else if (conf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_API) {
-        conf->schemes = NGX_HTTP_AUTOMATIONS_AUTH_APIKEY;
-
-        if (conf->jwt_keys) {
-            conf->schemes |= NGX_HTTP_AUTOMATIONS_AUTH_JWT;
-        }
-
-    } else {
-        conf->schemes = 0;
-    }
-
-    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_automations_module);
-
-    if (amcf->redis.len == 0
-        && (conf->handler != NGX_HTTP_AUTOMATIONS_HANDLER_NONE
-            || (conf->schemes
-                & (NGX_HTTP_AUTOMATIONS_AUTH_APIKEY
-                    | NGX_HTTP_AUTOMATIONS_AUTH_TOKEN)))) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-            "this location needs Redis: set \"automations_redis\" in the "
-            "http block");
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_START
-        && conf->schemes == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-            "automations_start_api cannot run with \"automations_auth off\"");
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_API && conf->schemes == 0
-        && conf->project == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-            "automations_api with \"automations_auth off\" "
-            "needs \"automations_project\"");
+    err = ngx_http_automations_merge_check(cf, conf);
+    if (err) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
         return NGX_CONF_ERROR;
     }
 
@@ -408,17 +466,21 @@ ngx_http_automations_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
+/*
+ * automations_redis: the syntax of the worker's and the CLI's --redis
+ * (src/am_redis_addr.h). A host name is resolved here, once, when the
+ * configuration is read: a worker process connects to the address without
+ * a resolver call that would block it.
+ */
 static char *
 ngx_http_automations_redis_addr(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_automations_main_conf_t *amcf = conf;
 
-    u_char         *colon;
-    ngx_str_t      *value, host;
-    ngx_int_t       port;
-    ngx_uint_t      i;
-    struct in6_addr in6;
-    struct in_addr  in;
+    char            err[512], ip[NGX_INET6_ADDRSTRLEN + 1];
+    size_t          len;
+    ngx_str_t      *value;
+    am_redis_addr_t a;
 
     if (amcf->redis.data) {
         return "is duplicate";
@@ -427,77 +489,55 @@ ngx_http_automations_redis_addr(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
     amcf->redis = value[1];
 
-    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-        amcf->redis_unix.len = value[1].len - 5;
-        amcf->redis_unix.data = ngx_pnalloc(cf->pool, value[1].len - 4);
-        if (amcf->redis_unix.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
+    /* ngx_conf_read_token() NUL-terminates every argument */
+    if (am_redis_addr_parse((char *) value[1].data, &a, err, sizeof(err))
+        != 0) {
+        ngx_conf_log_error(
+            NGX_LOG_EMERG, cf, 0, "invalid redis address %s", err);
+        return NGX_CONF_ERROR;
+    }
 
-        ngx_cpystrn(amcf->redis_unix.data, value[1].data + 5, value[1].len - 4);
-
-        if (amcf->redis_unix.len == 0) {
-            return "has an empty unix socket path";
-        }
-
+    if (a.path) {
+        amcf->redis_unix.data = (u_char *) a.path;
+        amcf->redis_unix.len = ngx_strlen(a.path);
         return NGX_CONF_OK;
     }
 
-    colon = NULL;
-
-    for (i = value[1].len; i > 0; i--) {
-        if (value[1].data[i - 1] == ':') {
-            colon = &value[1].data[i - 1];
-            break;
-        }
-    }
-
-    if (colon == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-            "\"%V\" is not ADDRESS:PORT or unix:PATH", &value[1]);
+    if (am_redis_addr_resolve(&a, ip, sizeof(ip), err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "redis: %s", err);
         return NGX_CONF_ERROR;
     }
 
-    host.data = value[1].data;
-    host.len = colon - value[1].data;
+    len = ngx_strlen(ip);
 
-    if (host.len > 2 && host.data[0] == '[' && host.data[host.len - 1] == ']') {
-        host.data++;
-        host.len -= 2;
-    }
-
-    port = ngx_atoi(colon + 1, value[1].data + value[1].len - colon - 1);
-    if (port < 1 || port > 65535) {
-        ngx_conf_log_error(
-            NGX_LOG_EMERG, cf, 0, "invalid port in \"%V\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    amcf->redis_port = port;
-
-    if (host.len == 9 && ngx_strncmp(host.data, "localhost", 9) == 0) {
-        ngx_str_set(&host, "127.0.0.1");
-    }
-
-    amcf->redis_host.data = ngx_pnalloc(cf->pool, host.len + 1);
+    amcf->redis_host.data = ngx_pnalloc(cf->pool, len + 1);
     if (amcf->redis_host.data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    ngx_cpystrn(amcf->redis_host.data, host.data, host.len + 1);
-    amcf->redis_host.len = host.len;
+    ngx_cpystrn(amcf->redis_host.data, (u_char *) ip, len + 1);
+    amcf->redis_host.len = len;
+    amcf->redis_port = a.port;
 
-    /* a host name would need a blocking resolver call in every worker */
-    if (inet_pton(AF_INET, (char *) amcf->redis_host.data, &in) != 1
-        && inet_pton(AF_INET6, (char *) amcf->redis_host.data, &in6) != 1) {
+    return NGX_CONF_OK;
+}
+
+
+/* automations_redis_prefix: braces would move keys out of their slot */
+static char *
+ngx_http_automations_prefix(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t *value;
+
+    value = cf->args->elts;
+
+    if (!am_prefix_valid((char *) value[1].data, value[1].len)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-            "\"%V\" is not an IP address: host names are not "
-            "resolved, use an IP address or unix:PATH",
-            &host);
+            "invalid key prefix \"%V\": " AM_PREFIX_RULE, &value[1]);
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    return ngx_conf_set_str_slot(cf, cmd, conf);
 }
 
 
@@ -525,12 +565,43 @@ ngx_http_automations_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     alcf->handler = ep->handler;
-    clcf->handler = ep->content;
+    clcf->handler = ngx_http_automations_content_handler;
 
     return NGX_CONF_OK;
 }
 
 
+/*
+ * Whether value is one of values; when not, an error naming them all.
+ * nginx's own slots only say "invalid value".
+ */
+static char *
+ngx_http_automations_conf_value(
+    ngx_conf_t *cf, ngx_str_t *value, ngx_conf_enum_t *values, const char *what)
+{
+    u_char           list[128], *p;
+    ngx_conf_enum_t *e;
+
+    p = list;
+
+    for (e = values; e->name.len; e++) {
+        if (e->name.len == value->len
+            && ngx_strcasecmp(e->name.data, value->data) == 0) {
+            return NGX_CONF_OK;
+        }
+
+        p = ngx_slprintf(p, list + sizeof(list), "%s\"%V\"",
+            e == values ? "" : (e[1].name.len ? ", " : " or "), &e->name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid %s \"%V\": use %*s", what,
+        value, p - list, list);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* automations_auth: a bitmask slot, with "off" only on its own */
 static char *
 ngx_http_automations_auth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -539,70 +610,45 @@ ngx_http_automations_auth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t *value;
     ngx_uint_t i;
 
-    if (alcf->auth != NGX_CONF_UNSET_UINT) {
+    if (alcf->auth) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
-    alcf->auth = 0;
-
-    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
-        return NGX_CONF_OK;
-    }
 
     for (i = 1; i < cf->args->nelts; i++) {
-        if (ngx_strcmp(value[i].data, "jwt") == 0) {
-            alcf->auth |= NGX_HTTP_AUTOMATIONS_AUTH_JWT;
+        if (cf->args->nelts > 2
+            && ngx_strcasecmp(value[i].data, (u_char *) "off") == 0) {
+            return "takes \"off\" only on its own";
+        }
 
-        } else if (ngx_strcmp(value[i].data, "apikey") == 0) {
-            alcf->auth |= NGX_HTTP_AUTOMATIONS_AUTH_APIKEY;
-
-        } else if (ngx_strcmp(value[i].data, "token") == 0) {
-            alcf->auth |= NGX_HTTP_AUTOMATIONS_AUTH_TOKEN;
-
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                "invalid scheme \"%V\": use \"off\", or any of "
-                "\"jwt\", \"apikey\", \"token\"",
-                &value[i]);
+        /* ngx_conf_bitmask_t is an ngx_conf_enum_t: a name and a number */
+        if (ngx_http_automations_conf_value(cf, &value[i],
+                (ngx_conf_enum_t *) ngx_http_automations_auth_schemes, "scheme")
+            != NGX_CONF_OK) {
             return NGX_CONF_ERROR;
         }
     }
 
-    return NGX_CONF_OK;
+    return ngx_conf_set_bitmask_slot(cf, cmd, conf);
 }
 
 
+/* automations_auth_scope: an enum slot */
 static char *
 ngx_http_automations_auth_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_automations_loc_conf_t *alcf = conf;
-
     ngx_str_t *value;
-
-    if (alcf->scope != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
 
     value = cf->args->elts;
 
-    if (ngx_strcmp(value[1].data, "any") == 0) {
-        alcf->scope = 0;
-        return NGX_CONF_OK;
-    }
-
-    alcf->scope =
-        ngx_http_automations_scopes_parse(value[1].data, value[1].len);
-
-    if (alcf->scope == 0 || ngx_strcmp(value[1].data, "admin") == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-            "invalid scope \"%V\": use \"read\", \"write\", "
-            "\"run\" or \"any\"",
-            &value[1]);
+    if (ngx_http_automations_conf_value(
+            cf, &value[1], ngx_http_automations_auth_scopes, "scope")
+        != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    return ngx_conf_set_enum_slot(cf, cmd, conf);
 }
 
 
@@ -630,6 +676,27 @@ ngx_http_automations_cstring(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     *field = value[1];
 
     return NGX_CONF_OK;
+}
+
+
+/* the request context, made on first use by any part of the module */
+ngx_http_automations_ctx_t *
+ngx_http_automations_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_automations_ctx_t *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_automations_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_automations_module);
+    }
+
+    return ctx;
 }
 
 

@@ -211,14 +211,65 @@ ngx_http_automations_jwt_claim(ngx_http_request_t *r, yajl_val v,
 }
 
 
+/* who the claims say the caller is: projects, scopes and subject */
+static ngx_int_t
+ngx_http_automations_jwt_identity(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx, yajl_val claims)
+{
+    size_t                           len;
+    yajl_val                         sub;
+    ngx_str_t                        roles;
+    ngx_int_t                        rc;
+    ngx_http_automations_loc_conf_t *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
+
+    ngx_str_null(&roles);
+
+    rc = ngx_http_automations_jwt_claim(r,
+        am_json_get(claims, (char *) alcf->jwt_project_claim.data),
+        &ctx->projects, am_project_name_valid);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_automations_jwt_claim(r,
+            am_json_get(claims, (char *) alcf->jwt_role_claim.data), &roles,
+            NULL);
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx->scopes = ngx_http_automations_scopes_parse(roles.data, roles.len);
+
+    sub = am_json_get(claims, "sub");
+
+    if (YAJL_IS_STRING(sub)) {
+        len = ngx_strlen(sub->u.string);
+        ctx->subject.data = ngx_pnalloc(r->pool, len);
+        if (ctx->subject.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ctx->subject.data, sub->u.string, len);
+        ctx->subject.len = len;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Verifies token with the location's keys and rules. NGX_OK with the
+ * identity in ctx; NGX_DECLINED with reason, for the log; NGX_ERROR.
+ */
 ngx_int_t
 ngx_http_automations_jwt_verify(ngx_http_request_t *r,
     ngx_http_automations_ctx_t *ctx, ngx_str_t *token, ngx_str_t *reason)
 {
     char                             err[128];
     size_t                           len;
-    yajl_val                         claims, sub;
-    ngx_str_t                        roles;
+    yajl_val                         claims;
     ngx_int_t                        rc;
     am_jwt_opts_t                    opts;
     ngx_http_automations_loc_conf_t *alcf;
@@ -248,44 +299,14 @@ ngx_http_automations_jwt_verify(ngx_http_request_t *r,
     }
 
     ngx_str_set(&ctx->credential, "jwt");
-    ngx_str_null(&roles);
 
-    rc = ngx_http_automations_jwt_claim(r,
-        am_json_get(claims, (char *) alcf->jwt_project_claim.data),
-        &ctx->projects, am_project_name_valid);
-
-    if (rc == NGX_OK) {
-        rc = ngx_http_automations_jwt_claim(r,
-            am_json_get(claims, (char *) alcf->jwt_role_claim.data), &roles,
-            NULL);
-    }
-
-    sub = am_json_get(claims, "sub");
-
-    if (rc == NGX_OK && YAJL_IS_STRING(sub)) {
-        len = ngx_strlen(sub->u.string);
-        ctx->subject.data = ngx_pnalloc(r->pool, len);
-        if (ctx->subject.data == NULL) {
-            rc = NGX_ERROR;
-
-        } else {
-            ngx_memcpy(ctx->subject.data, sub->u.string, len);
-            ctx->subject.len = len;
-        }
-    }
+    rc = ngx_http_automations_jwt_identity(r, ctx, claims);
 
     yajl_tree_free(claims);
 
     if (rc == NGX_DECLINED) {
         ngx_str_set(reason, "malformed project or role claim");
-        return NGX_DECLINED;
     }
 
-    if (rc != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ctx->scopes = ngx_http_automations_scopes_parse(roles.data, roles.len);
-
-    return NGX_OK;
+    return rc;
 }

@@ -8,6 +8,10 @@
  * one iteration leave in one write. Connect and command timeouts are nginx
  * timers; a dropped or stuck connection fails its requests with 503 and is
  * reopened with backoff and jitter.
+ *
+ * The names of the keys the module reads live here too, at the end: every
+ * key starts with automations_redis_prefix, and a project's keys carry the
+ * project as a hash tag so that one project stays in one cluster slot.
  */
 
 #include <ngx_config.h>
@@ -773,6 +777,50 @@ ngx_http_automations_redis_call_timeout(ngx_event_t *ev)
 
 
 /*
+ * A call, allocated outside the request pool since it may outlive the
+ * request; a script's arguments are copied into it, to be sent again with
+ * EVAL should Redis answer NOSCRIPT.
+ */
+static ngx_http_automations_redis_call_t *
+ngx_http_automations_redis_call_new(ngx_http_request_t *r, am_script_t *script,
+    int argc, const char **argv, const size_t *argvlen)
+{
+    int                                i;
+    size_t                             size;
+    u_char                            *p;
+    ngx_http_automations_redis_call_t *call;
+
+    size = sizeof(ngx_http_automations_redis_call_t);
+
+    if (script) {
+        size += argc * (sizeof(char *) + sizeof(size_t));
+        for (i = 0; i < argc; i++) {
+            size += argvlen[i];
+        }
+    }
+
+    call = ngx_calloc(size, r->connection->log);
+    if (call == NULL || script == NULL) {
+        return call;
+    }
+
+    call->script = script;
+    call->argc = argc;
+    call->argv = (const char **) (call + 1);
+    call->argvlen = (size_t *) (call->argv + argc);
+    p = (u_char *) (call->argvlen + argc);
+
+    for (i = 0; i < argc; i++) {
+        call->argv[i] = (char *) p;
+        call->argvlen[i] = argvlen[i];
+        p = ngx_cpymem(p, argv[i], argvlen[i]);
+    }
+
+    return call;
+}
+
+
+/*
  * Sends argv for r. With script set, argv is copied into the call so that
  * the NOSCRIPT fallback can resend it.
  */
@@ -781,9 +829,6 @@ ngx_http_automations_redis_send(ngx_http_request_t *r,
     ngx_http_automations_redis_handler_pt handler, am_script_t *script,
     int argc, const char **argv, const size_t *argvlen)
 {
-    int                                i;
-    size_t                             size;
-    u_char                            *p;
     ngx_http_cleanup_t                *cln;
     ngx_http_automations_redis_t      *rd;
     ngx_http_automations_redis_call_t *call;
@@ -799,16 +844,7 @@ ngx_http_automations_redis_send(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    size = sizeof(ngx_http_automations_redis_call_t);
-
-    if (script) {
-        size += argc * (sizeof(char *) + sizeof(size_t));
-        for (i = 0; i < argc; i++) {
-            size += argvlen[i];
-        }
-    }
-
-    call = ngx_calloc(size, r->connection->log);
+    call = ngx_http_automations_redis_call_new(r, script, argc, argv, argvlen);
     if (call == NULL) {
         return NGX_ERROR;
     }
@@ -816,20 +852,8 @@ ngx_http_automations_redis_send(ngx_http_request_t *r,
     call->request = r;
     call->cleanup = cln;
     call->handler = handler;
-    call->script = script;
 
     if (script) {
-        call->argc = argc;
-        call->argv = (const char **) (call + 1);
-        call->argvlen = (size_t *) (call->argv + argc);
-        p = (u_char *) (call->argvlen + argc);
-
-        for (i = 0; i < argc; i++) {
-            call->argv[i] = (char *) p;
-            call->argvlen[i] = argvlen[i];
-            p = ngx_cpymem(p, argv[i], argvlen[i]);
-        }
-
         argv = call->argv;
         argvlen = call->argvlen;
     }
@@ -906,4 +930,94 @@ ngx_http_automations_redis_script(ngx_http_request_t *r,
 
     return ngx_http_automations_redis_send(
         r, handler, script, (int) argc, argv, argvlen);
+}
+
+
+/* "<prefix>{<project>}<suffix>", the key of one of the project's records */
+ngx_int_t
+ngx_http_automations_project_key(ngx_http_request_t *r, ngx_str_t *project,
+    const char *suffix, ngx_str_t *key)
+{
+    size_t                            len;
+    ngx_http_automations_main_conf_t *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_automations_module);
+
+    len = ngx_strlen(suffix);
+
+    key->data = ngx_pnalloc(r->pool, amcf->prefix.len + project->len + 2 + len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len =
+        ngx_sprintf(key->data, "%V{%V}%s", &amcf->prefix, project, suffix)
+        - key->data;
+
+    return NGX_OK;
+}
+
+
+/* "<prefix>{<project>}:execution:<id>", an execution record */
+ngx_int_t
+ngx_http_automations_execution_key(
+    ngx_http_request_t *r, ngx_str_t *project, ngx_str_t *id, ngx_str_t *key)
+{
+    ngx_http_automations_main_conf_t *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_automations_module);
+
+    key->data = ngx_pnalloc(r->pool,
+        amcf->prefix.len + project->len + sizeof("{}:execution:") + id->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len = ngx_sprintf(
+                   key->data, "%V{%V}:execution:%V", &amcf->prefix, project, id)
+               - key->data;
+
+    return NGX_OK;
+}
+
+
+/* "<prefix>{<tag>}:<kind>:<digest>", a credential found by its digest */
+ngx_int_t
+ngx_http_automations_credential_key(ngx_http_request_t *r, ngx_str_t *tag,
+    ngx_str_t *kind, ngx_str_t *digest, ngx_str_t *key)
+{
+    ngx_http_automations_main_conf_t *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_automations_module);
+
+    key->data = ngx_pnalloc(r->pool,
+        amcf->prefix.len + tag->len + kind->len + sizeof("{}::") + digest->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len =
+        ngx_sprintf(key->data, "%V{%V}:%V:%V", &amcf->prefix, tag, kind, digest)
+        - key->data;
+
+    return NGX_OK;
+}
+
+
+/* "<prefix>runs", the stream every worker reads */
+ngx_int_t
+ngx_http_automations_stream_key(ngx_http_request_t *r, ngx_str_t *key)
+{
+    ngx_http_automations_main_conf_t *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_automations_module);
+
+    key->data = ngx_pnalloc(r->pool, amcf->prefix.len + sizeof("runs") - 1);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len = ngx_sprintf(key->data, "%Vruns", &amcf->prefix) - key->data;
+
+    return NGX_OK;
 }

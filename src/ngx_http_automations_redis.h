@@ -1,6 +1,7 @@
 /*
  * The Redis command connection of one nginx worker process: async hiredis
- * driven by nginx events and timers, shared by every request of the worker.
+ * driven by nginx events and timers, shared by every request of the worker;
+ * and the names of the keys the module uses.
  */
 
 #ifndef _NGX_HTTP_AUTOMATIONS_REDIS_H_INCLUDED_
@@ -51,5 +52,18 @@ ngx_int_t ngx_http_automations_redis_command(ngx_http_request_t *r,
 ngx_int_t ngx_http_automations_redis_script(ngx_http_request_t *r,
     ngx_http_automations_redis_handler_pt handler, const char *script,
     ngx_uint_t nkeys, ngx_str_t *keys, ngx_uint_t nargs, ngx_str_t *args);
+
+/*
+ * Key names, allocated from r's pool. The project's keys carry it as a hash
+ * tag; "<prefix>{<project>}:" is also the key base scripts take as ARGV.
+ */
+ngx_int_t ngx_http_automations_project_key(ngx_http_request_t *r,
+    ngx_str_t *project, const char *suffix, ngx_str_t *key);
+ngx_int_t ngx_http_automations_execution_key(
+    ngx_http_request_t *r, ngx_str_t *project, ngx_str_t *id, ngx_str_t *key);
+ngx_int_t ngx_http_automations_credential_key(ngx_http_request_t *r,
+    ngx_str_t *tag, ngx_str_t *kind, ngx_str_t *digest, ngx_str_t *key);
+ngx_int_t ngx_http_automations_stream_key(
+    ngx_http_request_t *r, ngx_str_t *key);
 
 #endif /* _NGX_HTTP_AUTOMATIONS_REDIS_H_INCLUDED_ */

@@ -1,6 +1,9 @@
 /*
- * JSON responses: every answer of the module, success or error, is a JSON
- * body with the right status, sent the same way.
+ * Responses and script replies: every answer of the module, success or
+ * error, is a JSON body with the right status, sent the same way; errors
+ * that nginx answers itself in the module's locations get a JSON body too
+ * (the header and body filters below). The { status, body } reply of the
+ * API scripts of redis/ is read here, since it is sent as it is.
  */
 
 #include <ngx_config.h>
@@ -8,6 +11,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_automations.h"
+#include "am_scripts.h"
 
 
 static ngx_str_t ngx_http_automations_json_type =
@@ -72,7 +76,7 @@ ngx_http_automations_send(
 }
 
 
-size_t
+static size_t
 ngx_http_automations_json_escape_len(u_char *src, size_t len)
 {
     size_t n;
@@ -90,7 +94,7 @@ ngx_http_automations_json_escape_len(u_char *src, size_t len)
 }
 
 
-u_char *
+static u_char *
 ngx_http_automations_json_escape(u_char *dst, u_char *src, size_t len)
 {
     static u_char hex[] = "0123456789abcdef";
@@ -182,6 +186,26 @@ ngx_http_automations_send_message(
     *p++ = '}';
 
     return ngx_http_automations_send(r, status, body, p - body);
+}
+
+
+/* 405, with the methods the path has */
+ngx_int_t
+ngx_http_automations_send_not_allowed(ngx_http_request_t *r, ngx_str_t *allow)
+{
+    ngx_table_elt_t *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value = *allow;
+
+    return ngx_http_automations_send_detail(
+        r, NGX_HTTP_NOT_ALLOWED, "Method Not Allowed");
 }
 
 
@@ -345,4 +369,92 @@ ngx_http_automations_filter_init(ngx_conf_t *cf)
     ngx_http_top_body_filter = ngx_http_automations_body_filter;
 
     return NGX_OK;
+}
+
+
+/* copies a bulk string reply element into the request pool */
+ngx_int_t
+ngx_http_automations_reply_str(
+    ngx_http_request_t *r, redisReply *e, ngx_str_t *s)
+{
+    if (e->type != REDIS_REPLY_STRING) {
+        return NGX_DECLINED;
+    }
+
+    s->data = ngx_pnalloc(r->pool, e->len + 1);
+    if (s->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(s->data, e->str, e->len);
+    s->len = e->len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The { status, body } reply of an API script: NGX_OK with the body copied
+ * into the request pool, NGX_DECLINED for a reply of another shape (logged),
+ * NGX_ERROR when out of memory.
+ */
+ngx_int_t
+ngx_http_automations_script_result(ngx_http_request_t *r, redisReply *reply,
+    ngx_uint_t *status, ngx_str_t *body)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != AM_HTTP_REPLY_N
+        || reply->element[AM_HTTP_REPLY_STATUS]->type != REDIS_REPLY_INTEGER
+        || reply->element[AM_HTTP_REPLY_BODY]->type != REDIS_REPLY_STRING
+        || reply->element[AM_HTTP_REPLY_STATUS]->integer < 200
+        || reply->element[AM_HTTP_REPLY_STATUS]->integer > 599) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+            "automations: unexpected redis reply: %s",
+            reply == NULL                      ? "none"
+            : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                               : "wrong shape");
+        return NGX_DECLINED;
+    }
+
+    *status = (ngx_uint_t) reply->element[AM_HTTP_REPLY_STATUS]->integer;
+
+    return ngx_http_automations_reply_str(
+        r, reply->element[AM_HTTP_REPLY_BODY], body);
+}
+
+
+/* answers a request with the { status, body } reply of its script */
+void
+ngx_http_automations_script_reply(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_int_t  rc;
+    ngx_str_t  body;
+    ngx_uint_t status;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        if (reply) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                "automations: redis error: %s", reply->str);
+        }
+
+        ngx_http_automations_finish(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
+        return;
+    }
+
+    rc = ngx_http_automations_script_result(r, reply, &status, &body);
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_automations_finish(
+            r, NGX_HTTP_INTERNAL_SERVER_ERROR, "Internal error.");
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_finalize_request(
+        r, ngx_http_automations_send(r, status, body.data, body.len));
 }

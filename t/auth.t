@@ -650,11 +650,11 @@ subtest 'token pairs' => sub {
     my $r = get('/tok/x', { Authorization => "Token $p->{token}",
                             'X-Api-Key' => $p->{api_key} });
     is($r->{status}, 200, 'Token <t> + X-Api-Key: 200') or diag($r->{body});
-    is($r->{body}, "demo|tokenpair:$p->{id}|token", 'the service sees who calls');
+    is($r->{body}, "demo|tokenpair:$p->{id}|tokenpair", 'the service sees who calls');
 
     $r = get('/tok/x', { Authorization => $p->{token}, 'X-Api-Key' => $p->{api_key} });
     is($r->{status}, 200, 'bare token + X-Api-Key: 200');
-    is($r->{body}, "demo|tokenpair:$p->{id}|token", 'the service sees who calls (bare)');
+    is($r->{body}, "demo|tokenpair:$p->{id}|tokenpair", 'the service sees who calls (bare)');
 
     is_401(get('/tok/x', { Authorization => "Token $p->{token}" }), $MISSING,
            'no X-Api-Key', scheme => 'Token');
@@ -681,7 +681,7 @@ subtest 'token pairs' => sub {
     $r = get('/tok/x', { Authorization => "Token $both->{token}",
                          'X-Api-Key' => $both->{api_key} });
     is($r->{status}, 200, 'a pair for other and demo');
-    is($r->{body}, "demo|tokenpair:$both->{id}|token", 'acts on demo');
+    is($r->{body}, "demo|tokenpair:$both->{id}|tokenpair", 'acts on demo');
 
     $t->ctl('tokenpair', 'revoke', $p->{id});
     is_401(get('/tok/x', { Authorization => "Token $p->{token}", 'X-Api-Key' => $p->{api_key} }),
