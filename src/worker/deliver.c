@@ -257,7 +257,7 @@ am_delivery_headers(const char *json, const char **out, yajl_val *tree)
 
 /*
  * Posts one claimed delivery: f holds member, url, webhook id, attempts so
- * far, body, webhook headers JSON, signing secret (see webhook_claim.lua).
+ * far, body, webhook headers JSON, signing secrets (see webhook_claim.lua).
  */
 static void
 am_delivery_start(am_worker_t *w, redisReply **f)
