@@ -75,8 +75,12 @@ subtest 'help and usage errors' => sub {
 };
 
 subtest 'redis address and connection errors' => sub {
-    fails(1, 'invalid redis address "example\.com:6379".*host names',
-        'host name refused', '--redis', 'example.com:6379', 'project', 'list');
+    fails(1, 'redis: cannot resolve no-such-host\.invalid',
+        'a host name that does not resolve', '--redis',
+        'no-such-host.invalid:6379', 'project', 'list');
+    fails(1, 'invalid redis address "::1:6379": an IPv6 address goes in '
+        . 'brackets', 'bare IPv6 refused', '--redis', '::1:6379', 'project',
+        'list');
     fails(1, 'invalid redis address', 'bad port',
         '--redis', '127.0.0.1:99999', 'project', 'list');
 

@@ -108,9 +108,10 @@ subtest 'help and options' => sub {
         webhook-timeout allow-private-webhooks);
     like($out, qr/AUTOMATIONS_REDIS\b/, '--help names the environment');
 
-    ($code, undef, my $err) = $t->_run_capture([ $W, '--redis', 'redis.example:6379' ]);
-    is($code, 2, 'a host name is refused');
-    like($err, qr/host names are not resolved/, 'and the message says why');
+    ($code, undef, my $err) = $t->_run_capture([ $W, '--redis', '::1:6379' ]);
+    is($code, 2, 'a bare IPv6 address is refused');
+    like($err, qr/invalid redis address "::1:6379": an IPv6 address goes in brackets: \[::1:6379\]/,
+        'and the message says how to write it');
 
     ($code, undef, $err) = $t->_run_capture([ $W, '--webhook-schedule', '5x' ]);
     is($code, 2, 'a bad schedule is refused');

@@ -42,13 +42,12 @@ am_rds_init(am_rds_t *r, uv_loop_t *loop, const am_rds_conf_t *conf,
     const char *name, am_rds_state_pt on_state, void *data, char *err,
     size_t errlen)
 {
+    char why[512];
+
     memset(r, 0, sizeof(*r));
 
-    if (am_redis_addr_parse(conf->addr, &r->addr) != 0) {
-        snprintf(err, errlen,
-            "invalid redis address \"%s\": use IP:PORT, [IPv6]:PORT, "
-            "localhost:PORT or unix:/path (host names are not resolved)",
-            conf->addr);
+    if (am_redis_addr_parse(conf->addr, &r->addr, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "invalid redis address %s", why);
         return -1;
     }
 
