@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "am_crypto.h"
+#include "am_scripts.h"
 #include "ctl.h"
 
 /* Standard Webhooks: "whsec_" and the base64 of the key, 24 bytes here */
@@ -162,9 +163,10 @@ ctl_webhook_secret(ctl_t *ctl, const char *project, int rotate,
     unsigned char key[CTL_WHSEC_BYTES];
     char          secret[CTL_WHSEC_IMPORT_LEN + 2], hash[CTL_KEY_MAX];
     char          overlap[24], until[32];
-    const char   *argv[5];
+    const char   *argv[AM_WEBHOOK_SECRET_NKEYS + AM_WEBHOOK_SECRET_NARGS];
+    const char  **args;
     redisReply   *r;
-    long long     ms;
+    long long     ms, until_ms;
     struct tm     tm;
     time_t        sec;
     int           rc;
@@ -209,31 +211,39 @@ ctl_webhook_secret(ctl_t *ctl, const char *project, int rotate,
 
     snprintf(overlap, sizeof(overlap), "%lld", ms);
 
-    argv[0] = hash;
-    argv[1] = project;
-    argv[2] = secret;
-    argv[3] = (rotate || import != NULL) ? "rotate" : "";
-    argv[4] = overlap;
+    args = argv + AM_WEBHOOK_SECRET_NKEYS;
+    argv[AM_WEBHOOK_SECRET_KEY_PROJECT] = hash;
+    args[AM_WEBHOOK_SECRET_ARG_PROJECT] = project;
+    args[AM_WEBHOOK_SECRET_ARG_SECRET] = secret;
+    args[AM_WEBHOOK_SECRET_ARG_ROTATE] =
+        (rotate || import != NULL) ? "rotate" : "";
+    args[AM_WEBHOOK_SECRET_ARG_OVERLAP_MS] = overlap;
 
-    r = ctl_eval(ctl, "webhook_secret", 1, 5, argv);
+    r = ctl_eval(ctl, AM_SCRIPT_WEBHOOK_SECRET, AM_WEBHOOK_SECRET_NKEYS,
+        AM_WEBHOOK_SECRET_NKEYS + AM_WEBHOOK_SECRET_NARGS, argv);
     if (r == NULL) {
         goto done;
     }
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2
-        || r->element[0]->type != REDIS_REPLY_STRING
-        || r->element[1]->type != REDIS_REPLY_INTEGER) {
+    if (r->type != REDIS_REPLY_ARRAY
+        || r->elements != AM_WEBHOOK_SECRET_REPLY_N
+        || r->element[AM_WEBHOOK_SECRET_REPLY_SECRET]->type
+               != REDIS_REPLY_STRING
+        || r->element[AM_WEBHOOK_SECRET_REPLY_PREVIOUS_UNTIL]->type
+               != REDIS_REPLY_INTEGER) {
         ctl_error("webhook_secret: unexpected reply");
         freeReplyObject(r);
         goto done;
     }
 
+    until_ms = r->element[AM_WEBHOOK_SECRET_REPLY_PREVIOUS_UNTIL]->integer;
+
     if (import == NULL) {
-        printf("%s\n", r->element[0]->str);
+        printf("%s\n", r->element[AM_WEBHOOK_SECRET_REPLY_SECRET]->str);
     }
 
-    if (r->element[1]->integer > 0) {
-        sec = (time_t) (r->element[1]->integer / 1000);
+    if (until_ms > 0) {
+        sec = (time_t) (until_ms / 1000);
         gmtime_r(&sec, &tm);
         strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
         fprintf(stderr,
