@@ -17,7 +17,7 @@ SAN_CFLAGS =
 PACKAGES = gcc make perl python3 nginx-core nginx-dev libpcre2-dev \
            zlib1g-dev libssl-dev libhiredis-dev libyajl-dev libuv1-dev \
            libcurl4-openssl-dev redis-server redis-tools valgrind wrk curl \
-           openssl
+           openssl nodejs npm
 
 SHARED_SRCS = src/am_scripts.c src/am_crypto.c src/am_jwt.c src/am_json.c \
               src/am_redis_addr.c src/am_name.c src/am_execution.c \
