@@ -261,16 +261,24 @@ done:
     return rc;
 }
 
-/* Lists "<project>/<id> <dead since>", oldest first. */
+/*
+ * Lists "<project>/<id> <dead since>", oldest first, or as JSON objects
+ * {project, execution_id, dead_since}.
+ */
 static int
 ctl_webhook_dead(ctl_t *ctl)
 {
-    char        key[CTL_KEY_MAX], ts[32];
+    static const char *const columns[] = {
+        "PROJECT/EXECUTION_ID", "DEAD_SINCE", NULL};
+
+    char        key[CTL_KEY_MAX], ts[32], *member, *slash;
     const char *argv[5];
     redisReply *r;
+    yajl_gen    g;
     struct tm   tm;
     time_t      sec;
     size_t      i;
+    int         rc;
 
     if (ctl_key(ctl, key, NULL, "webhooks:dead") != 0
         || ctl_connect(ctl) != 0) {
@@ -288,16 +296,59 @@ ctl_webhook_dead(ctl_t *ctl)
         return CTL_FAILED;
     }
 
+    g = NULL;
+    rc = CTL_OK;
+
+    if (ctl->json) {
+        g = ctl_json_open();
+        if (g == NULL) {
+            freeReplyObject(r);
+            return CTL_FAILED;
+        }
+
+    } else if (r->elements > 0) {
+        ctl_header(columns);
+    }
+
     for (i = 0; i + 1 < r->elements; i += 2) {
         /* scores are milliseconds of the Redis clock */
         sec = (time_t) (strtod(r->element[i + 1]->str, NULL) / 1000);
         gmtime_r(&sec, &tm);
         strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        printf("%s %s\n", r->element[i]->str, ts);
+
+        member = r->element[i]->str;
+
+        if (g == NULL) {
+            printf("%s %s\n", member, ts);
+            continue;
+        }
+
+        /* members are "<project>/<execution id>" (webhook_result.lua) */
+        slash = strchr(member, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+        }
+
+        if (yajl_gen_map_open(g) != yajl_gen_status_ok
+            || ctl_json_string(g, "project", member) != 0
+            || ctl_json_string(g, "execution_id", slash ? slash + 1 : "") != 0
+            || ctl_json_string(g, "dead_since", ts) != 0
+            || yajl_gen_map_close(g) != yajl_gen_status_ok) {
+            rc = CTL_FAILED;
+            break;
+        }
+    }
+
+    if (g != NULL) {
+        if (rc == CTL_OK) {
+            rc = ctl_json_close(g) == 0 ? CTL_OK : CTL_FAILED;
+        } else {
+            yajl_gen_free(g);
+        }
     }
 
     freeReplyObject(r);
-    return CTL_OK;
+    return rc;
 }
 
 /*
