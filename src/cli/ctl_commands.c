@@ -50,8 +50,7 @@ static const ctl_command_t ctl_commands[] = {
         1},
 
     {"apikey", "revoke", "PROJECT ID",
-        "Revokes the API key ID of PROJECT: it is refused from now on.\n",
-        0},
+        "Revokes the API key ID of PROJECT: it is refused from now on.\n", 0},
 
     {"tokenpair", "create", "PROJECT [PROJECT...] [--name LABEL]",
         "Creates a token pair (Authorization: Token ..., X-Api-Key: ...)\n"
@@ -107,8 +106,7 @@ static const ctl_command_t ctl_commands[] = {
         "Queues a dead-lettered delivery again, its attempts counted anew.\n",
         0},
 
-    {NULL, NULL, NULL, NULL, 0}
-};
+    {NULL, NULL, NULL, NULL, 0}};
 
 
 static void
@@ -228,8 +226,7 @@ ctl_command_help(FILE *f, const char *group, int argc, char **argv)
         return;
     }
 
-    fprintf(f, "usage: automationsctl [OPTIONS] %s SUBCOMMAND ...\n\n",
-        group);
+    fprintf(f, "usage: automationsctl [OPTIONS] %s SUBCOMMAND ...\n\n", group);
 
     for (c = ctl_commands; c->group != NULL; c++) {
         if (strcmp(c->group, group) == 0) {

@@ -137,8 +137,7 @@ ctl_list_json(redisReply **rows, long n, const char *what)
     for (r = 0; r < n; r++) {
         if (yajl_gen_map_open(g) != yajl_gen_status_ok
             || ctl_json_string(g, "id", rows[r]->element[CTL_F_ID]->str) != 0
-            || ctl_json_words(g, what, rows[r]->element[CTL_F_WHAT]->str)
-                   != 0
+            || ctl_json_words(g, what, rows[r]->element[CTL_F_WHAT]->str) != 0
             || ctl_json_string(
                    g, "created_at", rows[r]->element[CTL_F_CREATED]->str)
                    != 0

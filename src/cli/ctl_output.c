@@ -90,8 +90,7 @@ ctl_json_words(yajl_gen g, const char *name, const char *words)
         }
 
         if (end > p
-            && yajl_gen_string(g, (const unsigned char *) p,
-                   (size_t) (end - p))
+            && yajl_gen_string(g, (const unsigned char *) p, (size_t) (end - p))
                    != yajl_gen_status_ok) {
             ctl_error("%s is not valid UTF-8", name);
             return -1;

@@ -183,8 +183,8 @@ ctl_webhook_secret(ctl_t *ctl, const char *project, int rotate,
                 return CTL_USAGE;
             }
         } else {
-            snprintf(secret, sizeof(secret), "%.*s",
-                (int) sizeof(secret) - 1, import);
+            snprintf(secret, sizeof(secret), "%.*s", (int) sizeof(secret) - 1,
+                import);
         }
 
         if (ctl_whsec_check(secret) != 0) {
@@ -225,8 +225,7 @@ ctl_webhook_secret(ctl_t *ctl, const char *project, int rotate,
         goto done;
     }
 
-    if (r->type != REDIS_REPLY_ARRAY
-        || r->elements != AM_WEBHOOK_SECRET_REPLY_N
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != AM_WEBHOOK_SECRET_REPLY_N
         || r->element[AM_WEBHOOK_SECRET_REPLY_SECRET]->type
                != REDIS_REPLY_STRING
         || r->element[AM_WEBHOOK_SECRET_REPLY_PREVIOUS_UNTIL]->type
@@ -428,15 +427,15 @@ ctl_webhook(ctl_t *ctl, int argc, char **argv)
 
     if (n == 2 && strcmp(pos[0], "secret") == 0
         && (rotate || overlap == NULL)) {
-        return ctl_webhook_secret(ctl, pos[1], rotate, NULL,
-            overlap ? overlap : CTL_OVERLAP_DEFAULT);
+        return ctl_webhook_secret(
+            ctl, pos[1], rotate, NULL, overlap ? overlap : CTL_OVERLAP_DEFAULT);
     }
 
     /* "secret set P S": a project named "set" still has "secret set" */
     if (n == 4 && strcmp(pos[0], "secret") == 0 && strcmp(pos[1], "set") == 0
         && !rotate) {
-        return ctl_webhook_secret(ctl, pos[2], 0, pos[3],
-            overlap ? overlap : CTL_OVERLAP_DEFAULT);
+        return ctl_webhook_secret(
+            ctl, pos[2], 0, pos[3], overlap ? overlap : CTL_OVERLAP_DEFAULT);
     }
 
     if (n > 0 && (rotate || overlap != NULL)) {

@@ -804,8 +804,7 @@ am_webhook_build_headers(am_webhook_delivery_t *d, const char *const *headers,
     }
 
     if (secret != NULL) {
-        if (am_webhook_sign_all(secret, msg_id, ts, body, body_len, sig)
-            != 0) {
+        if (am_webhook_sign_all(secret, msg_id, ts, body, body_len, sig) != 0) {
             snprintf(err, errlen, "invalid secret");
             return -1;
         }
