@@ -17,7 +17,6 @@
 
 /* Standard Webhooks: "whsec_" and the base64 of the key, 24 bytes here */
 #define CTL_WHSEC_BYTES 24
-#define CTL_WHSEC_MAX (6 + AM_B64_LEN(CTL_WHSEC_BYTES) + 1)
 
 /* what an imported secret may hold: the sizes Standard Webhooks allows */
 #define CTL_WHSEC_IMPORT_MIN 24
@@ -116,7 +115,7 @@ ctl_overlap(const char *arg, long long *ms)
         unit = 0;
     }
 
-    if (end == arg || *arg == '-' || *arg == '+' || unit == 0
+    if (end == arg || n < 0 || *arg == '+' || unit == 0
         || (*end != '\0' && end[1] != '\0') || n > CTL_OVERLAP_MAX_MS / unit) {
         ctl_error("invalid --overlap \"%s\": a duration such as 90s, 30m, "
                   "24h or 7d, at most 30d",
