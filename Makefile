@@ -113,7 +113,7 @@ $(BUILD)/unit/test_webhook: t/unit/test_webhook.c t/unit/tap.h \
         src/worker/webhook.h $(SHARED_SRCS) $(SHARED_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_webhook.c src/worker/webhook.c \
-	    src/am_crypto.c -luv -lcurl -lcrypto
+	    src/am_crypto.c src/am_header.c -luv -lcurl -lcrypto
 
 $(BUILD)/unit/%: t/unit/%.c t/unit/tap.h $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 	@mkdir -p $(dir $@)

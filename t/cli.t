@@ -433,7 +433,7 @@ subtest 'project delete' => sub {
     is($t->ctl('apikey', 'list', 'demo'), '', 'without the old keys');
 };
 
-subtest 'global options: --prefix, --db, password' => sub {
+subtest 'global options: --prefix, --db, password, password file' => sub {
     is($t->ctl('--prefix', 'x:', 'project', 'create', 'p1'), "project=p1\n",
         '--prefix');
     is($t->redis('HGET', 'x:{p1}:project', 'name'), 'p1', 'keys use it');
@@ -458,6 +458,16 @@ subtest 'global options: --prefix, --db, password' => sub {
         "project=sec\n", '--password');
     is($t2->ctl({ env => { AUTOMATIONS_REDIS_PASSWORD => 'pw' } },
         'project', 'list'), "NAME\nsec\n", 'AUTOMATIONS_REDIS_PASSWORD');
+    my $file = $t2->write_file('redis-password', "pw\n");
+    is($t2->ctl('--password-file', $file, 'project', 'list'), "NAME\nsec\n",
+        '--password-file: its first line');
+    is($t2->ctl({ env => { AUTOMATIONS_REDIS_PASSWORD_FILE => $file } },
+        'project', 'list'), "NAME\nsec\n", 'AUTOMATIONS_REDIS_PASSWORD_FILE');
+    ($code, $out, $err) = $t2->ctl('--password-file', "$file.none",
+        'project', 'list');
+    is($code, 2, 'a missing password file: exit 2');
+    like($err, qr/^automationsctl: --password-file: \S+\.none: No such file/,
+        'and the message names it');
     $t2->stop_all;
 };
 

@@ -73,7 +73,7 @@ my $seq = 0;
 
 # A run of echo with a webhook; returns the request the receiver got.
 sub delivery {
-    my $id = sprintf('exec_%d_%d_%04d', $$, int(time), ++$seq);
+    my $id = sprintf('exec_%08x%08x%08x', $$, int(time), ++$seq);
     my $r = $t->redis('EVAL', $ENQUEUE, 2, 'am:{demo}:project', 'am:runs',
         'am:{demo}:', 'demo', 'echo', $id, 'start', 3600, '', "d$id", '', '',
         '', $t->receiver_url('/hook'), '', '');

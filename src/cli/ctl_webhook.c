@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "am_crypto.h"
+#include "am_execution.h"
 #include "am_scripts.h"
 #include "ctl.h"
 
@@ -163,7 +164,7 @@ ctl_webhook_secret(ctl_t *ctl, const char *project, int rotate,
     char          secret[CTL_WHSEC_IMPORT_LEN + 2], hash[CTL_KEY_MAX];
     char          overlap[24], until[32];
     const char   *argv[AM_WEBHOOK_SECRET_NKEYS + AM_WEBHOOK_SECRET_NARGS];
-    const char  **args;
+    const char  **keys, **args;
     redisReply   *r;
     long long     ms, until_ms;
     struct tm     tm;
@@ -210,8 +211,9 @@ ctl_webhook_secret(ctl_t *ctl, const char *project, int rotate,
 
     snprintf(overlap, sizeof(overlap), "%lld", ms);
 
+    keys = argv;
     args = argv + AM_WEBHOOK_SECRET_NKEYS;
-    argv[AM_WEBHOOK_SECRET_KEY_PROJECT] = hash;
+    keys[AM_WEBHOOK_SECRET_KEY_PROJECT] = hash;
     args[AM_WEBHOOK_SECRET_ARG_PROJECT] = project;
     args[AM_WEBHOOK_SECRET_ARG_SECRET] = secret;
     args[AM_WEBHOOK_SECRET_ARG_ROTATE] =
@@ -349,24 +351,21 @@ ctl_webhook_dead(ctl_t *ctl)
     return rc;
 }
 
-/*
- * webhook_resend: KEYS[1] the execution, KEYS[2] the schedule, KEYS[3] the
- * dead letters; ARGV[1] "<project>/<id>".
- */
+/* Queues a dead-lettered webhook again with webhook_resend. */
 static int
 ctl_webhook_resend(ctl_t *ctl, const char *project, const char *id)
 {
-    char        exec[CTL_KEY_MAX], rest[CTL_KEY_MAX], member[CTL_KEY_MAX];
-    char        schedule[CTL_KEY_MAX], dead[CTL_KEY_MAX];
-    const char *argv[4];
-    redisReply *r;
+    char         exec[CTL_KEY_MAX], rest[CTL_KEY_MAX], member[CTL_KEY_MAX];
+    char         schedule[CTL_KEY_MAX], dead[CTL_KEY_MAX];
+    const char  *argv[AM_WEBHOOK_RESEND_NKEYS + AM_WEBHOOK_RESEND_NARGS];
+    const char **keys, **args;
+    redisReply  *r;
 
     if (ctl_name_check("project", project) != 0) {
         return CTL_USAGE;
     }
 
-    /* execution ids follow the automation names' rules, and are shorter */
-    if (!am_automation_name_valid(id, strlen(id))) {
+    if (!am_execution_id_valid(id, strlen(id))) {
         ctl_error("invalid execution id \"%s\"", id);
         return CTL_USAGE;
     }
@@ -381,12 +380,15 @@ ctl_webhook_resend(ctl_t *ctl, const char *project, const char *id)
         return CTL_FAILED;
     }
 
-    argv[0] = exec;
-    argv[1] = schedule;
-    argv[2] = dead;
-    argv[3] = member;
+    keys = argv;
+    args = argv + AM_WEBHOOK_RESEND_NKEYS;
+    keys[AM_WEBHOOK_RESEND_KEY_EXECUTION] = exec;
+    keys[AM_WEBHOOK_RESEND_KEY_WEBHOOKS] = schedule;
+    keys[AM_WEBHOOK_RESEND_KEY_DEAD] = dead;
+    args[AM_WEBHOOK_RESEND_ARG_MEMBER] = member;
 
-    r = ctl_eval(ctl, "webhook_resend", 3, 4, argv);
+    r = ctl_eval(ctl, AM_SCRIPT_WEBHOOK_RESEND, AM_WEBHOOK_RESEND_NKEYS,
+        AM_WEBHOOK_RESEND_NKEYS + AM_WEBHOOK_RESEND_NARGS, argv);
     if (r == NULL) {
         return CTL_FAILED;
     }
