@@ -72,9 +72,9 @@ static const ctl_command_t ctl_commands[] = {
         "--key FILE --alg ALG --project P [--kid KID] [--role admin]\n"
         "    [--sub dev] [--ttl 3600] [--iss ISS] [--aud AUD]",
         "Prints a signed JWT for development, with the claims the module\n"
-        "reads. ALG: HS256, HS384, HS512 (FILE holds the secret), RS256,\n"
-        "RS384, RS512, ES256, ES384 (FILE holds the private key in PEM).\n"
-        "--ttl in seconds. Needs no Redis.\n",
+        "reads. ALG: one the module verifies (HS256, RS256, ES256, ...);\n"
+        "FILE holds the secret for HS*, else the private key in PEM. --ttl\n"
+        "in seconds. Needs no Redis.\n",
         0},
 
     {"webhook", "secret", "PROJECT [--rotate [--overlap 24h]]",
