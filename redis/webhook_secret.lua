@@ -7,10 +7,15 @@
 -- webhook_secret_previous_until (ms, Redis clock): until then deliveries
 -- carry a signature made with each (webhook_claim.lua), so that receivers
 -- can switch to the new secret without refusing a delivery meanwhile.
--- KEYS[1] project hash; ARGV[1] project name; ARGV[2] new secret
--- "whsec_<base64>"; ARGV[3] "rotate" to replace the secret in force by
--- ARGV[2]; ARGV[4] how long, in ms, the replaced secret still signs (0: it
--- is dropped at once).
+-- C names: AM_WEBHOOK_SECRET_* in src/am_scripts.h.
+--
+-- KEYS[1]  project hash <prefix>{P}:project
+-- ARGV[1]  project name
+-- ARGV[2]  new secret "whsec_<base64>"
+-- ARGV[3]  "rotate" to replace the secret in force by ARGV[2]
+-- ARGV[4]  how long, in ms, the replaced secret still signs (0: it is
+--          dropped at once)
+--
 -- Returns { secret in force, ms until which the previous secret signs too
 -- or 0 }, or an error when the project does not exist.
 

@@ -145,7 +145,7 @@ subtest "README's worker options are --help's" => sub {
 subtest 'a Redis host name is resolved at each connection' => sub {
     $t->spawn(name => 'unresolved', cmd => [ $W, '--redis',
         'no-such-host.invalid:6379', '--name', 'unresolved' ]);
-    ok($t->wait_for(sub { $t->proc_log('unresolved')
+    ok($t->wait_for(sub { ($t->proc_log('unresolved') // '')
             =~ /connection to no-such-host\.invalid:6379: cannot resolve no-such-host\.invalid/ },
         10, 'the resolver error'),
         'a name that does not resolve: said, and the worker keeps trying');
@@ -177,7 +177,7 @@ subtest 'the Redis password from a file or the environment' => sub {
 
     $p->spawn(name => 'nopw', cmd => [ $W, '--redis', $p->redis_addr,
         '--prefix', 'n:' ]);
-    ok($p->wait_for(sub { $p->proc_log('nopw') =~ /NOAUTH/ }, 10, 'NOAUTH'),
+    ok($p->wait_for(sub { ($p->proc_log('nopw') // '') =~ /NOAUTH/ }, 10, 'NOAUTH'),
         'no password: the worker says NOAUTH');
     is($group_of->('n:'), '', 'and has created nothing');
 

@@ -28,8 +28,9 @@
 #define AM_DEFAULT_SCHEDULE "5s,30s,2m,10m,30m,1h,2h,4h,8h,8h"
 #define AM_HELP_WIDTH 78
 
-/* offset and size of a field of am_worker_t */
-#define AM_FIELD(f) offsetof(am_worker_t, f), sizeof(((am_worker_t *) 0)->f)
+/* the field of am_worker_t an option sets */
+#define AM_FIELD(f)                                                            \
+    .offset = offsetof(am_worker_t, f), .size = sizeof(((am_worker_t *) 0)->f)
 
 typedef enum {
     AM_OPT_STRING, /* a const char * field */
@@ -66,75 +67,108 @@ static int am_opt_runtime(
 static int am_opt_schedule(
     am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
 
+/* a row a paragraph: the table reads better than one field a line */
+/* clang-format off */
 static const am_option_t am_options_table[] = {
-    {"redis", "ADDR", "AUTOMATIONS_REDIS", AM_OPT_STRING, 0, 0,
-        AM_FIELD(redis.addr), NULL, "127.0.0.1:6379", NULL,
-        "where Redis is: " AM_REDIS_ADDR_SYNTAX
-        "; a host name is resolved at each connection"},
-    {"password-file", "FILE", "AUTOMATIONS_REDIS_PASSWORD_FILE", AM_OPT_CALL, 0,
-        0, 0, 0, am_opt_password_file, NULL, NULL,
-        "the Redis password, on the first line of FILE"},
-    {"password", "PW", "AUTOMATIONS_REDIS_PASSWORD", AM_OPT_STRING, 0, 0,
-        AM_FIELD(redis.password), NULL, NULL, NULL,
-        "the Redis password itself; any local user can read a command line, "
-        "so prefer the variable or --password-file"},
-    {"db", "N", "AUTOMATIONS_REDIS_DB", AM_OPT_NUMBER, 0, 65535,
-        AM_FIELD(redis.db), NULL, "0", NULL, "the Redis database"},
-    {"prefix", "PREFIX", "AUTOMATIONS_PREFIX", AM_OPT_STRING, 0, 0,
-        AM_FIELD(prefix), NULL, "am:", NULL,
-        "of every Redis key, as the module's; " AM_PREFIX_RULE},
-    {"concurrency", "N", "AUTOMATIONS_CONCURRENCY", AM_OPT_NUMBER, 1, 1024,
-        AM_FIELD(concurrency), NULL, "4", NULL, "runs at once in this process"},
-    {"group", "NAME", "AUTOMATIONS_GROUP", AM_OPT_STRING, 0, 0, AM_FIELD(group),
-        NULL, "workers", NULL,
-        "the stream's consumer group, shared by all workers"},
-    {"name", "NAME", "AUTOMATIONS_WORKER_NAME", AM_OPT_CALL, 0, 0, 0, 0,
-        am_opt_name, NULL, "HOST-PID",
-        "this worker's consumer name, in logs and execution records"},
-    {"visibility-timeout", "MS", "AUTOMATIONS_VISIBILITY_TIMEOUT",
-        AM_OPT_NUMBER, 300, 86400000, AM_FIELD(visibility_ms), NULL, "30000",
-        NULL,
-        "a dead worker's runs are taken over after this (XAUTOCLAIM); live "
-        "workers renew theirs"},
-    {"max-attempts", "N", "AUTOMATIONS_MAX_ATTEMPTS", AM_OPT_NUMBER, 1, 1000,
-        AM_FIELD(max_attempts), NULL, "3", NULL,
-        "a run interrupted more often ends as an error"},
-    {"max-timeout", "MS", "AUTOMATIONS_MAX_TIMEOUT", AM_OPT_NUMBER, 100,
-        AM_RUN_TIMEOUT_MAX_MS, AM_FIELD(run.max_timeout_ms), NULL,
-        AM_STR(AM_RUN_TIMEOUT_MAX_MS), NULL,
-        "cap on an automation's timeout_ms (" AM_STR(
-            AM_RUN_TIMEOUT_DEFAULT_MS) " when it has none); the API refuses "
-                                       "more than the default, a lower "
-                                       "cap is logged at each run it cuts"},
-    {"memory", "MB", "AUTOMATIONS_MEMORY", AM_OPT_NUMBER, 16, 1048576,
-        AM_FIELD(run.memory_mb), NULL, "512", NULL, "address space of a run"},
-    {"output-max", "BYTES", "AUTOMATIONS_OUTPUT_MAX", AM_OPT_NUMBER, 1024,
-        1L << 30, AM_FIELD(run.max_output), NULL, "1048576", NULL,
-        "a run printing more fails"},
-    {"run-uid", "UID", "AUTOMATIONS_RUN_UID", AM_OPT_NUMBER, 1, 4294967294L,
-        AM_FIELD(run.uid), NULL, NULL, "a user per run",
-        "when the worker is root, runs execute as a user of their own each "
-        "(from 2000000 up), so process limits count per run; this sets one "
-        "user for all instead"},
-    {"run-gid", "GID", "AUTOMATIONS_RUN_GID", AM_OPT_NUMBER, 1, 4294967294L,
-        AM_FIELD(run.gid), NULL, NULL, "the run's uid, or 65534",
-        "the group runs execute as when the worker is root"},
-    {"runtime", "NAME[:FILE]=CMD...", "AUTOMATIONS_RUNTIMES", AM_OPT_CALL, 0, 0,
-        0, 0, am_opt_runtime, NULL, "python, sh",
-        "adds or replaces a runtime, e.g. \"ruby:main.rb=/usr/bin/ruby "
-        "{file}\"; repeatable, ';' between them in the variable"},
-    {"webhook-schedule", "LIST", "AUTOMATIONS_WEBHOOK_SCHEDULE", AM_OPT_CALL, 0,
-        0, 0, 0, am_opt_schedule, AM_DEFAULT_SCHEDULE, NULL,
-        "delays before each retry of a failed webhook (ms, s, m, h); after "
-        "the last one the webhook is dead-lettered"},
-    {"webhook-timeout", "MS", "AUTOMATIONS_WEBHOOK_TIMEOUT", AM_OPT_NUMBER, 100,
-        600000, AM_FIELD(webhook.timeout_ms), NULL, "10000", NULL,
-        "of one webhook request"},
-    {"allow-private-webhooks", NULL, "AUTOMATIONS_ALLOW_PRIVATE_WEBHOOKS",
-        AM_OPT_FLAG, 0, 1, AM_FIELD(webhook.allow_private), NULL, NULL, "off",
-        "allow webhooks to loopback, private, link-local and metadata "
-        "addresses; the variable takes 1 or 0"},
+    {.flag = "redis", .arg = "ADDR", .env = "AUTOMATIONS_REDIS",
+        .kind = AM_OPT_STRING, AM_FIELD(redis.addr), .dflt = "127.0.0.1:6379",
+        .help = "where Redis is: " AM_REDIS_ADDR_SYNTAX
+                "; a host name is resolved at each connection"},
+
+    {.flag = "password-file", .arg = "FILE",
+        .env = "AUTOMATIONS_REDIS_PASSWORD_FILE", .kind = AM_OPT_CALL,
+        .set = am_opt_password_file,
+        .help = "the Redis password, on the first line of FILE"},
+
+    {.flag = "password", .arg = "PW", .env = "AUTOMATIONS_REDIS_PASSWORD",
+        .kind = AM_OPT_STRING, AM_FIELD(redis.password),
+        .help = "the Redis password itself; any local user can read a "
+                "command line, so prefer the variable or --password-file"},
+
+    {.flag = "db", .arg = "N", .env = "AUTOMATIONS_REDIS_DB",
+        .kind = AM_OPT_NUMBER, .min = 0, .max = 65535, AM_FIELD(redis.db),
+        .dflt = "0", .help = "the Redis database"},
+
+    {.flag = "prefix", .arg = "PREFIX", .env = "AUTOMATIONS_PREFIX",
+        .kind = AM_OPT_STRING, AM_FIELD(prefix), .dflt = "am:",
+        .help = "of every Redis key, as the module's; " AM_PREFIX_RULE},
+
+    {.flag = "concurrency", .arg = "N", .env = "AUTOMATIONS_CONCURRENCY",
+        .kind = AM_OPT_NUMBER, .min = 1, .max = 1024, AM_FIELD(concurrency),
+        .dflt = "4", .help = "runs at once in this process"},
+
+    {.flag = "group", .arg = "NAME", .env = "AUTOMATIONS_GROUP",
+        .kind = AM_OPT_STRING, AM_FIELD(group), .dflt = "workers",
+        .help = "the stream's consumer group, shared by all workers"},
+
+    {.flag = "name", .arg = "NAME", .env = "AUTOMATIONS_WORKER_NAME",
+        .kind = AM_OPT_CALL, .set = am_opt_name, .shown = "HOST-PID",
+        .help = "this worker's consumer name, in logs and execution records"},
+
+    {.flag = "visibility-timeout", .arg = "MS",
+        .env = "AUTOMATIONS_VISIBILITY_TIMEOUT", .kind = AM_OPT_NUMBER,
+        .min = 300, .max = 86400000, AM_FIELD(visibility_ms), .dflt = "30000",
+        .help = "a dead worker's runs are taken over after this (XAUTOCLAIM); "
+                "live workers renew theirs"},
+
+    {.flag = "max-attempts", .arg = "N", .env = "AUTOMATIONS_MAX_ATTEMPTS",
+        .kind = AM_OPT_NUMBER, .min = 1, .max = 1000, AM_FIELD(max_attempts),
+        .dflt = "3", .help = "a run interrupted more often ends as an error"},
+
+    {.flag = "max-timeout", .arg = "MS", .env = "AUTOMATIONS_MAX_TIMEOUT",
+        .kind = AM_OPT_NUMBER, .min = 100, .max = AM_RUN_TIMEOUT_MAX_MS,
+        AM_FIELD(run.max_timeout_ms), .dflt = AM_STR(AM_RUN_TIMEOUT_MAX_MS),
+        .help = "cap on an automation's timeout_ms ("
+                AM_STR(AM_RUN_TIMEOUT_DEFAULT_MS) " when it has none); "
+                "the API refuses more than the default, a lower cap is logged "
+                "at each run it cuts"},
+
+    {.flag = "memory", .arg = "MB", .env = "AUTOMATIONS_MEMORY",
+        .kind = AM_OPT_NUMBER, .min = 16, .max = 1048576,
+        AM_FIELD(run.memory_mb), .dflt = "512",
+        .help = "address space of a run"},
+
+    {.flag = "output-max", .arg = "BYTES", .env = "AUTOMATIONS_OUTPUT_MAX",
+        .kind = AM_OPT_NUMBER, .min = 1024, .max = 1L << 30,
+        AM_FIELD(run.max_output), .dflt = "1048576",
+        .help = "a run printing more fails"},
+
+    {.flag = "run-uid", .arg = "UID", .env = "AUTOMATIONS_RUN_UID",
+        .kind = AM_OPT_NUMBER, .min = 1, .max = 4294967294L,
+        AM_FIELD(run.uid), .shown = "a user per run",
+        .help = "when the worker is root, runs execute as a user of their own "
+                "each (from 2000000 up), so process limits count per run; "
+                "this sets one user for all instead"},
+
+    {.flag = "run-gid", .arg = "GID", .env = "AUTOMATIONS_RUN_GID",
+        .kind = AM_OPT_NUMBER, .min = 1, .max = 4294967294L,
+        AM_FIELD(run.gid), .shown = "the run's uid, or 65534",
+        .help = "the group runs execute as when the worker is root"},
+
+    {.flag = "runtime", .arg = "NAME[:FILE]=CMD...",
+        .env = "AUTOMATIONS_RUNTIMES", .kind = AM_OPT_CALL,
+        .set = am_opt_runtime, .shown = "python, sh",
+        .help = "adds or replaces a runtime, e.g. \"ruby:main.rb=/usr/bin/ruby "
+                "{file}\"; repeatable, ';' between them in the variable"},
+
+    {.flag = "webhook-schedule", .arg = "LIST",
+        .env = "AUTOMATIONS_WEBHOOK_SCHEDULE", .kind = AM_OPT_CALL,
+        .set = am_opt_schedule, .dflt = AM_DEFAULT_SCHEDULE,
+        .help = "delays before each retry of a failed webhook (ms, s, m, h); "
+                "after the last one the webhook is dead-lettered"},
+
+    {.flag = "webhook-timeout", .arg = "MS",
+        .env = "AUTOMATIONS_WEBHOOK_TIMEOUT", .kind = AM_OPT_NUMBER,
+        .min = 100, .max = 600000, AM_FIELD(webhook.timeout_ms),
+        .dflt = "10000", .help = "of one webhook request"},
+
+    {.flag = "allow-private-webhooks",
+        .env = "AUTOMATIONS_ALLOW_PRIVATE_WEBHOOKS", .kind = AM_OPT_FLAG,
+        .min = 0, .max = 1, AM_FIELD(webhook.allow_private), .shown = "off",
+        .help = "allow webhooks to loopback, private, link-local and metadata "
+                "addresses; the variable takes 1 or 0"},
 };
+/* clang-format on */
 
 #define AM_NOPTIONS (sizeof(am_options_table) / sizeof(am_options_table[0]))
 
@@ -480,6 +514,7 @@ am_opt_usage(FILE *f)
     }
 
     fputs("  -h, --help\n"
+          "  --version\n"
           "\n"
           "Keys: <prefix>runs (stream), <prefix>webhooks, "
           "<prefix>webhooks:dead;\n"
