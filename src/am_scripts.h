@@ -286,8 +286,14 @@ enum {
     AM_WEBHOOK_SECRET_ARG_PROJECT,
     AM_WEBHOOK_SECRET_ARG_SECRET,
     AM_WEBHOOK_SECRET_ARG_ROTATE,
+    AM_WEBHOOK_SECRET_ARG_OVERLAP_MS,
     AM_WEBHOOK_SECRET_NARGS
 };
-/* reply: the secret in force */
+/* reply: the secret in force, and until when (ms) the previous one signs */
+enum {
+    AM_WEBHOOK_SECRET_REPLY_SECRET,
+    AM_WEBHOOK_SECRET_REPLY_PREVIOUS_UNTIL,
+    AM_WEBHOOK_SECRET_REPLY_N
+};
 
 #endif
