@@ -448,7 +448,7 @@ am_job_run(am_job_t *job, redisReply *r)
     err[0] = '\0';
     job->run = am_run_start(w->loop, &w->run, am_reply_str(r, 1, NULL), code,
         code_len, payload, len, am_job_timeout(w, am_reply_str(r, 3, NULL)),
-        am_job_run_cb, job, err, sizeof(err));
+        am_reply_str(r, 10, NULL), am_job_run_cb, job, err, sizeof(err));
     free(payload);
 
     if (job->run == NULL) {

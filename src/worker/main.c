@@ -48,6 +48,14 @@ static const char *am_usage_text =
     "  --run-uid UID, --run-gid GID  AUTOMATIONS_RUN_UID, _GID, 65534\n"
     "      the user runs execute as when the worker is root; give each\n"
     "      worker host a user of its own: process limits count per user\n"
+    "  --run-tmp-mb MB               AUTOMATIONS_RUN_TMP_MB, 64\n"
+    "      a run's /tmp, /dev/shm and folder: one tmpfs of that size\n"
+    "  --run-hide PATH:PATH...       AUTOMATIONS_RUN_HIDE,\n"
+    "      " AM_RUN_HIDDEN "\n"
+    "      what runs see empty (besides the other runs' folders)\n"
+    "  --no-confine                  AUTOMATIONS_NO_CONFINE=1\n"
+    "      as root, runs without their own mount, PID, IPC, UTS and\n"
+    "      network namespaces (see the README)\n"
     "  --runtime NAME[:FILE]=CMD...  AUTOMATIONS_RUNTIMES (';' between)\n"
     "      adds or replaces a runtime, e.g. \"ruby:main.rb=/usr/bin/ruby "
     "{file}\";\n"
@@ -328,7 +336,10 @@ enum {
     AM_OPT_RUNTIME,
     AM_OPT_SCHEDULE,
     AM_OPT_WEBHOOK_TIMEOUT,
-    AM_OPT_ALLOW_PRIVATE
+    AM_OPT_ALLOW_PRIVATE,
+    AM_OPT_RUN_TMP,
+    AM_OPT_RUN_HIDE,
+    AM_OPT_NO_CONFINE
 };
 
 static const struct option am_long_options[] = {
@@ -350,6 +361,9 @@ static const struct option am_long_options[] = {
     {"webhook-schedule", required_argument, NULL, AM_OPT_SCHEDULE},
     {"webhook-timeout", required_argument, NULL, AM_OPT_WEBHOOK_TIMEOUT},
     {"allow-private-webhooks", no_argument, NULL, AM_OPT_ALLOW_PRIVATE},
+    {"run-tmp-mb", required_argument, NULL, AM_OPT_RUN_TMP},
+    {"run-hide", required_argument, NULL, AM_OPT_RUN_HIDE},
+    {"no-confine", no_argument, NULL, AM_OPT_NO_CONFINE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -379,6 +393,9 @@ am_opt_env(am_worker_t *w, long *concurrency, long *attempts, long *db)
                != 0
         || am_opt_env_num("AUTOMATIONS_WEBHOOK_TIMEOUT", "--webhook-timeout",
                100, 600000, &w->webhook.timeout_ms)
+               != 0
+        || am_opt_env_num("AUTOMATIONS_RUN_TMP_MB", "--run-tmp-mb", 1, 65536,
+               &w->run.tmp_mb)
                != 0) {
         return -1;
     }
@@ -411,6 +428,9 @@ am_opt_env(am_worker_t *w, long *concurrency, long *attempts, long *db)
     if (am_env("AUTOMATIONS_OUTPUT_MAX", NULL)) {
         w->run.max_output = (size_t) n;
     }
+
+    w->run.hidden = am_env("AUTOMATIONS_RUN_HIDE", NULL);
+    w->run.unconfined = strcmp(am_env("AUTOMATIONS_NO_CONFINE", "0"), "1") == 0;
 
     if (am_env("AUTOMATIONS_WORKER_NAME", NULL)) {
         snprintf(w->name, sizeof(w->name), "%s",
@@ -575,6 +595,18 @@ am_options(am_worker_t *w, int argc, char **argv)
         case AM_OPT_ALLOW_PRIVATE:
             w->webhook.allow_private = 1;
             break;
+        case AM_OPT_RUN_TMP:
+            if (am_opt_num("--run-tmp-mb", optarg, 1, 65536, &w->run.tmp_mb)
+                != 0) {
+                return -1;
+            }
+            break;
+        case AM_OPT_RUN_HIDE:
+            w->run.hidden = optarg;
+            break;
+        case AM_OPT_NO_CONFINE:
+            w->run.unconfined = 1;
+            break;
         default:
             fputs(am_usage_text, stderr);
             return -1;
@@ -723,6 +755,7 @@ main(int argc, char **argv)
 {
     static am_worker_t w;
     char               self[PATH_MAX], sandbox[PATH_MAX], *p;
+    char               confinement[512];
     sigset_t           stop;
     ssize_t            n;
     int                rc;
@@ -768,6 +801,12 @@ main(int argc, char **argv)
 
     if (w.run.self_path == NULL) {
         w.run.self_path = self;
+    }
+
+    /* what runs cannot be kept from, said once */
+    am_run_confinement(&w.run, confinement, sizeof(confinement));
+    if (confinement[0] != '\0') {
+        am_log("%s", confinement);
     }
 
     if (am_scripts_init() != 0) {

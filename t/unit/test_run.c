@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,8 +114,9 @@ am_test_cb(void *data, am_run_result_t *r)
 
 
 static am_run_t *
-am_test_start(am_test_run_t *t, const am_run_config_t *cfg, const char *runtime,
-    const char *code, const char *payload, long timeout)
+am_test_start_net(am_test_run_t *t, const am_run_config_t *cfg,
+    const char *runtime, const char *code, const char *payload, long timeout,
+    const char *network)
 {
     am_run_t *run;
 
@@ -121,7 +125,7 @@ am_test_start(am_test_run_t *t, const am_run_config_t *cfg, const char *runtime,
     am_test_err[0] = '\0';
 
     run = am_run_start(am_test_loop, cfg, runtime, code, strlen(code), payload,
-        strlen(payload), timeout, am_test_cb, t, am_test_err,
+        strlen(payload), timeout, network, am_test_cb, t, am_test_err,
         sizeof(am_test_err));
 
     if (run != NULL) {
@@ -129,6 +133,14 @@ am_test_start(am_test_run_t *t, const am_run_config_t *cfg, const char *runtime,
     }
 
     return run;
+}
+
+
+static am_run_t *
+am_test_start(am_test_run_t *t, const am_run_config_t *cfg, const char *runtime,
+    const char *code, const char *payload, long timeout)
+{
+    return am_test_start_net(t, cfg, runtime, code, payload, timeout, NULL);
 }
 
 
@@ -498,8 +510,12 @@ am_test_limits(void)
         t.error ? t.error : "(no error)", t.wall_ms);
     am_test_clear(&t);
 
-    am_test_run(
-        &t, "sh", "sleep 100 &\necho \"{\\\"pid\\\": $!}\"", "{}", 5000);
+    /* pids a run prints are the test's only when the run is unconfined */
+    cfg = am_test_cfg;
+    cfg.unconfined = 1;
+
+    am_test_run_cfg(
+        &t, &cfg, "sh", "sleep 100 &\necho \"{\\\"pid\\\": $!}\"", "{}", 5000);
     pid = am_test_json_long(t.output, "pid");
     am_test_expect(&t, "background grandchild: the run succeeds",
         AM_RUN_SUCCESS, t.output, NULL);
@@ -507,7 +523,7 @@ am_test_limits(void)
         "background grandchild %ld killed and reaped", pid);
     am_test_clear(&t);
 
-    am_test_run(&t, "sh",
+    am_test_run_cfg(&t, &cfg, "sh",
         "setsid sleep 100 >/dev/null 2>&1 &\necho \"{\\\"pid\\\": $!}\"", "{}",
         5000);
     pid = am_test_json_long(t.output, "pid");
@@ -516,7 +532,7 @@ am_test_limits(void)
         "setsid escapee %ld killed and reaped", pid);
     am_test_clear(&t);
 
-    am_test_run(&t, "python",
+    am_test_run_cfg(&t, &cfg, "python",
         "import os, time\n"
         "r, w = os.pipe()\n"
         "if os.fork() == 0:\n"
@@ -635,6 +651,277 @@ am_test_isolation(void)
                                  "b\xef\xbf\xbd"
                                  "c"),
         "the log is made valid UTF-8");
+    am_test_clear(&t);
+}
+
+
+/* How many processes have the real user id uid, anywhere on the machine. */
+static int
+am_test_uid_procs(uid_t uid)
+{
+    struct dirent *de;
+    char           path[300], line[256];
+    DIR           *d;
+    FILE          *f;
+    long           ruid;
+    int            n;
+
+    d = opendir("/proc");
+    if (d == NULL) {
+        return -1;
+    }
+
+    n = 0;
+
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9') {
+            continue;
+        }
+
+        snprintf(path, sizeof(path), "/proc/%s/status", de->d_name);
+        f = fopen(path, "r");
+        while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+            if (sscanf(line, "Uid: %ld", &ruid) == 1) {
+                n += ruid == (long) uid;
+                break;
+            }
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+    }
+
+    closedir(d);
+
+    return n;
+}
+
+
+/* A listening socket on 127.0.0.1; its port, or -1. */
+static int
+am_test_listen(int *fd)
+{
+    struct sockaddr_in sin;
+    socklen_t          len;
+
+    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof(sin);
+
+    if (*fd == -1 || bind(*fd, (struct sockaddr *) &sin, sizeof(sin)) != 0
+        || listen(*fd, 16) != 0
+        || getsockname(*fd, (struct sockaddr *) &sin, &len) != 0) {
+        return -1;
+    }
+
+    return ntohs(sin.sin_port);
+}
+
+
+/* A run whose output must be exactly expected, its result shown if not. */
+static void
+am_test_says(const am_run_config_t *cfg, const char *name, const char *code,
+    const char *expected)
+{
+    am_test_run_t t;
+
+    am_test_run_cfg(&t, cfg, "sh", code, "{}", 10000);
+    am_test_expect(&t, name, AM_RUN_SUCCESS, expected, NULL);
+    am_test_clear(&t);
+}
+
+
+/*
+ * As root: each run in its own mount, PID, IPC, UTS (and network)
+ * namespaces, with its own tmpfs, the host read-only and secrets hidden.
+ */
+static void
+am_test_confined(void)
+{
+    am_run_config_t cfg;
+    am_test_run_t   t, other;
+    struct stat     st;
+    char            msg[512], code[1024], hide[64], root[64], file[80];
+    int             port, lfd, fd;
+
+    cfg = am_test_cfg;
+    am_run_confinement(&cfg, msg, sizeof(msg));
+
+    if (geteuid() != 0) {
+        am_test_ok(cfg.unconfined && am_test_has(msg, "not root")
+                       && am_test_has(msg, "\"network\": \"none\" is not"),
+            "not root: runs are not confined, and the log says so: %s", msg);
+        return;
+    }
+
+    am_test_ok(!cfg.unconfined && msg[0] == '\0',
+        "as root: runs can be confined %s", msg);
+    if (cfg.unconfined) {
+        return;
+    }
+
+    cfg.unconfined = 1;
+    am_run_confinement(&cfg, msg, sizeof(msg));
+    am_test_ok(am_test_has(msg, "runs are not confined (confinement is turned "
+                                "off): they see the host's processes"),
+        "confinement turned off is said: %s", msg);
+
+    cfg = am_test_cfg;
+
+    snprintf(code, sizeof(code),
+        "n=$(ls /proc | grep -c '^[0-9]')\n"
+        "[ -e /proc/%d ] && echo '\"the test is visible\"' && exit\n"
+        "[ \"$n\" -le 5 ] && grep -q -- --sandbox /proc/1/cmdline "
+        "&& echo '\"own processes\"' || ps ax >&2",
+        (int) getpid());
+    am_test_says(
+        &cfg, "a run sees its own processes only", code, "\"own processes\"");
+
+    am_test_says(&cfg, "a run has its own host name",
+        "printf '\"%s\"' "
+        "\"$(hostname)\"",
+        "\"automation\"");
+
+    am_test_says(&cfg, "/tmp and /dev/shm are writable",
+        "echo x > /tmp/am-test-mark && echo y > /dev/shm/am-test-mark "
+        "&& echo '\"written\"'",
+        "\"written\"");
+    am_test_ok(stat("/tmp/am-test-mark", &st) == -1 && errno == ENOENT
+                   && stat("/dev/shm/am-test-mark", &st) == -1
+                   && errno == ENOENT,
+        "what a run writes in /tmp and /dev/shm is not the host's");
+    am_test_says(&cfg, "nor the next run's",
+        "printf '\"%s\"' \"$(ls -A /dev/shm; ls /tmp/am-test-mark 2>&1 "
+        "| grep -v 'No such')\"",
+        "\"\"");
+
+    cfg.tmp_mb = 4;
+    am_test_says(&cfg, "the quota holds in /tmp",
+        "head -c 8000000 /dev/zero > /tmp/big 2>/dev/null "
+        "&& echo '\"written\"' || echo '\"full\"'",
+        "\"full\"");
+    am_test_says(&cfg, "and in the run folder",
+        "head -c 8000000 /dev/zero > big 2>/dev/null "
+        "&& echo '\"written\"' || echo '\"full\"'",
+        "\"full\"");
+    am_test_says(&cfg, "for both together, with /dev/shm",
+        "head -c 2500000 /dev/zero > /tmp/a && head -c 2500000 /dev/zero "
+        "> /dev/shm/b 2>/dev/null && echo '\"written\"' || echo '\"full\"'",
+        "\"full\"");
+    cfg.tmp_mb = 0;
+
+    am_test_says(&cfg, "the host is read-only, even where its mode says not",
+        "touch /var/tmp/am-test-$$ 2>/dev/null && echo '\"written\"' "
+        "|| echo '\"read-only\"'",
+        "\"read-only\"");
+
+    /* a folder and a file a run's user may read, but must not */
+    snprintf(hide, sizeof(hide), "/var/tmp/am-test-hide-XXXXXX");
+    snprintf(file, sizeof(file), "%s.conf", hide);
+    if (mkdtemp(hide) == NULL || chmod(hide, 0755) != 0) {
+        am_test_bail("mkdtemp /var/tmp");
+    }
+    snprintf(file, sizeof(file), "%s.conf", hide);
+    snprintf(msg, sizeof(msg), "%s/key", hide);
+    fd = open(msg, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd == -1 || write(fd, "secret", 6) != 6 || close(fd) != 0) {
+        am_test_bail("write the key");
+    }
+    fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd == -1 || write(fd, "password", 8) != 8 || close(fd) != 0) {
+        am_test_bail("write the conf");
+    }
+
+    snprintf(code, sizeof(code),
+        "printf '\"%%s\"' \"$(cat %s/key %s 2>/dev/null; ls -A %s)\"", hide,
+        file, hide);
+    snprintf(msg, sizeof(msg), "%s:%s", hide, file);
+    cfg.hidden = msg;
+    am_test_says(
+        &cfg, "hidden paths: a folder is empty, a file too", code, "\"\"");
+    cfg.hidden = "";
+    snprintf(msg, sizeof(msg), "\"secretpasswordkey\"");
+    am_test_says(
+        &cfg, "(which the run reads when they are not hidden)", code, msg);
+    cfg.hidden = NULL;
+    snprintf(msg, sizeof(msg), "%s/key", hide);
+    (void) unlink(msg);
+    (void) unlink(file);
+    (void) rmdir(hide);
+
+    /* another run's folder, while it runs, under /tmp and elsewhere */
+    snprintf(root, sizeof(root), "/var/tmp/am-test-root-XXXXXX");
+    if (mkdtemp(root) == NULL || chmod(root, 0711) != 0) {
+        am_test_bail("mkdtemp /var/tmp");
+    }
+
+    cfg.tmp_root = am_test_dir;
+    while (cfg.tmp_root != NULL) {
+        am_test_start(&other, &cfg, "sh", "sleep 1; echo 1", "{}", 10000);
+        am_test_start(&t, &cfg, "sh",
+            "[ \"$(ls -A ..)\" = \"$(basename \"$PWD\")\" ] "
+            "&& echo '\"alone\"' || ls -la .. >&2",
+            "{}", 10000);
+        uv_run(am_test_loop, UV_RUN_DEFAULT);
+        am_test_expect(&t,
+            cfg.tmp_root == root
+                ? "a run sees no other run's folder (elsewhere)"
+                : "a run sees no other run's folder (in /tmp)",
+            AM_RUN_SUCCESS, "\"alone\"", NULL);
+        am_test_ok(am_test_eq(other.output, "1"), "while the other one ran");
+        am_test_clear(&t);
+        am_test_clear(&other);
+        cfg.tmp_root = cfg.tmp_root == root ? NULL : root;
+    }
+
+    (void) rmdir(root);
+    cfg.tmp_root = am_test_dir;
+
+    port = am_test_listen(&lfd);
+    if (port < 0) {
+        am_test_bail("listen");
+    }
+
+    snprintf(code, sizeof(code),
+        "import socket\n"
+        "socket.create_connection(('127.0.0.1', %d), 2).close()\n"
+        "output = 'connected'\n",
+        port);
+    am_test_start_net(&t, &cfg, "python", code, "{}", 10000, "default");
+    uv_run(am_test_loop, UV_RUN_DEFAULT);
+    am_test_expect(&t, "network default: a run connects to the host",
+        AM_RUN_SUCCESS, "\"connected\"", NULL);
+    am_test_clear(&t);
+
+    am_test_start_net(&t, &cfg, "python", code, "{}", 10000, "none");
+    uv_run(am_test_loop, UV_RUN_DEFAULT);
+    am_test_expect(&t, "network none: it cannot", AM_RUN_ERROR, NULL,
+        "Network is unreachable");
+    am_test_clear(&t);
+    close(lfd);
+
+    am_test_start_net(&t, &cfg, "sh",
+        "printf '\"%s\"' \"$(tail -n +3 /proc/net/dev | cut -d: -f1 "
+        "| tr -d ' \\n')\"",
+        "{}", 10000, "none");
+    uv_run(am_test_loop, UV_RUN_DEFAULT);
+    am_test_expect(
+        &t, "network none: only lo is there", AM_RUN_SUCCESS, "\"lo\"", NULL);
+    am_test_clear(&t);
+
+    am_test_start_net(&t, &cfg, "sh", "true", "{}", 1000, "internet");
+    am_test_ok(t.pid == 0
+                   && am_test_eq(am_test_err, "unknown network "
+                                              "\"internet\""),
+        "an unknown network does not start: %s", am_test_err);
+
+    am_test_run(&t, "sh", "sleep 100 & sleep 100 & setsid sleep 100 & echo 1",
+        "{}", 5000);
+    am_test_ok(t.done == 1 && am_test_eq(t.output, "1")
+                   && am_test_uid_procs(AM_TEST_UID) == 0,
+        "what a run left behind is gone with it");
     am_test_clear(&t);
 }
 
@@ -892,6 +1179,7 @@ main(int argc, char **argv)
     am_test_python();
     am_test_limits();
     am_test_isolation();
+    am_test_confined();
     am_test_big_payload();
     am_test_concurrency();
     am_test_runtimes_config();
