@@ -861,7 +861,7 @@ static void
 am_test_private(am_webhook_engine_t *strict)
 {
     am_test_got_t got;
-    char          url[128], expected[128];
+    char          url[128];
     int           connections;
 
     connections = am_srv.connections;
@@ -869,26 +869,22 @@ am_test_private(am_webhook_engine_t *strict)
     am_test_post(
         strict, am_test_url, AM_SRV_OK, NULL, 0, NULL, &got, "private");
     am_test_spin(50);
-    am_test_ok(
-        !got.res.delivered
-            && strcmp(got.res.error, "address 127.0.0.1 refused: loopback") == 0
-            && am_srv.connections == connections,
-        "private: 127.0.0.1 refused without connecting");
+    am_test_ok(!got.res.delivered && got.res.refused
+                   && strcmp(got.res.error, "address refused: loopback") == 0
+                   && am_srv.connections == connections,
+        "private: 127.0.0.1 refused without connecting, the address unsaid");
 
     snprintf(
         url, sizeof(url), "http://[::ffff:127.0.0.1]:%d/hook", am_srv.port);
     am_test_post(strict, url, AM_SRV_OK, NULL, 0, NULL, &got, "mapped");
-    am_test_ok(!got.res.delivered
-                   && strcmp(got.res.error,
-                          "address ::ffff:127.0.0.1 refused: loopback")
-                          == 0,
+    am_test_ok(!got.res.delivered && got.res.refused
+                   && strcmp(got.res.error, "address refused: loopback") == 0,
         "mapped: ::ffff:127.0.0.1 refused");
 
     am_test_post(strict, "http://169.254.169.254/latest/meta-data/", AM_SRV_OK,
         NULL, 0, NULL, &got, "metadata");
-    am_test_ok(!got.res.delivered
-                   && strcmp(got.res.error,
-                          "address 169.254.169.254 refused: link-local")
+    am_test_ok(!got.res.delivered && got.res.refused
+                   && strcmp(got.res.error, "address refused: link-local")
                           == 0,
         "metadata: 169.254.169.254 refused");
 
@@ -896,9 +892,8 @@ am_test_private(am_webhook_engine_t *strict)
     snprintf(url, sizeof(url), "http://localhost:%d/hook", am_srv.port);
     am_test_post(strict, url, AM_SRV_OK, NULL, 0, NULL, &got, "localhost");
     am_test_spin(50);
-    snprintf(expected, sizeof(expected), "address %s refused: loopback",
-        strstr(got.res.error, "::1") ? "::1" : "127.0.0.1");
-    am_test_ok(!got.res.delivered && strcmp(got.res.error, expected) == 0
+    am_test_ok(!got.res.delivered && got.res.refused
+                   && strcmp(got.res.error, "address refused: loopback") == 0
                    && am_srv.connections == connections,
         "localhost: its resolved address is refused");
 }
