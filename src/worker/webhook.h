@@ -64,12 +64,12 @@ void am_webhook_engine_free(am_webhook_engine_t *e);
  * soon as a 2xx status line and its headers have come: the body of such an
  * answer is not read, so that a receiver that has taken the delivery is
  * recorded as such at once, whatever it does next. headers holds nheaders
- * (name, value) pairs, sent as given, except those the engine sets itself,
- * which are dropped: Content-Type (always application/json), Content-Length,
- * Transfer-Encoding, Host, Connection, Expect, and the webhook-* headers
- * when msg_id is given. With msg_id, the request carries the Standard
- * Webhooks headers webhook-id (msg_id) and webhook-timestamp (ts), and
- * with a secret ("whsec_<base64>") webhook-signature too.
+ * (name, value) pairs, sent as given, except the reserved ones of
+ * am_header.h, which the engine sets itself and drops from headers:
+ * Content-Type is always application/json, Expect is sent empty, and the
+ * webhook-* headers are the engine's. With msg_id, the request carries the
+ * Standard Webhooks headers webhook-id (msg_id) and webhook-timestamp (ts),
+ * and with a secret ("whsec_<base64>") webhook-signature too.
  *
  * 0: cb will be called exactly once, from the loop, never from this call.
  * -1: nothing started, err says why ("invalid URL", "unsupported URL
