@@ -4,7 +4,8 @@
 # worker whose Redis is gone (or frozen) still ends on SIGTERM, SIGINT or a
 # second signal, within seconds, leaving its runs queued; every webhook
 # attempt is listed in the execution's status; a receiver that answers 2xx
-# is recorded as delivered at once, however slowly it sends the rest.
+# is recorded as delivered at once, however slowly it sends the rest, and
+# a 2xx that could not be recorded is sent again with the same webhook-id.
 
 use strict;
 use warnings;
@@ -296,6 +297,31 @@ PL
     $t->stop_proc('stall');
 };
 
+subtest 'a 2xx not recorded (Redis gone): sent again, same webhook-id' => sub {
+    $t->clear_received;
+    $t->receiver_delay(1.5);
+    worker('d1', '--allow-private-webhooks', '--webhook-timeout', 2000);
+    my $id = run('quick', webhook => $t->receiver_url('/again'));
+    $t->wait_for(sub { @{ received_for($id) } >= 1 }, 10 * $SLOW,
+                 'the receiver has the delivery');
+    $t->stop_redis(signal => 'KILL');
+    $t->kill_proc('d1', 'TERM');
+    is($t->wait_proc('d1', 10 * $SLOW), 0, 'the worker ends all the same')
+        or diag($t->proc_log('d1'));
+    like($t->proc_log('d1'), qr/not recorded before stopping/,
+         'and says the delivery will be sent again');
+
+    $t->receiver_delay(0);
+    $t->start_redis;
+    worker('d2', '--allow-private-webhooks');
+    wait_webhook($id, 'delivered', 20);
+    my $got = received_for($id);
+    is(scalar @$got, 2, 'the receiver got it twice');
+    is_deeply([ map { $_->{headers}{'webhook-id'} } @$got ],
+              [ "msg_$id", "msg_$id" ], 'with the same webhook-id');
+    stop_worker('d2');
+};
+
 # ------------------------------------------------- signals with Redis gone
 
 # Starts a worker with a run in flight, stops Redis the way given, sends the
@@ -362,7 +388,7 @@ subtest 'Redis gone, SIGINT: the worker ends' => sub {
 
 subtest 'Redis gone, a second signal: the worker ends at once' => sub {
     signal_case(name => 's3', redis => 'gone', signals => [ 'TERM', 'TERM' ],
-                limit => 3);
+                limit => 5);
 };
 
 subtest 'Redis gone, the run over, its result owed: SIGTERM ends it' => sub {
