@@ -73,10 +73,6 @@ am_worker_redis_state(am_rds_t *r, int up, void *data)
 {
     am_worker_t *w = data;
 
-    if (r == &w->cmd) {
-        w->redis_down_at = up ? 0 : uv_now(w->loop);
-    }
-
     if (up) {
         am_consumer_redis_up(w, r);
     }
@@ -139,6 +135,7 @@ am_worker_drain_check(uv_timer_t *t)
     uint64_t     now;
 
     if (w->cmd.ready) {
+        w->redis_down_at = 0;
         return;
     }
 
@@ -256,8 +253,6 @@ am_worker_start(am_worker_t *w)
 
     am_consumer_start(w);
 
-    /* not usable until the first connection is made */
-    w->redis_down_at = uv_now(w->loop);
     uv_timer_init(w->loop, &w->stop_timer);
     w->stop_timer.data = w;
 

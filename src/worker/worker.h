@@ -73,7 +73,7 @@ typedef struct {
     /* main.c */
     int         draining; /* 1 finish, 2 cancel runs, 3 stop now */
     int         closed;
-    uint64_t    redis_down_at; /* when cmd stopped being usable, or 0 */
+    uint64_t    redis_down_at; /* draining: since when cmd is unusable */
     uv_timer_t  stop_timer;    /* bounds each step of a shutdown */
     uv_signal_t sigterm;
     uv_signal_t sigint;
