@@ -11,6 +11,7 @@
 
 #include "am_opt.h"
 #include "am_redis_addr.h"
+#include "am_version.h"
 #include "ctl.h"
 
 static const char *ctl_usage_text =
@@ -25,6 +26,7 @@ static const char *ctl_usage_text =
     "      prefer the variable or the file: others can read command lines\n"
     "  --db N                      AUTOMATIONS_REDIS_DB, 0\n"
     "  --prefix PREFIX             AUTOMATIONS_PREFIX, am:\n"
+    "  --version\n"
     "\n"
     "commands:\n"
     "  project create NAME\n"
@@ -186,6 +188,11 @@ main(int argc, char **argv)
     int   i, rc;
 
     memset(&ctl, 0, sizeof(ctl));
+
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        puts("automationsctl " AM_VERSION);
+        return CTL_OK;
+    }
 
     i = ctl_options(&ctl, argc, argv);
 

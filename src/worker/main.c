@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "am_scripts.h"
+#include "am_version.h"
 #include "worker/worker.h"
 
 /*
@@ -281,6 +282,11 @@ main(int argc, char **argv)
     int                rc;
 
     am_sandbox_main(argc, argv);
+
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        puts("automations-worker " AM_VERSION);
+        return 0;
+    }
 
     signal(SIGPIPE, SIG_IGN);
 

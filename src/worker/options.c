@@ -514,6 +514,7 @@ am_opt_usage(FILE *f)
     }
 
     fputs("  -h, --help\n"
+          "  --version\n"
           "\n"
           "Keys: <prefix>runs (stream), <prefix>webhooks, "
           "<prefix>webhooks:dead;\n"
