@@ -16,6 +16,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 
 use AmTest;
+use AmTest::Api;
 
 my $t = AmTest->new;
 my $W = $t->build . '/automations-worker';
@@ -34,12 +35,7 @@ my $ADDRESS = qr{\d+\.\d+\.\d+\.\d+|::|localhost}i;
 $t->start_redis;
 $t->ctl('project', 'create', 'demo');
 
-sub fields {
-    my ($out) = @_;
-    return { $out =~ /^(\w+)=(\S+)$/mg };
-}
-
-my $PAIR = fields(scalar $t->ctl('tokenpair', 'create', 'demo'));
+my $PAIR = $t->tokenpair('demo');
 
 $t->start_receiver(status => 200);
 
@@ -69,13 +65,6 @@ automation('quick', q(echo '{"ok":true}'));
 automation('long', q(sleep 60; echo '{"slept":60}'));
 automation('short', q(sleep 1; echo '{"slept":1}'));
 
-sub start {
-    my ($path, %o) = @_;
-    return $t->http($o{method} // 'POST', $path,
-        headers => { Authorization => "Token $PAIR->{token}",
-                     'X-Api-Key' => $PAIR->{api_key} }, %o);
-}
-
 # Starts a run of name through the start API; returns its execution id.
 # nginx may answer 503 until it has reconnected to a restarted Redis.
 sub run {
@@ -83,7 +72,8 @@ sub run {
     local $Test::Builder::Level = $Test::Builder::Level + 1;
     my $r;
     $t->wait_for(sub {
-        $r = start("${START}demo/$name", json => \%body);
+        $r = $t->tokenpair_request($PAIR, POST => "${START}demo/$name",
+                                   json => \%body);
         $r->{status} != 503;
     }, 10 * $SLOW);
     is($r->{status}, 202, "run of $name started") or diag($r->{body});
@@ -92,31 +82,18 @@ sub run {
 
 sub status_of {
     my ($name, $id) = @_;
-    return start("${START}demo/$name/executions/$id", method => 'GET');
+    return $t->tokenpair_request($PAIR,
+        GET => "${START}demo/$name/executions/$id");
 }
 
-sub record {
-    my ($id) = @_;
-    return { @{ $t->redis('HGETALL', "am:{demo}:execution:$id") } };
-}
+sub record { return $t->execution('demo', $_[0]) }
 
-sub wait_webhook {
-    my ($id, $state, $timeout) = @_;
-    $t->wait_for(sub { (record($id)->{webhook_state} // '') eq $state },
-                 ($timeout // 15) * $SLOW, "webhook of $id $state");
-    return record($id);
-}
+sub wait_webhook { return $t->wait_webhook('demo', @_) }
 
 sub wait_running {
     my ($id) = @_;
     return $t->wait_for(sub { (record($id)->{status} // '') eq 'running' },
                         10 * $SLOW, "execution $id running");
-}
-
-sub received_for {
-    my ($id) = @_;
-    return [ grep { ($_->{json}{execution_id} // '') eq $id }
-             @{ $t->received } ];
 }
 
 # A script of redis/ as the worker sends it: lib.lua, then the script.
@@ -133,8 +110,7 @@ sub script {
 
 sub worker {
     my ($name, @args) = @_;
-    return $t->spawn(name => $name, cmd => [ $W, '--redis', $t->redis_addr,
-        '--name', $name, '--visibility-timeout', 2000, @args ]);
+    return $t->start_worker($name, '--visibility-timeout', 2000, @args);
 }
 
 sub stop_worker {
@@ -198,12 +174,12 @@ subtest 'every attempt in the status: a 500, then a 200' => sub {
     worker('w1', '--allow-private-webhooks', '--webhook-schedule', '1s,1s');
 
     my $id = run('quick', webhook => $t->receiver_url('/flaky'));
-    $t->wait_for(sub { @{ received_for($id) } >= 1 }, 10 * $SLOW,
+    $t->wait_for(sub { @{ $t->received_for($id) } >= 1 }, 10 * $SLOW,
                  'a first attempt');
     $t->receiver_status(200);
     my $rec = wait_webhook($id, 'delivered');
     is($rec->{webhook_attempts}, 2, 'two attempts');
-    is(scalar @{ received_for($id) }, 2, 'the receiver saw two requests');
+    is(scalar @{ $t->received_for($id) }, 2, 'the receiver saw two requests');
 
     my $s = status_of('quick', $id);
     is($s->{status}, 200, 'status 200') or diag($s->{body});
@@ -302,7 +278,7 @@ subtest 'a 2xx not recorded (Redis gone): sent again, same webhook-id' => sub {
     $t->receiver_delay(1.5);
     worker('d1', '--allow-private-webhooks', '--webhook-timeout', 2000);
     my $id = run('quick', webhook => $t->receiver_url('/again'));
-    $t->wait_for(sub { @{ received_for($id) } >= 1 }, 10 * $SLOW,
+    $t->wait_for(sub { @{ $t->received_for($id) } >= 1 }, 10 * $SLOW,
                  'the receiver has the delivery');
     $t->stop_redis(signal => 'KILL');
     $t->kill_proc('d1', 'TERM');
@@ -315,7 +291,7 @@ subtest 'a 2xx not recorded (Redis gone): sent again, same webhook-id' => sub {
     $t->start_redis;
     worker('d2', '--allow-private-webhooks');
     wait_webhook($id, 'delivered', 20);
-    my $got = received_for($id);
+    my $got = $t->received_for($id);
     is(scalar @$got, 2, 'the receiver got it twice');
     is_deeply([ map { $_->{headers}{'webhook-id'} } @$got ],
               [ "msg_$id", "msg_$id" ], 'with the same webhook-id');
