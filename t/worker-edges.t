@@ -5,7 +5,8 @@
 # second signal, within seconds, leaving its runs queued; every webhook
 # attempt is listed in the execution's status; a receiver that answers 2xx
 # is recorded as delivered at once, however slowly it sends the rest, and
-# a 2xx that could not be recorded is sent again with the same webhook-id.
+# a 2xx that could not be recorded is sent again with the same webhook-id;
+# `make run` stops on Ctrl-C with runs in flight, leaving nothing behind.
 
 use strict;
 use warnings;
@@ -375,6 +376,79 @@ subtest 'Redis gone, the run over, its result owed: SIGTERM ends it' => sub {
 subtest 'Redis frozen, SIGTERM: the worker ends' => sub {
     signal_case(name => 's4', redis => 'frozen', signals => [ 'TERM' ],
                 limit => 15);
+};
+
+# ------------------------------------------------------------- make run
+
+# The processes whose command line holds one of the given texts.
+sub pids_with {
+    my (@texts) = @_;
+    my @pids;
+    for my $f (glob '/proc/[0-9]*/cmdline') {
+        my ($pid) = $f =~ m{/proc/(\d+)/};
+        next if $pid == $$;
+        open my $fh, '<', $f or next;
+        my $cmd = do { local $/; <$fh> } // '';
+        $cmd =~ tr/\0/ /;
+        push @pids, $pid if grep { index($cmd, $_) >= 0 } @texts;
+    }
+    return @pids;
+}
+
+subtest 'make run: Ctrl-C returns with runs in flight, nothing left' => sub {
+    my $dir = $t->dir . '/make-run';
+    my ($http, $redis) = (AmTest::free_port(), AmTest::free_port());
+
+    # in a session of its own, as in a terminal: Ctrl-C signals its group
+    my $pid = $t->spawn(name => 'make-run',
+        cmd => [ 'setsid', 'sh', "$AmTest::ROOT/src/dev/run.sh" ],
+        env => { AM_BUILD => $t->build, AM_RUN_DIR => $dir,
+                 AM_HTTP_PORT => $http, AM_REDIS_PORT => $redis });
+    ok($t->wait_for(sub { ($t->proc_log('make-run') // '') =~ /is running/ },
+                    30 * $SLOW, 'make run'), 'make run is up')
+        or diag($t->proc_log('make-run'));
+
+    my %c = ($t->read_file("$dir/credentials") // '') =~ /^(\w+)=(\S+)$/mg;
+    my $r = $t->api($c{apikey_key}, POST => '/automations/v1/', port => $http,
+        json => { automation_name => 'nap', runtime => 'sh',
+                  override_existing => JSON::PP::true,
+                  code => q(sleep 987; echo '{}') });
+    is($r->{status}, 200, 'an automation that sleeps') or diag($r->{body});
+    my @ids;
+    for (1 .. 2) {
+        $r = $t->tokenpair_request(
+            { token => $c{tokenpair_token}, api_key => $c{tokenpair_api_key} },
+            POST => '/api/start-automation/demo/nap', port => $http,
+            json => { seed => {} });
+        push @ids, $r->{json}{execution_id} // '';
+    }
+    ok($t->wait_for(sub {
+        !grep {
+            my $s = $t->tokenpair_request({ token => $c{tokenpair_token},
+                    api_key => $c{tokenpair_api_key} },
+                GET => "/api/start-automation/demo/nap/executions/$_",
+                port => $http);
+            ($s->{json}{status} // '') ne 'running';
+        } @ids
+    }, 10 * $SLOW, 'runs in flight'), 'two runs in flight');
+
+    my @children = pids_with($dir, "127.0.0.1:$redis");
+    cmp_ok(scalar @children, '>=', 4, 'Redis, nginx and two workers');
+
+    my $t0 = time;
+    kill 'INT', -$pid;
+    my $code = $t->wait_proc('make-run', 20 * $SLOW);
+    ok(defined $code, sprintf('Ctrl-C returned (%.1f s)', time - $t0))
+        or diag($t->proc_log('make-run'));
+    is($code, 0, 'exit 0');
+    my @left = grep { AmTest::pid_alive($_) } @children;
+    is_deeply(\@left, [], 'Redis, nginx and the workers are gone');
+    is_deeply([ pids_with('sleep 987') ], [], 'and the runs too');
+    like($t->read_file("$dir/worker.log") // '', qr/stay queued/,
+         'the workers left their runs queued');
+
+    kill 'KILL', @left, pids_with('sleep 987');
+    $t->stop_proc('make-run') unless defined $code;
 };
 
 done_testing;
