@@ -258,10 +258,10 @@ PL
     $t->wait_for(sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") },
                  10, 'the stalling receiver');
 
-    worker('w3', '--allow-private-webhooks', '--webhook-timeout', 3000,
+    worker('w3', '--allow-private-webhooks', '--webhook-timeout', 6000,
            '--webhook-schedule', '1s');
     my $id = run('quick', webhook => "http://127.0.0.1:$port/stall");
-    my $rec = wait_webhook($id, 'delivered', 2.5);
+    my $rec = wait_webhook($id, 'delivered', 5);
     is($rec->{webhook_state}, 'delivered',
        'delivered before the webhook timeout');
     sleep 2;
@@ -269,7 +269,7 @@ PL
     is(scalar @got, 1, 'sent once');
     my $log = status_of('quick', $id)->{json}{webhook}{attempt_log} || [];
     is(scalar @$log, 1, 'one attempt listed');
-    cmp_ok($log->[0]{duration_ms} // 1e9, '<', 3000, 'shorter than the timeout');
+    cmp_ok($log->[0]{duration_ms} // 1e9, '<', 6000, 'shorter than the timeout');
     stop_worker('w3');
     $t->stop_proc('stall');
 };
@@ -277,13 +277,13 @@ PL
 subtest 'a 2xx not recorded (Redis gone): sent again, same webhook-id' => sub {
     $t->clear_received;
     $t->receiver_delay(1.5);
-    worker('d1', '--allow-private-webhooks', '--webhook-timeout', 2000);
+    worker('d1', '--allow-private-webhooks', '--webhook-timeout', 5000);
     my $id = run('quick', webhook => $t->receiver_url('/again'));
     $t->wait_for(sub { @{ $t->received_for($id) } >= 1 }, 10 * $SLOW,
                  'the receiver has the delivery');
     $t->stop_redis(signal => 'KILL');
     $t->kill_proc('d1', 'TERM');
-    is($t->wait_proc('d1', 10 * $SLOW), 0, 'the worker ends all the same')
+    is($t->wait_proc('d1', 15 * $SLOW), 0, 'the worker ends all the same')
         or diag($t->proc_log('d1'));
     like($t->proc_log('d1'), qr/not recorded before stopping/,
          'and says the delivery will be sent again');
