@@ -1,12 +1,20 @@
 -- Records one delivery attempt: delivered, to be retried later, or dead
 -- (the last attempt failed, the receiver answered 410 Gone, or the address
 -- policy refused the URL's addresses).
--- KEYS[1] webhook schedule, KEYS[2] dead letters
--- ARGV[1] key prefix  ARGV[2] member "<project>/<id>"
--- ARGV[3] delivered|retry|dead  ARGV[4] HTTP status (0: none)
--- ARGV[5] error or ""  ARGV[6] delay before the next attempt, ms
--- ARGV[7] attempts made before this one, as claimed
--- ARGV[8] duration of the attempt, ms  ARGV[9] the attempt's unique id
+-- C names: AM_WEBHOOK_RESULT_* in src/am_scripts.h.
+--
+-- KEYS[1]  webhook schedule
+-- KEYS[2]  dead letters
+-- ARGV[1]  key prefix
+-- ARGV[2]  member "<project>/<id>"
+-- ARGV[3]  delivered|retry|dead
+-- ARGV[4]  HTTP status (0: none)
+-- ARGV[5]  error or ""
+-- ARGV[6]  delay before the next attempt, ms
+-- ARGV[7]  attempts made before this one, as claimed
+-- ARGV[8]  duration of the attempt, ms
+-- ARGV[9]  the attempt's unique id
+--
 -- Returns the attempts made so far.
 --
 -- Every attempt is listed in the execution, for its status: the hash field

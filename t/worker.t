@@ -145,7 +145,7 @@ subtest "README's worker options are --help's" => sub {
 subtest 'a Redis host name is resolved at each connection' => sub {
     $t->spawn(name => 'unresolved', cmd => [ $W, '--redis',
         'no-such-host.invalid:6379', '--name', 'unresolved' ]);
-    ok($t->wait_for(sub { $t->proc_log('unresolved')
+    ok($t->wait_for(sub { ($t->proc_log('unresolved') // '')
             =~ /connection to no-such-host\.invalid:6379: cannot resolve no-such-host\.invalid/ },
         10, 'the resolver error'),
         'a name that does not resolve: said, and the worker keeps trying');
