@@ -539,7 +539,11 @@ am_opt_usage(FILE *f)
           "completions are published on <prefix>completions.\n"
           "SIGTERM or SIGINT: finish the runs in flight and exit; a second "
           "one\n"
-          "cancels them and leaves them to other workers.\n",
+          "cancels them and leaves them to other workers, as does a Redis "
+          "gone\n"
+          "for 5 s meanwhile; a third one stops at once. Either way the "
+          "worker\n"
+          "is gone within seconds and its runs stay queued.\n",
         f);
 }
 
