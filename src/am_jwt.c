@@ -32,6 +32,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "am_crypto.h"
+#include "am_json.h"
 #include "am_jwt.h"
 
 /* key, secret and JWKS files are small; refuse anything unreasonable */
@@ -551,77 +552,11 @@ am_jwt_keys_add_file(am_jwt_keys_t *keys, const char *path, const char *alg,
 }
 
 
-/*
- * Refuses JSON that yajl would accept but the JWT rules do not, before
- * parsing it: NUL bytes (yajl_tree_parse stops at them), comments (which
- * yajl_tree_parse allows), and nesting deeper than AM_JWT_JSON_DEPTH
- * (yajl_tree_free recurses).
- */
-static int
-am_jwt_json_check(const char *p, size_t n)
-{
-    size_t i;
-    int    depth, in_str;
-
-    if (memchr(p, '\0', n) != NULL) {
-        return -1;
-    }
-
-    depth = 0;
-    in_str = 0;
-
-    for (i = 0; i < n; i++) {
-        if (in_str) {
-            if (p[i] == '\\') {
-                i++;
-
-            } else if (p[i] == '"') {
-                in_str = 0;
-            }
-
-            continue;
-        }
-
-        switch (p[i]) {
-        case '"':
-            in_str = 1;
-            break;
-
-        case '[':
-        case '{':
-            if (++depth > AM_JWT_JSON_DEPTH) {
-                return -1;
-            }
-            break;
-
-        case ']':
-        case '}':
-            depth--;
-            break;
-
-        case '/':
-            return -1;
-        }
-    }
-
-    return 0;
-}
-
-
-/* Parses NUL-terminated JSON text of n bytes after am_jwt_json_check. */
+/* Parses JSON text of n bytes with the project's strict reader. */
 static yajl_val
 am_jwt_json_parse(const char *p, size_t n, char *ebuf, size_t elen)
 {
-    if (am_jwt_json_check(p, n) != 0) {
-        if (ebuf != NULL) {
-            snprintf(ebuf, elen, "NUL byte, comment or nesting over %d",
-                AM_JWT_JSON_DEPTH);
-        }
-
-        return NULL;
-    }
-
-    return yajl_tree_parse(p, ebuf, elen);
+    return am_json_parse(p, n, AM_JWT_JSON_DEPTH, ebuf, elen);
 }
 
 
