@@ -467,6 +467,7 @@ am_json_parse(
     yajl_handle       h;
     yajl_status       st;
     unsigned char    *msg;
+    size_t            at;
     int               i;
 
     b.root = NULL;
@@ -494,11 +495,17 @@ am_json_parse(
     }
 
     if (st != yajl_status_ok && !b.failed) {
-        msg = yajl_get_error(h, 0, NULL, 0);
-        if (msg != NULL) {
+        at = yajl_get_bytes_consumed(h);
+
+        /* yajl calls a comment after the value "trailing garbage" */
+        if (at + 1 < len && text[at] == '/'
+            && (text[at + 1] == '*' || text[at + 1] == '/')) {
+            am_json_fail(&b, "comments are not allowed in JSON, at byte %zu",
+                at);
+
+        } else if ((msg = yajl_get_error(h, 0, NULL, 0)) != NULL) {
             am_json_fail(&b, "%.*s at byte %zu",
-                (int) strcspn((char *) msg, "\r\n"), (char *) msg,
-                yajl_get_bytes_consumed(h));
+                (int) strcspn((char *) msg, "\r\n"), (char *) msg, at);
             yajl_free_error(h, msg);
 
         } else {

@@ -157,6 +157,8 @@ am_test_refuses(void)
         "a block comment is refused");
     am_test_ok(am_test_refused("[1, // c\n 2]", "comment"),
         "a line comment is refused");
+    am_test_ok(am_test_refused("{\"a\":1} /* c */", "comments are not allowed"),
+        "a comment after the value is refused as a comment");
     am_test_ok(am_test_refused("{\"name\":\"a\",\"x\":1,\"name\":\"b\"}",
                    "duplicate key \"name\""),
         "a repeated key is refused by name");
