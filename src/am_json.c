@@ -19,6 +19,9 @@
 
 #include "am_json.h"
 
+/* objects with at most this many keys are checked for repeats pairwise */
+#define AM_JSON_FEW_KEYS 8
+
 /* the longest part of a repeated key quoted in an error */
 #define AM_JSON_KEY_QUOTE 64
 
@@ -267,7 +270,7 @@ am_json_key_cmp(const void *a, const void *b)
 
 /*
  * Finds a key that appears twice in the object, by sorting a copy of its
- * keys: O(n log n) however large the object is.
+ * keys: O(n log n) however large the object is (O(1) for a few keys).
  */
 static int
 am_json_keys_unique(am_json_builder_t *b, yajl_val obj)
@@ -276,27 +279,38 @@ am_json_keys_unique(am_json_builder_t *b, yajl_val obj)
     size_t       i, n, q;
 
     n = obj->u.object.len;
-    if (n < 2) {
-        return 1;
-    }
-
-    sorted = malloc(n * sizeof(char *));
-    if (sorted == NULL) {
-        return am_json_fail(b, "out of memory");
-    }
-
-    memcpy(sorted, obj->u.object.keys, n * sizeof(char *));
-    qsort(sorted, n, sizeof(char *), am_json_key_cmp);
-
     dup = NULL;
-    for (i = 1; i < n; i++) {
-        if (strcmp(sorted[i - 1], sorted[i]) == 0) {
-            dup = sorted[i];
-            break;
-        }
-    }
 
-    free(sorted);
+    if (n <= AM_JSON_FEW_KEYS) {
+        /* the usual small object: comparing pairs beats a malloc and sort */
+        for (i = 1; i < n && dup == NULL; i++) {
+            for (q = 0; q < i; q++) {
+                if (strcmp(obj->u.object.keys[q], obj->u.object.keys[i])
+                    == 0) {
+                    dup = obj->u.object.keys[i];
+                    break;
+                }
+            }
+        }
+
+    } else {
+        sorted = malloc(n * sizeof(char *));
+        if (sorted == NULL) {
+            return am_json_fail(b, "out of memory");
+        }
+
+        memcpy(sorted, obj->u.object.keys, n * sizeof(char *));
+        qsort(sorted, n, sizeof(char *), am_json_key_cmp);
+
+        for (i = 1; i < n; i++) {
+            if (strcmp(sorted[i - 1], sorted[i]) == 0) {
+                dup = sorted[i];
+                break;
+            }
+        }
+
+        free(sorted);
+    }
 
     if (dup == NULL) {
         return 1;

@@ -162,6 +162,10 @@ am_test_refuses(void)
     am_test_ok(am_test_refused("{\"name\":\"a\",\"x\":1,\"name\":\"b\"}",
                    "duplicate key \"name\""),
         "a repeated key is refused by name");
+    am_test_ok(am_test_refused("{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,"
+                               "\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"d\":10}",
+                   "duplicate key \"d\""),
+        "a repeated key among ten is refused by name");
     am_test_ok(am_test_refused("{\"a\":[{\"k\":1,\"k\":2}]}",
                    "duplicate key \"k\""),
         "a repeated key deep inside is refused");
