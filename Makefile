@@ -3,6 +3,8 @@
 #   make        build everything into $(BUILD)/
 #   make run    install, build, start Redis + nginx + workers with a demo
 #   make test   install, build, run the C unit tests and prove -r t/
+#   make install          PREFIX=/usr/local, DESTDIR for staging
+#   make deb              Debian packages into $(BUILD)/deb/
 
 BUILD     ?= build
 NGINX_SRC ?= /usr/share/nginx/src
@@ -10,18 +12,33 @@ NGINX_SRC ?= /usr/share/nginx/src
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Werror
+# LDFLAGS too: each program and test here compiles and links in one command
 AM_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(WARN) \
-            -Isrc $(CFLAGS) $(SAN_CFLAGS)
+            -Isrc $(CPPFLAGS) $(CFLAGS) $(SAN_CFLAGS) $(LDFLAGS)
 SAN_CFLAGS =
+# the module's compiler and linker flags (debian/rules passes Debian's)
+NGX_CC_OPT ?= -g -O2
+NGX_LD_OPT ?=
+
+VERSION := $(shell sed -n '/define AM_VERSION /s/[^"]*"\(.*\)"/\1/p' \
+             src/am_version.h)
+
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SYSCONFDIR  ?= /etc
+NGX_MODDIR  ?= $(PREFIX)/lib/nginx/modules
+NGX_AVAILDIR ?= $(PREFIX)/share/nginx/modules-available
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
 
 PACKAGES = gcc make perl python3 nginx-core nginx-dev libpcre2-dev \
            zlib1g-dev libssl-dev libhiredis-dev libyajl-dev libuv1-dev \
            libcurl4-openssl-dev redis-server redis-tools valgrind wrk curl \
-           openssl
+           openssl debhelper dpkg-dev fakeroot lintian systemd
 
-SHARED_SRCS = src/am_scripts.c src/am_crypto.c src/am_jwt.c src/am_json.c \
-              src/am_redis_addr.c \
-              src/am_name.c
+SHARED_SRCS = src/am_scripts.c src/am_crypto.c src/am_jwt.c src/am_jwt_keys.c \
+              src/am_json.c \
+              src/am_redis_addr.c src/am_name.c src/am_execution.c \
+              src/am_header.c src/am_opt.c
 SHARED_HDRS = $(wildcard src/am_*.h)
 GEN         = $(BUILD)/gen/am_scripts_data.c
 MODULE      = $(BUILD)/ngx_http_automations_module.so
@@ -34,7 +51,7 @@ MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
               $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 
 .PHONY: all deps module cli worker unit run test test-unit test-prove test-valgrind \
-        bench clean
+        bench clean install deb
 
 # the tests that also run with nginx under valgrind in `make test`
 VALGRIND_TESTS = $(wildcard t/api.t t/auth.t t/runs.t)
@@ -63,7 +80,8 @@ $(BUILD)/nginx/objs/Makefile: config
 	rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) && cp -r $(NGINX_SRC) $(BUILD)/nginx
 	cd $(BUILD)/nginx && AM_GEN_DIR=$(BUILD)/gen bash -c \
 	    '. ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
-	     --with-cc-opt="-g -O2 -fPIC $(SAN_CFLAGS)" \
+	     --with-cc-opt="$(NGX_CC_OPT) -fPIC $(SAN_CFLAGS)" \
+	     --with-ld-opt="$(NGX_LD_OPT)" \
 	     --add-dynamic-module=$(CURDIR)' >/dev/null
 
 $(MODULE): $(BUILD)/nginx/objs/Makefile $(MODULE_SRCS)
@@ -81,7 +99,7 @@ worker: $(WORKER) $(SANDBOX)
 
 # the first program of every run: libc only, so that it starts fast
 $(SANDBOX): src/sandbox/main.c src/worker/sandbox.c src/worker/sandbox.h \
-            src/worker/run.h
+            src/worker/run.h src/am_version.h
 	$(CC) $(AM_CFLAGS) -o $@ src/sandbox/main.c src/worker/sandbox.c
 
 # python_runner.py as the C string am_python_runner, written into each
@@ -113,7 +131,15 @@ $(BUILD)/unit/test_webhook: t/unit/test_webhook.c t/unit/tap.h \
         src/worker/webhook.h $(SHARED_SRCS) $(SHARED_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_webhook.c src/worker/webhook.c \
-	    src/am_crypto.c -luv -lcurl -lcrypto
+	    src/am_crypto.c src/am_header.c -luv -lcurl -lcrypto
+
+# the JSON Schema validator and its conformance run over the official
+# test suite (../shared/testdata/json-schema-test-suite, or $AM_SCHEMA_SUITE)
+$(BUILD)/unit/test_schema: t/unit/test_schema.c t/unit/tap.h src/am_schema.c \
+        src/am_schema.h src/am_json.c src/am_json.h
+	@mkdir -p $(dir $@)
+	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_schema.c src/am_schema.c \
+	    src/am_json.c -pthread -lyajl -lpcre2-8 -lm
 
 $(BUILD)/unit/%: t/unit/%.c t/unit/tap.h $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 	@mkdir -p $(dir $@)
@@ -137,6 +163,46 @@ test-valgrind: all
 
 clean:
 	rm -rf $(BUILD)
+
+# PREFIX=/usr gives the layout of the Debian packages. The environment file
+# holds the Redis password: an existing one is kept as it is.
+install: module cli worker
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(NGX_MODDIR) \
+	    $(DESTDIR)$(NGX_AVAILDIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/default
+	install -m 755 $(WORKER) $(SANDBOX) $(CLI) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(MODULE) $(DESTDIR)$(NGX_MODDIR)/
+	echo 'load_module $(NGX_MODDIR)/ngx_http_automations_module.so;' \
+	    >$(DESTDIR)$(NGX_AVAILDIR)/mod-http-automations.conf
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    'src/worker/automations-worker@.service.in' \
+	    >'$(DESTDIR)$(UNITDIR)/automations-worker@.service'
+	f=$(DESTDIR)$(SYSCONFDIR)/default/automations-worker; [ -e $$f ] || { \
+	    sed 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	        src/worker/automations-worker.default >$$f.tmp && \
+	    chmod 600 $$f.tmp && mv $$f.tmp $$f; }
+
+# Built from a copy of the sources in $(BUILD)/deb/src: dpkg-buildpackage
+# writes the packages next to it, and the host's build/ stays out of them.
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEBS      = $(BUILD)/deb/automations-worker_$(VERSION)_$(DEB_ARCH).deb \
+            $(BUILD)/deb/libnginx-mod-http-automations_$(VERSION)_$(DEB_ARCH).deb
+LINTIAN  ?= lintian --fail-on error
+DEB_SRCS  = Makefile config ngx_http_automations_module.c README.md \
+            $(shell find src redis debian -type f)
+
+deb: $(DEBS)
+
+$(DEBS) &: $(DEB_SRCS)
+	@v=$$(dpkg-parsechangelog -S Version) && [ "$$v" = $(VERSION) ] || { \
+	    echo "debian/changelog is at $$v, src/am_version.h at $(VERSION)" >&2; \
+	    exit 1; }
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
+	tar -cf - Makefile config ngx_http_automations_module.c README.md \
+	    src redis debian | tar -xf - -C $(BUILD)/deb/src
+	cd $(BUILD)/deb/src && dpkg-buildpackage -b -us -uc >../build.log 2>&1 \
+	    || { tail -40 ../build.log >&2; exit 1; }
+	$(LINTIAN) $(DEBS)
 
 run: deps
 	$(MAKE) all

@@ -12,46 +12,24 @@
 
 set -eu
 
-top=$(cd "$(dirname "$0")/.." && pwd)
-build=${AM_BUILD:-$top/build}
-secs=${AM_BENCH_SECONDS:-10}
+. "$(dirname "$0")/lib.sh"
 runs=${AM_BENCH_RUNS:-5000}
 conc=${AM_BENCH_CONCURRENCY:-8}
-dir=$(mktemp -d)
-http_port=$((20000 + $$ % 10000))
-redis_port=$((http_port + 1))
-ctl="$build/automationsctl --redis 127.0.0.1:$redis_port"
-rcli="redis-cli -p $redis_port"
-workers=""
 
-cleanup() {
-    for pid in $workers; do kill "$pid" 2>/dev/null || true; done
-    [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null
-    [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null
-    sleep 0.5
-    rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-
-redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$dir" --save '' \
-    --appendonly no --daemonize yes --pidfile "$dir/redis.pid" \
-    --logfile "$dir/redis.log"
-until $rcli ping >/dev/null 2>&1; do sleep 0.1; done
+bench_start_redis
 
 $ctl project create bench >/dev/null
 eval "$($ctl apikey create bench | sed 's/^/apikey_/')"
 eval "$($ctl tokenpair create bench | sed 's/^/pair_/')"
 
-cat > "$dir/nginx.conf" <<CONF
-load_module $build/ngx_http_automations_module.so;
+bench_start_nginx <<CONF
+$bench_globals
 worker_processes 2;
-error_log $dir/error.log warn;
-pid $dir/nginx.pid;
-events { worker_connections 4096; }
+
 http {
-    access_log off;
-    client_body_temp_path $dir/body;
+    $bench_globals_http
     automations_redis 127.0.0.1:$redis_port;
+
     server {
         listen 127.0.0.1:$http_port;
         location /automations/v1/ { automations_api; }
@@ -60,16 +38,19 @@ http {
     }
 }
 CONF
-/usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf"
-sleep 0.5
 
-base="http://127.0.0.1:$http_port"
 create() {
     curl -sf -X POST "$base/automations/v1/" \
         -H "Authorization: Bearer $apikey_key" -d "$1" >/dev/null
 }
 create '{"automation_name":"noop","runtime":"sh","code":"echo {}"}'
 create '{"automation_name":"noop-py","code":"from datallog import core_task\n@core_task\ndef f(seed):\n    return {}\n"}'
+
+# Each measurement starts without the execution records of the one before.
+clear_executions() {
+    $rcli eval "for _, k in ipairs(redis.call('keys', 'am:{bench}:execution:*'))
+        do redis.call('del', k) end" 0 >/dev/null
+}
 
 wrk_run() {
     threads=2; [ "$1" -ge 2 ] || threads=1
@@ -92,7 +73,7 @@ set -- $(wrk_run 64 "$base/api/start-automation/bench/noop")
 start_rps=$1 start_p50=$2 start_p99=$3
 queued=$($rcli xlen am:runs)
 $rcli del am:runs >/dev/null
-$rcli eval "for _, k in ipairs(redis.call('keys', 'am:{bench}:execution:*')) do redis.call('del', k) end" 0 >/dev/null
+clear_executions
 
 # 2. worker throughput: queue N runs through the API, then start 2 workers
 drain() {
@@ -121,12 +102,12 @@ LUA
     for i in 1 2; do
         "$build/automations-worker" --redis 127.0.0.1:$redis_port \
             --concurrency "$conc" --name "bench$i" 2>>"$dir/worker.log" &
-        workers="$workers $!"
+        worker_pids="$worker_pids $!"
     done
     until [ "$($rcli xlen am:runs)" -eq 0 ]; do sleep 0.05; done
     t1=$(date +%s.%N)
-    for pid in $workers; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
-    workers=""
+    for pid in $worker_pids; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
+    worker_pids=""
     awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d %.0f\n", n, n / (b - a) }'
 }
 set -- $(drain noop)
@@ -137,9 +118,9 @@ py_runs=$1 py_rate=$2
 # 3. sync run overhead, one client, one worker waiting
 "$build/automations-worker" --redis 127.0.0.1:$redis_port --concurrency 4 \
     --name sync 2>>"$dir/worker.log" &
-workers="$!"
+worker_pids="$!"
 sleep 0.5
-$rcli eval "for _, k in ipairs(redis.call('keys', 'am:{bench}:execution:*')) do redis.call('del', k) end" 0 >/dev/null
+clear_executions
 cat > "$dir/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{"input": [{"id": 1}]}'

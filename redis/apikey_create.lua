@@ -1,6 +1,7 @@
 -- Stores a new API key of a project (automationsctl apikey create). Only the
 -- key's SHA-256 digest reaches Redis; it names the record, so the module
 -- finds the key with one HGETALL.
+-- C names: AM_APIKEY_CREATE_* in src/am_scripts.h.
 --
 -- KEYS[1]  <prefix>{P}:project
 -- ARGV[1]  the key base <prefix>{P}:

@@ -1,4 +1,5 @@
 -- Deletes an API key of a project by id (automationsctl apikey revoke).
+-- C names: AM_APIKEY_REVOKE_* in src/am_scripts.h.
 --
 -- KEYS[1]  <prefix>{P}:project
 -- ARGV[1]  the key base <prefix>{P}:

@@ -1,7 +1,13 @@
 -- Creates an automation, or replaces it when override is set (keeping
 -- created_at). Fields not given on a replace are dropped, as on a PUT.
--- KEYS[1] project hash; ARGV[1] key base; ARGV[2] name; ARGV[3] "1" to
--- override; ARGV[4..] field, value pairs already validated by the caller.
+-- C names: AM_AUTOMATION_CREATE_* in src/am_scripts.h.
+--
+-- KEYS[1]   project hash <prefix>{P}:project
+-- ARGV[1]   key base <prefix>{P}:
+-- ARGV[2]   automation name
+-- ARGV[3]   "1" to override
+-- ARGV[4..] field, value pairs already validated by the caller
+--
 -- Returns { status, body }.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then

@@ -1,5 +1,10 @@
 -- Deletes an automation.
--- KEYS[1] project hash; ARGV[1] key base; ARGV[2] automation name.
+-- C names: AM_AUTOMATION_DELETE_* in src/am_scripts.h.
+--
+-- KEYS[1]  project hash <prefix>{P}:project
+-- ARGV[1]  key base <prefix>{P}:
+-- ARGV[2]  automation name
+--
 -- Returns { status, body }.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then

@@ -1,5 +1,10 @@
 -- Returns one automation as the Automations API shows it.
--- KEYS[1] project hash; ARGV[1] key base; ARGV[2] automation name.
+-- C names: AM_AUTOMATION_GET_* in src/am_scripts.h.
+--
+-- KEYS[1]  project hash <prefix>{P}:project
+-- ARGV[1]  key base <prefix>{P}:
+-- ARGV[2]  automation name
+--
 -- Returns { status, body }.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then

@@ -1,5 +1,9 @@
 -- Lists a project's automations, sorted by name.
--- KEYS[1] project hash; ARGV[1] the project's key base "<prefix>{P}:".
+-- C names: AM_AUTOMATION_LIST_* in src/am_scripts.h.
+--
+-- KEYS[1]  project hash <prefix>{P}:project
+-- ARGV[1]  key base <prefix>{P}:
+--
 -- Returns { status, body }.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then

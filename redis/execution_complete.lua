@@ -1,10 +1,20 @@
 -- Stores a run's result, then publishes the completion, then acknowledges
 -- the stream entry: in that order, once. A second completion of the same
 -- execution (a reclaimed run finishing twice) changes nothing.
--- KEYS[1] execution hash, KEYS[2] run stream, KEYS[3] webhook schedule
--- ARGV[1] status (success|error|timed_out)  ARGV[2] output JSON or ""
--- ARGV[3] error or ""  ARGV[4] log  ARGV[5] execution_time_ms
--- ARGV[6] stream entry id  ARGV[7] consumer group  ARGV[8] channel
+-- C names: AM_EXECUTION_COMPLETE_* in src/am_scripts.h.
+--
+-- KEYS[1]  execution hash
+-- KEYS[2]  run stream
+-- KEYS[3]  webhook schedule
+-- ARGV[1]  status (success|error|timed_out)
+-- ARGV[2]  output JSON or ""
+-- ARGV[3]  error or ""
+-- ARGV[4]  log
+-- ARGV[5]  execution_time_ms
+-- ARGV[6]  stream entry id
+-- ARGV[7]  consumer group
+-- ARGV[8]  completion channel
+--
 -- Returns "ok" | "dup" | "gone"
 
 local function ack()

@@ -1,6 +1,7 @@
 -- Starts a run: checks the project and the automation, snapshots what the
 -- run needs into the execution record, keeps the caller's secrets apart,
 -- and adds the stream entry, all or nothing. Honours Idempotency-Key.
+-- C names: AM_EXECUTION_ENQUEUE_* in src/am_scripts.h.
 --
 -- KEYS[1] project hash, KEYS[2] the run stream
 -- ARGV[1] key base "<prefix>{P}:"   ARGV[2] project        ARGV[3] automation

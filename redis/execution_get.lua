@@ -1,6 +1,10 @@
 -- An execution as the status APIs show it: never the code, the seed, the
 -- input, nor any header the caller sent.
--- KEYS[1] execution hash; ARGV[1] automation name the URL names, or "".
+-- C names: AM_EXECUTION_GET_* in src/am_scripts.h.
+--
+-- KEYS[1]  execution hash
+-- ARGV[1]  automation name the URL names, or ""
+--
 -- Returns { status, body }.
 
 local e = hash(redis.call('HGETALL', KEYS[1]))

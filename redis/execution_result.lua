@@ -1,5 +1,8 @@
 -- A finished run as the Automations API's run endpoint answers it.
--- KEYS[1] execution hash.
+-- C names: AM_EXECUTION_RESULT_* in src/am_scripts.h.
+--
+-- KEYS[1]  execution hash
+--
 -- Returns { status, body }: 200 on success, 422 when the run failed or
 -- timed out, 202 with the execution's status as body while unfinished,
 -- 404 when the record is gone.

@@ -1,4 +1,5 @@
 -- Creates a project unless it exists (automationsctl project create).
+-- C names: AM_PROJECT_CREATE_* in src/am_scripts.h.
 --
 -- KEYS[1]  <prefix>{P}:project
 -- KEYS[2]  <prefix>projects

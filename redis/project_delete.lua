@@ -1,6 +1,7 @@
 -- Deletes a project with everything stored under it: its automations and
 -- their index, its API keys and their index, the project hash, and its name
 -- in the project list (automationsctl project delete).
+-- C names: AM_PROJECT_DELETE_* in src/am_scripts.h.
 --
 -- KEYS[1]  <prefix>{P}:project
 -- KEYS[2]  <prefix>projects

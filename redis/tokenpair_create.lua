@@ -1,6 +1,7 @@
 -- Stores a new token pair reaching one or more projects (automationsctl
 -- tokenpair create). Only the digests of the token and of the X-Api-Key
 -- reach Redis; the token's digest names the record.
+-- C names: AM_TOKENPAIR_CREATE_* in src/am_scripts.h.
 --
 -- KEYS[1]       <prefix>{cred}:tokenpairs
 -- KEYS[2..n+1]  <prefix>{P}:project of each project, to check it exists

@@ -1,4 +1,5 @@
 -- Deletes a token pair by id (automationsctl tokenpair revoke).
+-- C names: AM_TOKENPAIR_REVOKE_* in src/am_scripts.h.
 --
 -- KEYS[1]  <prefix>{cred}:tokenpairs
 -- ARGV[1]  the key base <prefix>{cred}:

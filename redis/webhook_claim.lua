@@ -1,7 +1,12 @@
 -- Takes the webhook deliveries that are due, leasing each for a while so
 -- that a worker that dies mid-delivery leaves it to another one.
--- KEYS[1] webhook schedule; ARGV[1] key prefix; ARGV[2] lease ms;
--- ARGV[3] most deliveries.
+-- C names: AM_WEBHOOK_CLAIM_* in src/am_scripts.h.
+--
+-- KEYS[1]  webhook schedule
+-- ARGV[1]  key prefix
+-- ARGV[2]  lease ms
+-- ARGV[3]  most deliveries
+--
 -- Returns a flat list, 7 items a delivery: member, url, webhook id,
 -- attempts so far, body, webhook headers JSON or "", signing secret or "".
 

@@ -1,6 +1,11 @@
 -- Sends a dead-lettered webhook again, from its first attempt.
--- KEYS[1] execution hash, KEYS[2] webhook schedule, KEYS[3] dead letters
--- ARGV[1] member "<project>/<id>"
+-- C names: AM_WEBHOOK_RESEND_* in src/am_scripts.h.
+--
+-- KEYS[1]  execution hash
+-- KEYS[2]  webhook schedule
+-- KEYS[3]  dead letters
+-- ARGV[1]  member "<project>/<id>"
+--
 -- Returns "ok", or an error when the delivery is not dead-lettered.
 
 local state = redis.call('HGET', KEYS[1], 'webhook_state')

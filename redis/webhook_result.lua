@@ -1,9 +1,16 @@
 -- Records one delivery attempt: delivered, to be retried later, or dead
 -- (the last attempt failed, or the receiver answered 410 Gone).
--- KEYS[1] webhook schedule, KEYS[2] dead letters
--- ARGV[1] key prefix  ARGV[2] member "<project>/<id>"
--- ARGV[3] delivered|retry|dead  ARGV[4] HTTP status (0: none)
--- ARGV[5] error or ""  ARGV[6] delay before the next attempt, ms
+-- C names: AM_WEBHOOK_RESULT_* in src/am_scripts.h.
+--
+-- KEYS[1]  webhook schedule
+-- KEYS[2]  dead letters
+-- ARGV[1]  key prefix
+-- ARGV[2]  member "<project>/<id>"
+-- ARGV[3]  delivered|retry|dead
+-- ARGV[4]  HTTP status (0: none)
+-- ARGV[5]  error or ""
+-- ARGV[6]  delay before the next attempt, ms
+--
 -- Returns the attempts made so far.
 
 local sec, usec = now()

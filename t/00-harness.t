@@ -98,29 +98,48 @@ ok(-d $t->dir . '/redis/appendonlydir', 'AOF lives in the temp dir');
 
 # ------------------------------------------------------------------ nginx
 
-my $second = 'server { listen 127.0.0.1:%%PORT1%%; return 200 "second"; }';
-my $server = <<'EOF';
-location = /ok { return 200 "hi"; }
-location = /json {
-    default_type application/json;
-    return 200 '{"a":[1,2],"redis":"%%REDIS%%"}';
+# nginx without our module: the harness alone, with its placeholders.
+my $conf_text = <<'EOF';
+worker_processes 2;
+%%TEST_GLOBALS%%
+
+events {
 }
-location = /host { return 200 "$host"; }
-location = /echo { return 200 "$request_method $http_x_test $content_length"; }
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    server {
+        listen 127.0.0.1:%%PORT1%%;
+        return 200 "second";
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name localhost;
+
+        location = /ok { return 200 "hi"; }
+        location = /json {
+            default_type application/json;
+            return 200 '{"a":[1,2],"redis":"%%REDIS%%"}';
+        }
+        location = /host { return 200 "$host"; }
+        location = /echo {
+            return 200 "$request_method $http_x_test $content_length";
+        }
+    }
+}
 EOF
-my $conf = $t->write_nginx(no_module => 1, workers => 2,
-                           http => $second, server => $server);
+my $conf = $t->write_nginx($conf_text);
 unlike($conf, qr/load_module/, 'no_module: no load_module line');
 like($conf, qr/worker_processes 2;/, 'workers');
 like($conf, qr/listen 127\.0\.0\.1:${\ $t->port };/, '%%PORT%% replaced');
 like($conf, qr/listen 127\.0\.0\.1:${\ $t->port(1) };/, '%%PORT1%% replaced');
 like($conf, qr/"redis":"127\.0\.0\.1:$port"/, '%%REDIS%% replaced');
 unlike($conf, qr/%%/, 'no placeholder left');
-eval { $t->write_nginx(no_module => 1, server => '# %%NOPE%%') };
+eval { $t->write_nginx("# %%NOPE%%\n$conf_text") };
 like($@, qr/unknown placeholder %%NOPE%%/, 'unknown placeholder dies');
-is($t->write_nginx(no_module => 1, workers => 2,
-                   http => $second, server => $server),
-   $conf, 'rewriting keeps the ports');
+is($t->write_nginx($conf_text), $conf, 'rewriting keeps the ports');
 
 my ($code, $out) = $t->nginx_test_config;
 is($code, 0, 'nginx -t: valid config') or diag($out);
@@ -166,13 +185,29 @@ is(scalar(() = $t->raw("GET /ok HTTP/1.1\r\nHost: x\r\n", close_after => 1)), 0,
    'raw: close_after returns nothing');
 
 # Config errors, then a reload of a good config.
+# the older form: snippets around the harness's own configuration
 $t->write_nginx(no_module => 1, server => 'location / { bogus_directive; }');
 ($code, $out) = $t->nginx_test_config;
 isnt($code, 0, 'nginx -t: invalid config fails');
 like($out, qr/unknown directive "bogus_directive"/, 'nginx -t: says why');
 
-$t->write_nginx(no_module => 1, workers => 2,
-                server => 'location = /ok { return 200 "reloaded"; }');
+$t->write_nginx(<<'EOF');
+worker_processes 2;
+%%TEST_GLOBALS%%
+
+events {
+}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+
+        location = /ok { return 200 "reloaded"; }
+    }
+}
+EOF
 ok($t->reload_nginx, 'reload_nginx');
 is($t->http(GET => '/ok')->{body}, 'reloaded', 'new config served');
 if (!$t->valgrind) {

@@ -27,23 +27,13 @@ $t->start_redis;
 $t->ctl('project', 'create', 'demo');
 $t->ctl('project', 'create', 'other');
 
-# An API key of a project with the given scopes: (key, id).
-sub apikey {
-    my ($project, $scopes) = @_;
-    my $out = $t->ctl('apikey', 'create', $project, '--scopes', $scopes);
-    my ($id) = $out =~ /^id=(\S+)/m;
-    my ($key) = $out =~ /^key=(amk_\S+)/m;
-    die "no key in automationsctl output: $out" unless $key;
-    return ($key, $id);
-}
-
 my %KEY = (
-    rw     => (apikey('demo', 'read write run'))[0],
-    read   => (apikey('demo', 'read'))[0],
-    write  => (apikey('demo', 'write'))[0],
-    run    => (apikey('demo', 'run'))[0],
-    admin  => (apikey('demo', 'admin'))[0],
-    other  => (apikey('other', 'read write'))[0],
+    rw     => $t->apikey('demo', 'read write run'),
+    read   => $t->apikey('demo', 'read'),
+    write  => $t->apikey('demo', 'write'),
+    run    => $t->apikey('demo', 'run'),
+    admin  => $t->apikey('demo', 'admin'),
+    other  => $t->apikey('other', 'read write'),
 );
 
 my $SECRET = join '', map { sprintf '%x', int rand 16 } 1 .. 40;
@@ -55,33 +45,45 @@ sub jwt {
         claims => { sub => 'user-1', exp => int(time) + 3600, %claims });
 }
 
-$t->write_nginx(
-    http => <<'EOF',
-automations_redis %%REDIS%%;
-automations_jwt_key %%DIR%%/jwt.secret alg=HS256;
+$t->write_nginx(<<'EOF');
+load_module %%BUILD%%/ngx_http_automations_module.so;
+%%TEST_GLOBALS%%
+
+events {
+}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    automations_redis %%REDIS%%;
+    automations_jwt_key %%DIR%%/jwt.secret alg=HS256;
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name localhost;
+
+        location /automations/v1/ {
+            automations_api;
+        }
+
+        location /small/ {
+            automations_api;
+            automations_max_body_size 4k;
+        }
+
+        location /p/ {
+            automations_api;
+            automations_project $http_x_project;
+        }
+
+        location /open/ {
+            automations_auth off;
+            automations_project demo;
+            automations_api;
+        }
+    }
+}
 EOF
-    server => <<'EOF',
-location /automations/v1/ {
-    automations_api;
-}
-
-location /small/ {
-    automations_api;
-    automations_max_body_size 4k;
-}
-
-location /p/ {
-    automations_api;
-    automations_project $http_x_project;
-}
-
-location /open/ {
-    automations_auth off;
-    automations_project demo;
-    automations_api;
-}
-EOF
-);
 $t->start_nginx;
 
 # ---------------------------------------------------------------- helpers
@@ -107,26 +109,11 @@ sub api {
     return $r;
 }
 
-# Every key with its content, to prove that a request changed nothing.
-sub snapshot {
-    my $text = '';
-
-    for my $key (sort @{ $t->redis('KEYS', '*') }) {
-        my $type = $t->redis('TYPE', $key);
-        my $v = $type eq 'hash' ? [ sort @{ $t->redis('HGETALL', $key) } ]
-              : $type eq 'zset' ? $t->redis('ZRANGE', $key, 0, -1)
-              : $type eq 'string' ? [ $t->redis('GET', $key) ]
-              : ["($type)"];
-        $text .= join("\n", "== $key", @$v) . "\n";
-    }
-    return $text;
-}
-
-# One ok(): Redis holds what it held in $before (a snapshot()); on failure
+# One ok(): Redis holds what it held in $before (a redis_snapshot); on failure
 # only the lines that differ are shown.
 sub redis_unchanged {
     my ($before, $what) = @_;
-    my $now = snapshot();
+    my $now = $t->redis_snapshot;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
 
     return ok(1, $what) if $now eq $before;
@@ -136,10 +123,6 @@ sub redis_unchanged {
     diag(join "\n", (map { "- $_" } grep { !$n{$_} } split /\n/, $before),
                     (map { "+ $_" } grep { !$b{$_} } split /\n/, $now));
     return 0;
-}
-
-sub hgetall {
-    return { @{ $t->redis('HGETALL', $_[0]) } };
 }
 
 sub names {
@@ -171,7 +154,7 @@ sub create_refused {
     my ($what, $body, $status, $re, %o) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
 
-    my $before = snapshot();
+    my $before = $t->redis_snapshot;
     my $r = api(POST => $o{path} // $API, body => $body);
     is_error($r, $status, $re, $what);
     redis_unchanged($before, "$what: nothing written to Redis");
@@ -245,7 +228,7 @@ subtest 'reference example: create my_automation' => sub {
         message         => 'Automation created successfully',
     }, 'exactly the reference response');
 
-    my $h = hgetall('am:{demo}:automation:my_automation');
+    my $h = $t->hgetall('am:{demo}:automation:my_automation');
     is($h->{automation_name}, 'my_automation', 'redis: name');
     is($h->{code}, $CODE, 'redis: code, newline decoded');
     is($h->{description}, 'Processes input data and returns results',
@@ -284,7 +267,7 @@ subtest 'reference example: get my_automation' => sub {
     like($a->{created_at} // '', $TIME, 'created_at RFC 3339 UTC');
     like($a->{updated_at} // '', $TIME, 'updated_at RFC 3339 UTC');
     is($a->{created_at},
-        hgetall('am:{demo}:automation:my_automation')->{created_at},
+        $t->hgetall('am:{demo}:automation:my_automation')->{created_at},
         'created_at is the stored one');
     is($a->{runtime}, 'python', 'runtime defaults to python');
     ok(!defined $a->{timeout_ms}
@@ -340,7 +323,7 @@ subtest 'reference example: delete' => sub {
                 @{ api(GET => $API)->{json}{automations} || [] } ],
         [ qw(0first Mid alpha beta_2 zeta) ], 'gone from the list');
 
-    my $before = snapshot();
+    my $before = $t->redis_snapshot;
     is_error(api(DELETE => "${API}my_automation"), 404, qr/not found/i,
         'delete again');
     is_error(api(GET => "${API}my_automation"), 404, qr/not found/i,
@@ -354,7 +337,7 @@ subtest 'override_existing' => sub {
     create_ok({ automation_name => 'ov', code => 'v1',
         description => 'first', input_schema => { type => 'object' },
         runtime => 'sh', timeout_ms => 5000 }, 'create ov');
-    my $first = hgetall('am:{demo}:automation:ov');
+    my $first = $t->hgetall('am:{demo}:automation:ov');
 
     for my $ov (JSON::PP::false, undef) {
         my $what = defined $ov ? 'override_existing false' : 'no override';
@@ -363,7 +346,7 @@ subtest 'override_existing' => sub {
                 (defined $ov ? (override_existing => $ov) : ()) }),
             422, qr/already exists/);
     }
-    is_deeply(hgetall('am:{demo}:automation:ov'), $first,
+    is_deeply($t->hgetall('am:{demo}:automation:ov'), $first,
         'stored record unchanged');
 
     sleep 1.1;
@@ -371,7 +354,7 @@ subtest 'override_existing' => sub {
         override_existing => JSON::PP::true }, 'override true');
     is($r->{json}{automation_name}, 'ov', 'names the automation');
 
-    my $h = hgetall('am:{demo}:automation:ov');
+    my $h = $t->hgetall('am:{demo}:automation:ov');
     is($h->{code}, 'v2', 'code replaced');
     is($h->{created_at}, $first->{created_at}, 'created_at kept');
     like($h->{updated_at} // '', $TIME, 'updated_at RFC 3339');
@@ -401,7 +384,7 @@ subtest 'runtime, timeout_ms and webhook' => sub {
     create_ok({ automation_name => 'extras', code => 'echo hi',
         runtime => 'sh', timeout_ms => 1500,
         webhook => 'https://hooks.example.com/a?b=c' }, 'create with extras');
-    my $h = hgetall('am:{demo}:automation:extras');
+    my $h = $t->hgetall('am:{demo}:automation:extras');
     is($h->{runtime}, 'sh', 'redis: runtime');
     is($h->{timeout_ms}, '1500', 'redis: timeout_ms');
     is($h->{webhook}, 'https://hooks.example.com/a?b=c', 'redis: webhook');
@@ -416,7 +399,7 @@ subtest 'runtime, timeout_ms and webhook' => sub {
         my ($ms, $url) = @$ok;
         create_ok({ automation_name => "edge_$ms", code => 'c',
             timeout_ms => $ms, webhook => $url }, "timeout_ms $ms, $url");
-        is(hgetall("am:{demo}:automation:edge_$ms")->{timeout_ms}, $ms,
+        is($t->hgetall("am:{demo}:automation:edge_$ms")->{timeout_ms}, $ms,
             "redis: timeout_ms $ms");
     }
 
@@ -527,7 +510,7 @@ subtest 'bad bodies: clear errors, nothing written' => sub {
     # an escaped NUL is valid JSON: refuse it or keep it, never cut there
     my $r = api(POST => $API,
         body => '{"automation_name":"nul_code","code":"a\\u0000b"}');
-    my $code = hgetall('am:{demo}:automation:nul_code')->{code};
+    my $code = $t->hgetall('am:{demo}:automation:nul_code')->{code};
     ok($r->{status} == 422 && !defined $code
         || $r->{status} == 200 && defined $code && $code eq "a\0b",
         'code "a\\u0000b": refused, or stored whole (not cut at the NUL)')
@@ -570,7 +553,7 @@ subtest 'automation names' => sub {
     for my $n ($long, 'v1.2', 'A-Z_0-9', 'x.', '_') {
         create_ok({ automation_name => $n, code => 'c' },
             'name ' . (length $n > 20 ? length($n) . ' chars' : $n));
-        is(hgetall("am:{demo}:automation:$n")->{automation_name}, $n,
+        is($t->hgetall("am:{demo}:automation:$n")->{automation_name}, $n,
             'redis: stored under its name');
         my $g = api(GET => "$API$n");
         is($g->{status}, 200, 'GET by that name');
@@ -579,7 +562,7 @@ subtest 'automation names' => sub {
 
     for my $p ('a%20b', '.hidden', 'a..b', 'caf%C3%A9', 'a%01b', 'a%3Ab',
                'x' x 129) {
-        my $before = snapshot();
+        my $before = $t->redis_snapshot;
         my $show = length $p > 20 ? length($p) . ' chars' : $p;
         is_error(api(GET => "$API$p"), 422, qr/name/, "GET $show");
         is_error(api(DELETE => "$API$p"), 422, qr/name/, "DELETE $show");
@@ -606,7 +589,7 @@ subtest 'JSON nesting' => sub {
     create_ok({ automation_name => 'deep20', code => 'c',
         input_schema => $twenty }, 'input_schema nested 20 deep');
     is_deeply($JSON->decode(
-            hgetall('am:{demo}:automation:deep20')->{input_schema} // 'null'),
+            $t->hgetall('am:{demo}:automation:deep20')->{input_schema} // 'null'),
         $twenty, 'redis: stored intact');
     is_deeply(api(GET => "${API}deep20")->{json}{input_schema}, $twenty,
         'GET: returned intact');
@@ -629,12 +612,12 @@ subtest 'body size limit' => sub {
     my $small = $pad->('fits4k', 4000);
     is(length $small, 4000, '4000-byte body');
     create_ok($small, 'under the 4k limit', path => '/small/');
-    is(length(hgetall('am:{demo}:automation:fits4k')->{code} // ''),
+    is(length($t->hgetall('am:{demo}:automation:fits4k')->{code} // ''),
         4000 - length('{"automation_name":"fits4k","code":""}'),
         'redis: whole code stored');
 
     my $big = $pad->('big5k', 5120);
-    my $before = snapshot();
+    my $before = $t->redis_snapshot;
 
     my $r = api(POST => '/small/', body => $big);
     is_error($r, 413, qr/too large/i, '5 KB with Content-Length');
@@ -657,7 +640,7 @@ subtest 'body size limit' => sub {
 
     # the limit is per location: the API location keeps the 1m default
     my $r2 = create_ok($pad->('big5k', 5120), 'same 5 KB body elsewhere');
-    is(length(hgetall('am:{demo}:automation:big5k')->{code} // ''),
+    is(length($t->hgetall('am:{demo}:automation:big5k')->{code} // ''),
         5120 - length('{"automation_name":"big5k","code":""}'),
         'redis: stored in full');
     is_error(api(POST => $API, body => $pad->('huge', 1024 * 1024 + 10)),
@@ -665,7 +648,7 @@ subtest 'body size limit' => sub {
 };
 
 subtest 'methods and paths' => sub {
-    my $before = snapshot();
+    my $before = $t->redis_snapshot;
 
     for my $m (qw(PUT PATCH DELETE)) {
         my $r = api($m => $API, body => '{}');
@@ -697,7 +680,7 @@ subtest 'HEAD is GET without a body' => sub {
 };
 
 subtest 'scopes' => sub {
-    my $before = snapshot();
+    my $before = $t->redis_snapshot;
 
     # read only
     is(api(GET => $API, auth => $KEY{read})->{status}, 200, 'read key: list');
@@ -744,7 +727,7 @@ subtest 'scopes' => sub {
     is(api(GET => $API, auth => $reader)->{status}, 200, 'JWT read: list');
     is(api(GET => "${API}alpha", auth => $reader)->{status}, 200,
         'JWT read: get');
-    my $snap = snapshot();
+    my $snap = $t->redis_snapshot;
     is_error(api(POST => $API, auth => $reader,
             json => { automation_name => 'by_jwt_reader', code => 'c' }),
         403, qr/not allow/i, 'JWT read: create');
@@ -795,7 +778,7 @@ subtest 'scopes' => sub {
 };
 
 subtest 'project isolation' => sub {
-    my $demo_before = snapshot();
+    my $demo_before = $t->redis_snapshot;
 
     my $r = api(GET => $API, auth => $KEY{other});
     is($r->{status}, 200, 'other key: list');
@@ -814,9 +797,9 @@ subtest 'project isolation' => sub {
 
     create_ok({ automation_name => 'alpha', code => 'other code' },
         'other: create its own alpha', auth => $oj);
-    is(hgetall('am:{other}:automation:alpha')->{code}, 'other code',
+    is($t->hgetall('am:{other}:automation:alpha')->{code}, 'other code',
         "redis: other's alpha under other's hash tag");
-    is(hgetall('am:{demo}:automation:alpha')->{code}, "print('alpha')",
+    is($t->hgetall('am:{demo}:automation:alpha')->{code}, "print('alpha')",
         "redis: demo's alpha untouched");
     is(api(GET => "${API}alpha")->{json}{code}, "print('alpha')",
         'demo still gets its own alpha');
@@ -830,7 +813,7 @@ subtest 'project isolation' => sub {
 
     # a JWT naming a project that does not exist
     my $ghost = jwt(project => 'ghost', role => 'admin');
-    my $snap = snapshot();
+    my $snap = $t->redis_snapshot;
     is_error(api(GET => $API, auth => $ghost), 404, qr/Project not found/,
         'unknown project: list');
     is_error(api(GET => "${API}alpha", auth => $ghost), 404,
@@ -856,7 +839,7 @@ subtest 'automations_project' => sub {
     is(api(GET => '/p/alpha', headers => { 'X-Project' => 'demo' })->{status},
         200, 'X-Project demo: get');
 
-    my $snap = snapshot();
+    my $snap = $t->redis_snapshot;
     is_error(api(GET => '/p/', headers => { 'X-Project' => 'other' }), 403,
         qr/project/i, 'demo key, X-Project other');
     is_error(api(POST => '/p/', headers => { 'X-Project' => 'other' },
@@ -895,7 +878,7 @@ subtest 'automations_project' => sub {
 
 subtest 'client disconnects' => sub {
     my @workers = $t->nginx_worker_pids;
-    my $before = snapshot();
+    my $before = $t->redis_snapshot;
     my $hdr = "Host: localhost\r\nAuthorization: Bearer $KEY{rw}\r\n";
 
     for my $i (1 .. 50) {

@@ -10,6 +10,7 @@ use warnings;
 use Test::More;
 
 use AmTest;
+use AmTest::Api qw(bearer now);
 
 my $t = AmTest->new;
 
@@ -21,8 +22,6 @@ my $INVALID = 'Invalid authentication credentials.';
 my $DENIED  = 'These credentials do not allow this operation.';
 my $NOPROJ  = 'The token names no project.';
 
-sub now { return CORE::time() }
-
 $t->start_redis;
 $t->ctl('project', 'create', 'demo');
 $t->ctl('project', 'create', 'other');
@@ -31,55 +30,66 @@ my $SECRET = 'proxy-secret-' . join('', map { ('a' .. 'z')[rand 26] } 1 .. 40);
 $t->write_file('hs.secret', "$SECRET\n");
 
 my $d = $t->dir;
-my $headers = <<'EOF';
-proxy_set_header X-Project $automations_project;
-proxy_set_header X-Subject $automations_subject;
-proxy_set_header X-Cred $automations_credential;
-proxy_set_header X-Scopes $automations_scopes;
-EOF
 
-$t->write_nginx(
-    extra_ports => 1,
-    http => <<"EOF",
-automations_redis %%REDIS%%;
-automations_jwt_key $d/hs.secret alg=HS256;
+$t->write_nginx(<<"EOF");
+load_module %%BUILD%%/ngx_http_automations_module.so;
+%%TEST_GLOBALS%%
 
-log_format am '\$automations_credential|\$automations_subject|\$automations_project|\$automations_scopes|\$status|\$request_uri';
-log_format echo '\$request_uri|\$http_x_subject';
-
-# automations_auth at server level: every location that does not override it
-server {
-    listen 127.0.0.1:%%PORT1%%;
-    automations_auth jwt apikey;
-    automations_auth_scope run;
-    access_log $d/inherit.log am;
-    $headers
-    location /a/ { proxy_pass http://127.0.0.1:%%PORT%%/echo/a/; }
-    location /b/ { automations_auth off; proxy_pass http://127.0.0.1:%%PORT%%/echo/b/; }
-    location /c/ { automations_auth apikey; proxy_pass http://127.0.0.1:%%PORT%%/echo/c/; }
-    location /d/ { automations_auth_scope read; proxy_pass http://127.0.0.1:%%PORT%%/echo/d/; }
+events {
 }
-EOF
-    server => <<"EOF",
-location /svc/ {
-    automations_auth jwt apikey;
-    automations_auth_scope read;
-    $headers
-    proxy_pass http://127.0.0.1:%%PORT%%/echo/;
-    access_log $d/svc.log am;
 
-    location /svc/open/ {
-        automations_auth off;
-        proxy_pass http://127.0.0.1:%%PORT%%/echo/open/;
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    automations_redis %%REDIS%%;
+    automations_jwt_key $d/hs.secret alg=HS256;
+
+    log_format am '\$automations_credential|\$automations_subject|\$automations_project|\$automations_scopes|\$status|\$request_uri';
+    log_format echo '\$request_uri|\$http_x_subject';
+
+    # automations_auth at server level: every location that does not override it
+    server {
+        listen 127.0.0.1:%%PORT1%%;
+        automations_auth jwt apikey;
+        automations_auth_scope run;
+        access_log $d/inherit.log am;
+        proxy_set_header X-Project \$automations_project;
+        proxy_set_header X-Subject \$automations_subject;
+        proxy_set_header X-Cred \$automations_credential;
+        proxy_set_header X-Scopes \$automations_scopes;
+        location /a/ { proxy_pass http://127.0.0.1:%%PORT%%/echo/a/; }
+        location /b/ { automations_auth off; proxy_pass http://127.0.0.1:%%PORT%%/echo/b/; }
+        location /c/ { automations_auth apikey; proxy_pass http://127.0.0.1:%%PORT%%/echo/c/; }
+        location /d/ { automations_auth_scope read; proxy_pass http://127.0.0.1:%%PORT%%/echo/d/; }
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name localhost;
+
+        location /svc/ {
+            automations_auth jwt apikey;
+            automations_auth_scope read;
+            proxy_set_header X-Project \$automations_project;
+            proxy_set_header X-Subject \$automations_subject;
+            proxy_set_header X-Cred \$automations_credential;
+            proxy_set_header X-Scopes \$automations_scopes;
+            proxy_pass http://127.0.0.1:%%PORT%%/echo/;
+            access_log $d/svc.log am;
+
+            location /svc/open/ {
+                automations_auth off;
+                proxy_pass http://127.0.0.1:%%PORT%%/echo/open/;
+            }
+        }
+
+        location /echo/ {
+            access_log $d/echo.log echo;
+            return 200 "\$http_x_project|\$http_x_subject|\$http_x_cred|\$http_x_scopes";
+        }
     }
 }
-
-location /echo/ {
-    access_log $d/echo.log echo;
-    return 200 "\$http_x_project|\$http_x_subject|\$http_x_cred|\$http_x_scopes";
-}
 EOF
-);
 $t->start_nginx;
 
 # ---------------------------------------------------------------- helpers
@@ -91,16 +101,9 @@ sub tok {
                     exp => now() + 600, %claims });
 }
 
-sub bearer { return { Authorization => "Bearer $_[0]" } }
-
 sub get {
     my ($path, $headers, %o) = @_;
     return $t->http(GET => $path, headers => $headers || {}, %o);
-}
-
-sub ctl_fields {
-    my ($out) = @_;
-    return { map { /^(\w+)=(.*)$/ ? ($1, $2) : () } split /\n/, $out // '' };
 }
 
 my $seq = 0;
@@ -146,9 +149,9 @@ sub is_403 {
         or diag($r->{body});
 }
 
-my $key_rr = ctl_fields(scalar $t->ctl('apikey', 'create', 'demo', '--scopes', 'read run'));
-my $key_w  = ctl_fields(scalar $t->ctl('apikey', 'create', 'demo', '--scopes', 'write'));
-my $key_o  = ctl_fields(scalar $t->ctl('apikey', 'create', 'other', '--scopes', 'admin'));
+my $key_rr = $t->ctl_fields('apikey', 'create', 'demo', '--scopes', 'read run');
+my $key_w  = $t->ctl_fields('apikey', 'create', 'demo', '--scopes', 'write');
+my $key_o  = $t->ctl_fields('apikey', 'create', 'other', '--scopes', 'admin');
 like($key_rr->{key} // '', qr/^amk_demo_[0-9a-f]{64}$/, 'API keys created');
 
 # ------------------------------------------------------------------ tests

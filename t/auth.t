@@ -14,6 +14,7 @@ use JSON::PP;
 use MIME::Base64 ();
 
 use AmTest;
+use AmTest::Api qw(bearer now);
 
 my $t = AmTest->new;
 
@@ -21,10 +22,6 @@ plan skip_all => 'module not built'
     unless -f $t->build . '/ngx_http_automations_module.so';
 
 my $JSON = JSON::PP->new->utf8->canonical;
-# now, in whole seconds (nginx may start slowly under valgrind, so never
-# a time taken once at the start)
-sub now { return CORE::time() }
-
 my $MISSING = 'Authentication credentials were not provided.';
 my $INVALID = 'Invalid authentication credentials.';
 my $NOPROJ  = 'The token names no project.';
@@ -59,48 +56,62 @@ my $jwks = $t->jwks(file => 'jwks.json', keys => [
 
 my $d = $t->dir;
 
-$t->write_nginx(
-    http => 'automations_redis %%REDIS%%;',
-    server => <<"EOF",
-large_client_header_buffers 4 128k;
+$t->write_nginx(<<"EOF");
+load_module %%BUILD%%/ngx_http_automations_module.so;
+%%TEST_GLOBALS%%
 
-location /hs/     { automations_api; automations_jwt_key $d/hs.secret alg=HS256; }
-location /strict/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
-                    automations_jwt_leeway 0; }
-location /leeway/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
-                    automations_jwt_leeway 60; }
-location /issaud/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
-                    automations_jwt_issuer https://issuer.test/;
-                    automations_jwt_audience automations; }
-location /claims/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
-                    automations_jwt_project_claim tenant;
-                    automations_jwt_role_claim perms; }
-location /pinned/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
-                    automations_project demo; }
-location /rs256/  { automations_api; automations_jwt_key $rsa_pub alg=RS256 kid=k1;
-                    automations_jwt_leeway 0; }
-location /rs384/  { automations_api; automations_jwt_key $rsa_pub alg=RS384; }
-location /rs512/  { automations_api; automations_jwt_key $rsa_pub alg=RS512; }
-location /es256/  { automations_api; automations_jwt_key $ec256_pub; }
-location /es384/  { automations_api; automations_jwt_key $ec384_pub alg=ES384; }
-location /jwks/   { automations_api; automations_jwt_jwks $jwks; }
-
-# the start-automation scheme in front of a service (return would run
-# before the access phase, so the service sits behind proxy_pass)
-location /tok/ {
-    automations_auth token;
-    automations_project demo;
-    automations_auth_scope run;
-    proxy_set_header X-Project \$automations_project;
-    proxy_set_header X-Subject \$automations_subject;
-    proxy_set_header X-Cred \$automations_credential;
-    proxy_pass http://127.0.0.1:%%PORT%%/echo/;
+events {
 }
-location /echo/ {
-    return 200 "\$http_x_project|\$http_x_subject|\$http_x_cred";
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    automations_redis %%REDIS%%;
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name localhost;
+
+        large_client_header_buffers 4 128k;
+
+        location /hs/     { automations_api; automations_jwt_key $d/hs.secret alg=HS256; }
+        location /strict/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
+                            automations_jwt_leeway 0; }
+        location /leeway/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
+                            automations_jwt_leeway 60; }
+        location /issaud/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
+                            automations_jwt_issuer https://issuer.test/;
+                            automations_jwt_audience automations; }
+        location /claims/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
+                            automations_jwt_project_claim tenant;
+                            automations_jwt_role_claim perms; }
+        location /pinned/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
+                            automations_project demo; }
+        location /rs256/  { automations_api; automations_jwt_key $rsa_pub alg=RS256 kid=k1;
+                            automations_jwt_leeway 0; }
+        location /rs384/  { automations_api; automations_jwt_key $rsa_pub alg=RS384; }
+        location /rs512/  { automations_api; automations_jwt_key $rsa_pub alg=RS512; }
+        location /es256/  { automations_api; automations_jwt_key $ec256_pub; }
+        location /es384/  { automations_api; automations_jwt_key $ec384_pub alg=ES384; }
+        location /jwks/   { automations_api; automations_jwt_jwks $jwks; }
+
+        # the start-automation scheme in front of a service (return would run
+        # before the access phase, so the service sits behind proxy_pass)
+        location /tok/ {
+            automations_auth token;
+            automations_project demo;
+            automations_auth_scope run;
+            proxy_set_header X-Project \$automations_project;
+            proxy_set_header X-Subject \$automations_subject;
+            proxy_set_header X-Cred \$automations_credential;
+            proxy_pass http://127.0.0.1:%%PORT%%/echo/;
+        }
+        location /echo/ {
+            return 200 "\$http_x_project|\$http_x_subject|\$http_x_cred";
+        }
+    }
 }
 EOF
-);
 $t->start_nginx;
 
 # ---------------------------------------------------------------- helpers
@@ -114,8 +125,6 @@ sub tok {
                        ($o{header} ? (header => $o{header}) : ()),
                        claims => $claims);
 }
-
-sub bearer { return { Authorization => "Bearer $_[0]" } }
 
 sub get {
     my ($path, $headers) = @_;
@@ -176,11 +185,6 @@ sub create {
                                           exp => now() + 600 })),
         json => { automation_name => $name, code => 'print(1)' });
     is($r->{status}, 200, "created $project/$name") or diag($r->{body});
-}
-
-sub ctl_fields {
-    my ($out) = @_;
-    return { map { /^(\w+)=(.*)$/ ? ($1, $2) : () } split /\n/, $out // '' };
 }
 
 create('demo', 'demo-only');
@@ -578,9 +582,9 @@ subtest 'malformed project claim' => sub {
 
 # ---------------------------------------------------------------- API keys
 
-my $read = ctl_fields(scalar $t->ctl('apikey', 'create', 'demo', '--scopes', 'read'));
+my $read = $t->ctl_fields('apikey', 'create', 'demo', '--scopes', 'read');
 like($read->{key} // '', qr/^amk_demo_[0-9a-f]{64}$/, 'read API key created');
-my $other_key = ctl_fields(scalar $t->ctl('apikey', 'create', 'other', '--scopes', 'admin'));
+my $other_key = $t->ctl_fields('apikey', 'create', 'other', '--scopes', 'admin');
 
 subtest 'API keys' => sub {
     my $key = $read->{key};
@@ -605,7 +609,7 @@ subtest 'API keys' => sub {
 };
 
 subtest 'revoked API key' => sub {
-    my $k = ctl_fields(scalar $t->ctl('apikey', 'create', 'demo', '--scopes', 'read'));
+    my $k = $t->ctl_fields('apikey', 'create', 'demo', '--scopes', 'read');
     is_200_list(get('/hs/', bearer($k->{key})), 'before revoking');
     $t->ctl('apikey', 'revoke', 'demo', $k->{id});
     is_401(get('/hs/', bearer($k->{key})), $INVALID, 'after revoking');
@@ -627,7 +631,7 @@ subtest 'API key scopes' => sub {
     ok(!$t->redis('EXISTS', 'am:{demo}:automation:by-read-key'), 'nothing created');
     ok($t->redis('EXISTS', 'am:{demo}:automation:demo-only'), 'nothing deleted');
 
-    my $w = ctl_fields(scalar $t->ctl('apikey', 'create', 'demo', '--scopes', 'write'));
+    my $w = $t->ctl_fields('apikey', 'create', 'demo', '--scopes', 'write');
     $r = $t->http(POST => '/hs/', headers => bearer($w->{key}),
                   json => { automation_name => 'by-write-key', code => 'x' });
     is($r->{status}, 200, 'write key: create') or diag($r->{body});
@@ -639,7 +643,7 @@ subtest 'API key scopes' => sub {
 # ------------------------------------------------------------- token pairs
 
 subtest 'token pairs' => sub {
-    my $p = ctl_fields(scalar $t->ctl('tokenpair', 'create', 'demo'));
+    my $p = $t->ctl_fields('tokenpair', 'create', 'demo');
     like($p->{token} // '', qr/^amt_[0-9a-f]{64}$/, 'token');
     like($p->{api_key} // '', qr/^amx_[0-9a-f]{64}$/, 'X-Api-Key');
 
@@ -670,10 +674,10 @@ subtest 'token pairs' => sub {
     is_401(get('/tok/x', { Authorization => 'Bearer ' . tok() }), $MISSING,
            'a JWT where only token pairs are accepted', scheme => 'Token');
 
-    my $o = ctl_fields(scalar $t->ctl('tokenpair', 'create', 'other'));
+    my $o = $t->ctl_fields('tokenpair', 'create', 'other');
     is_403(get('/tok/x', { Authorization => "Token $o->{token}", 'X-Api-Key' => $o->{api_key} }),
            $NOACCESS, "a pair for project 'other'");
-    my $both = ctl_fields(scalar $t->ctl('tokenpair', 'create', 'other', 'demo'));
+    my $both = $t->ctl_fields('tokenpair', 'create', 'other', 'demo');
     $r = get('/tok/x', { Authorization => "Token $both->{token}",
                          'X-Api-Key' => $both->{api_key} });
     is($r->{status}, 200, 'a pair for other and demo');

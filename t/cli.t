@@ -9,7 +9,6 @@ use warnings;
 use Test::More;
 use Digest::SHA qw(sha256_hex hmac_sha256 hmac_sha512);
 use JSON::PP;
-use MIME::Base64 qw(encode_base64 decode_base64);
 
 use AmTest;
 
@@ -24,26 +23,6 @@ my $HEX16 = qr/[0-9a-f]{16}/;
 my $HEX64 = qr/[0-9a-f]{64}/;
 my $TIME  = qr/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/;
 
-# Every key with everything it holds, as one text to search for secrets.
-sub dump_redis {
-    my $text = '';
-
-    for my $key (sort @{ $t->redis('KEYS', '*') }) {
-        my $type = $t->redis('TYPE', $key);
-        my $v = $type eq 'hash'   ? $t->redis('HGETALL', $key)
-              : $type eq 'zset'   ? $t->redis('ZRANGE', $key, 0, -1)
-              : $type eq 'string' ? [ $t->redis('GET', $key) ]
-              : [ "($type)" ];
-        $text .= join("\n", $key, @$v) . "\n";
-    }
-    return $text;
-}
-
-sub hgetall {
-    my %h = @{ $t->redis('HGETALL', $_[0]) };
-    return \%h;
-}
-
 sub keys_of {
     return [ sort @{ $t->redis('KEYS', $_[0]) } ];
 }
@@ -57,20 +36,6 @@ sub fails {
     is($code, $want, "$name: exit code $want");
     like($err, qr/^automationsctl: .*$msg/m, "$name: message");
     return ($out, $err);
-}
-
-sub b64url_decode {
-    my ($s) = @_;
-    $s =~ tr{-_}{+/};
-    $s .= '=' x ((4 - length($s) % 4) % 4);
-    return decode_base64($s);
-}
-
-sub b64url {
-    my $s = encode_base64($_[0], '');
-    $s =~ tr{+/}{-_};
-    $s =~ s/=+$//;
-    return $s;
 }
 
 subtest 'help and usage errors' => sub {
@@ -110,8 +75,12 @@ subtest 'help and usage errors' => sub {
 };
 
 subtest 'redis address and connection errors' => sub {
-    fails(1, 'invalid redis address "example\.com:6379".*host names',
-        'host name refused', '--redis', 'example.com:6379', 'project', 'list');
+    fails(1, 'redis: cannot resolve no-such-host\.invalid',
+        'a host name that does not resolve', '--redis',
+        'no-such-host.invalid:6379', 'project', 'list');
+    fails(1, 'invalid redis address "::1:6379": an IPv6 address goes in '
+        . 'brackets', 'bare IPv6 refused', '--redis', '::1:6379', 'project',
+        'list');
     fails(1, 'invalid redis address', 'bad port',
         '--redis', '127.0.0.1:99999', 'project', 'list');
 
@@ -130,13 +99,13 @@ subtest 'redis address and connection errors' => sub {
 subtest 'project create' => sub {
     is($t->ctl('project', 'create', 'demo'), "project=demo\n", 'prints name');
 
-    my $p = hgetall('am:{demo}:project');
+    my $p = $t->hgetall('am:{demo}:project');
     is($p->{name}, 'demo', 'project hash: name');
     like($p->{created_at}, qr/^$TIME$/, 'project hash: created_at RFC 3339');
     is($t->redis('ZSCORE', 'am:projects', 'demo'), 0, 'listed, score 0');
 
     fails(1, 'project demo exists', 'duplicate', 'project', 'create', 'demo');
-    is(hgetall('am:{demo}:project')->{created_at}, $p->{created_at},
+    is($t->hgetall('am:{demo}:project')->{created_at}, $p->{created_at},
         'duplicate left the project unchanged');
 
     for my $bad ('a/b', '..', 'x' x 65, 'a b', 'a.b', 'é', '') {
@@ -166,12 +135,12 @@ subtest 'apikey create' => sub {
     $key{default} = { id => $id, key => $secret };
 
     my $digest = sha256_hex($secret);
-    is_deeply(hgetall("am:{demo}:apikey:$digest"), {
+    is_deeply($t->hgetall("am:{demo}:apikey:$digest"), {
         id => $id, project => 'demo', scopes => 'read write run', name => '',
-        created_at => hgetall("am:{demo}:apikey:$digest")->{created_at},
+        created_at => $t->hgetall("am:{demo}:apikey:$digest")->{created_at},
         sha256 => $digest,
     }, 'record named by the SHA-256 of the key, fields as documented');
-    like(hgetall("am:{demo}:apikey:$digest")->{created_at}, qr/^$TIME$/,
+    like($t->hgetall("am:{demo}:apikey:$digest")->{created_at}, qr/^$TIME$/,
         'created_at RFC 3339');
     is($t->redis('HGET', 'am:{demo}:apikeys', $id), $digest, 'index id -> D');
 
@@ -179,14 +148,14 @@ subtest 'apikey create' => sub {
         '--name', 'ci bot');
     my ($id2, $secret2) = $out =~ /^id=(\S+)\nkey=(\S+)/;
     $key{ci} = { id => $id2, key => $secret2 };
-    my $r = hgetall('am:{demo}:apikey:' . sha256_hex($secret2));
+    my $r = $t->hgetall('am:{demo}:apikey:' . sha256_hex($secret2));
     is($r->{scopes}, 'run admin', 'scopes in canonical order');
     is($r->{name}, 'ci bot', 'label stored');
 
     $out = $t->ctl('apikey', '--scopes=read', 'create', 'demo');
     my ($id3, $secret3) = $out =~ /^id=(\S+)\nkey=(\S+)/;
     $key{reader} = { id => $id3, key => $secret3 };
-    is(hgetall('am:{demo}:apikey:' . sha256_hex($secret3))->{scopes}, 'read',
+    is($t->hgetall('am:{demo}:apikey:' . sha256_hex($secret3))->{scopes}, 'read',
         '--scopes=VALUE, before the positionals');
 
     isnt($id, $id2, 'ids differ');
@@ -205,7 +174,7 @@ subtest 'apikey create' => sub {
         'apikey', 'create', 'demo', '--name', "a\nb");
     is_deeply(keys_of('*'), $before, 'failures stored nothing');
 
-    my $dump = dump_redis();
+    my $dump = $t->redis_snapshot;
     for my $k (values %key) {
         my ($hex) = $k->{key} =~ /_($HEX64)$/;
         unlike($dump, qr/\Q$hex\E/, "secret of $k->{id} is nowhere in Redis");
@@ -269,7 +238,7 @@ subtest 'tokenpair create' => sub {
     %pair = %p;
 
     my $digest = sha256_hex($p{token});
-    my $r = hgetall("am:{cred}:tokenpair:$digest");
+    my $r = $t->hgetall("am:{cred}:tokenpair:$digest");
     is_deeply($r, {
         id => $p{id}, projects => 'demo other',
         api_key_sha256 => sha256_hex($p{api_key}), name => 'partner',
@@ -279,7 +248,7 @@ subtest 'tokenpair create' => sub {
     is($t->redis('HGET', 'am:{cred}:tokenpairs', $p{id}), $digest,
         'index id -> D');
 
-    my $dump = dump_redis();
+    my $dump = $t->redis_snapshot;
     for my $s ($p{token}, $p{api_key}) {
         unlike($dump, qr/\Q@{[ substr($s, 4) ]}\E/,
             substr($s, 0, 4) . ' secret is nowhere in Redis');
@@ -350,7 +319,7 @@ subtest 'project delete' => sub {
     is($t->ctl('apikey', 'list', 'demo'), '', 'without the old keys');
 };
 
-subtest 'global options: --prefix, --db, password' => sub {
+subtest 'global options: --prefix, --db, password, password file' => sub {
     is($t->ctl('--prefix', 'x:', 'project', 'create', 'p1'), "project=p1\n",
         '--prefix');
     is($t->redis('HGET', 'x:{p1}:project', 'name'), 'p1', 'keys use it');
@@ -375,6 +344,16 @@ subtest 'global options: --prefix, --db, password' => sub {
         "project=sec\n", '--password');
     is($t2->ctl({ env => { AUTOMATIONS_REDIS_PASSWORD => 'pw' } },
         'project', 'list'), "sec\n", 'AUTOMATIONS_REDIS_PASSWORD');
+    my $file = $t2->write_file('redis-password', "pw\n");
+    is($t2->ctl('--password-file', $file, 'project', 'list'), "sec\n",
+        '--password-file: its first line');
+    is($t2->ctl({ env => { AUTOMATIONS_REDIS_PASSWORD_FILE => $file } },
+        'project', 'list'), "sec\n", 'AUTOMATIONS_REDIS_PASSWORD_FILE');
+    ($code, $out, $err) = $t2->ctl('--password-file', "$file.none",
+        'project', 'list');
+    is($code, 2, 'a missing password file: exit 2');
+    like($err, qr/^automationsctl: --password-file: \S+\.none: No such file/,
+        'and the message names it');
     $t2->stop_all;
 };
 
@@ -391,29 +370,29 @@ subtest 'jwt mint HS256' => sub {
     chomp(my $jwt = $out);
     my ($h, $p, $s) = split /\./, $jwt;
 
-    is_deeply(decode_json(b64url_decode($h)),
+    is_deeply(decode_json(AmTest::b64url_decode($h)),
         { alg => 'HS256', typ => 'JWT', kid => 'k1' }, 'header');
-    my $c = decode_json(b64url_decode($p));
+    my $c = decode_json(AmTest::b64url_decode($p));
     is_deeply([ @$c{qw(sub project role iss aud)} ],
         [ qw(alice demo read me you) ], 'claims');
     is($c->{exp} - $c->{iat}, 60, 'exp = iat + ttl');
     ok(abs($c->{iat} - time) < 10, 'iat is now');
-    is($s, b64url(hmac_sha256("$h.$p", $secret)),
+    is($s, AmTest::b64url(hmac_sha256("$h.$p", $secret)),
         'HMAC-SHA256 over header.payload with the file minus its newline');
 
     $jwt = $t->ctl('jwt', 'mint', '--key', $file, '--alg', 'HS512',
         '--project', 'demo');
     chomp $jwt;
     ($h, $p, $s) = split /\./, $jwt;
-    is_deeply(decode_json(b64url_decode($h)), { alg => 'HS512', typ => 'JWT' },
+    is_deeply(decode_json(AmTest::b64url_decode($h)), { alg => 'HS512', typ => 'JWT' },
         'header without kid');
-    $c = decode_json(b64url_decode($p));
+    $c = decode_json(AmTest::b64url_decode($p));
     is_deeply([ sort keys %$c ], [ qw(exp iat project role sub) ],
         'no iss or aud unless given');
     is_deeply([ @$c{qw(sub role)} ], [ 'dev', 'admin' ],
         'defaults: sub dev, role admin');
     is($c->{exp} - $c->{iat}, 3600, 'default ttl 3600');
-    is($s, b64url(hmac_sha512("$h.$p", $secret)), 'HS512 signature');
+    is($s, AmTest::b64url(hmac_sha512("$h.$p", $secret)), 'HS512 signature');
 
     my $short = $t->write_file('short.key', "short\n");
     my @base = ('jwt', 'mint', '--alg', 'HS256', '--project', 'demo');
@@ -445,12 +424,12 @@ subtest 'jwt mint RS256' => sub {
         '--kid', 'r1', '--project', 'demo', '--role', 'run');
     chomp $jwt;
     my ($h, $p, $s) = split /\./, $jwt;
-    is_deeply(decode_json(b64url_decode($h)),
+    is_deeply(decode_json(AmTest::b64url_decode($h)),
         { alg => 'RS256', typ => 'JWT', kid => 'r1' }, 'header');
-    is(decode_json(b64url_decode($p))->{role}, 'run', 'role claim');
+    is(decode_json(AmTest::b64url_decode($p))->{role}, 'run', 'role claim');
 
     $t->write_file('rs.data', "$h.$p");
-    $t->write_file('rs.sig', b64url_decode($s));
+    $t->write_file('rs.sig', AmTest::b64url_decode($s));
     my $d = $t->dir;
     my $cmd = "openssl dgst -sha256 -verify $pub -signature $d/rs.sig"
         . " $d/rs.data 2>&1";

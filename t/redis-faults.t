@@ -16,6 +16,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 
 use AmTest;
+use AmTest::Api qw(bearer);
 
 my $t = AmTest->new;
 
@@ -47,24 +48,48 @@ sub setup {
 
     $h->ctl(@pre, 'project', 'create', 'demo');
     $h->ctl(@pre, 'project', 'create', 'other');
-    my $out = $h->ctl(@pre, 'apikey', 'create', 'demo', '--scopes',
-        'read write run');
-    my ($key) = $out =~ /^key=(amk_\S+)/m or die "no key: $out";
+    my $key = $h->ctl_fields(@pre, 'apikey', 'create', 'demo', '--scopes',
+        'read write run')->{key} or die "no key\n";
     $h->write_file('jwt.secret', $SECRET);
     return $key;
 }
 
+# The configuration of every story: redis => the automations_redis line,
+# timeout => automations_redis_timeout, http => more http{} text,
+# workers => worker_processes.
 sub nginx_conf {
     my ($h, %o) = @_;
-    $h->write_nginx(
-        workers => $o{workers} // 1,
-        http => ($o{redis} // 'automations_redis %%REDIS%%;') . "\n"
-            . 'automations_redis_timeout ' . ($o{timeout} // '1s') . ";\n"
-            . "automations_jwt_key %%DIR%%/jwt.secret alg=HS256;\n"
-            . ($o{http} // ''),
-        server => "location /automations/v1/ {\n    automations_api;\n"
-            . ($o{location} // '') . "}\n",
-    );
+    my $redis = $o{redis} // 'automations_redis %%REDIS%%;';
+    my $timeout = $o{timeout} // '1s';
+    my $http = $o{http} // '';
+    my $workers = $o{workers} // 1;
+
+    $h->write_nginx(<<"EOF");
+load_module %%BUILD%%/ngx_http_automations_module.so;
+worker_processes $workers;
+%%TEST_GLOBALS%%
+
+events {
+}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    $redis
+    automations_redis_timeout $timeout;
+    automations_jwt_key %%DIR%%/jwt.secret alg=HS256;
+    $http
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name localhost;
+
+        location /automations/v1/ {
+            automations_api;
+        }
+    }
+}
+EOF
 }
 
 # A request with a key or a JWT: returns the response and its duration.
@@ -137,36 +162,6 @@ sub redis_sockets {
     }
     close $fh;
     return @found;
-}
-
-# Sends a request on a new connection without waiting for the answer.
-sub open_request {
-    my ($h, $auth, $method, $path) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-        PeerPort => $h->port, Proto => 'tcp', Timeout => 5)
-        or die "connect: $@";
-    binmode $s;
-    print $s "$method $path HTTP/1.1\r\nHost: localhost\r\n"
-        . "Authorization: Bearer $auth\r\nConnection: close\r\n\r\n";
-    $s->flush;
-    return $s;
-}
-
-sub read_response {
-    my ($s, $timeout) = @_;
-    my $buf = '';
-    my $sel = IO::Select->new($s);
-    my $end = time + $timeout;
-
-    while ((my $left = $end - time) > 0) {
-        last unless $sel->can_read($left);
-        my $n = sysread($s, $buf, 65536, length $buf);
-        last unless $n;
-    }
-    close $s;
-    my $r = AmTest::parse_response($buf);
-    $r->{status} //= 'none';
-    return $r;
 }
 
 # --------------------------------------------------------------- stories
@@ -392,9 +387,11 @@ subtest 'Redis with a password' => sub {
     $p->redis('CLIENT', 'PAUSE', int($pause * 1000), 'ALL');
     my $paused_at = time;
     $p->start_nginx;
-    my @socks = map { open_request($p, @$_) }
-        [ $key, GET => "${API}secured" ], [ $jwt, GET => $API ];
-    my @res = map { read_response($_, $pause * 4) } @socks;
+    my @socks = map {
+        my ($auth, $method, $path) = @$_;
+        $p->open_request($method, $path, headers => bearer($auth));
+    } [ $key, GET => "${API}secured" ], [ $jwt, GET => $API ];
+    my @res = map { $p->read_response($_, $pause * 4) } @socks;
     # their commands queue behind AUTH; the handshake is bounded by the
     # connect timeout (1s by default), then they are answered 503
     cmp_ok(time - $paused_at, '>', 0.8,
@@ -403,7 +400,7 @@ subtest 'Redis with a password' => sub {
         my $what = ('API key, GET', 'JWT, list')[$i];
         is($res[$i]{status}, 503,
             "$what queued behind a failing AUTH: 503")
-            or diag("got: $res[$i]{status} $res[$i]{body}");
+            or diag("got: " . ($res[$i]{status} // 'none') . " $res[$i]{body}");
     }
     $p->stop_nginx;
 };
@@ -440,63 +437,80 @@ subtest 'nginx -t explains configuration mistakes' => sub {
     my $c = AmTest->new;
     $c->write_file('jwt.secret', $SECRET);
 
+    # Each case: its http{} text and one location of the server.
+    my $conf = sub {
+        my ($http, $location) = @_;
+        return <<"EOF";
+load_module %%BUILD%%/ngx_http_automations_module.so;
+%%TEST_GLOBALS%%
+
+events {
+}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    $http
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+
+        $location
+    }
+}
+EOF
+    };
+    my $redis = 'automations_redis 127.0.0.1:6379;';
+
     my @cases = (
         [ 'a host name for Redis',
-          { http => 'automations_redis redis.example.com:6379;' },
+          'automations_redis redis.example.com:6379;', '',
           qr/"redis\.example\.com" is not an IP address/ ],
         [ 'Redis without a port',
-          { http => 'automations_redis 127.0.0.1;' },
+          'automations_redis 127.0.0.1;', '',
           qr/"127\.0\.0\.1" is not ADDRESS:PORT or unix:PATH/ ],
         [ 'Redis port 0',
-          { http => 'automations_redis 127.0.0.1:0;' },
+          'automations_redis 127.0.0.1:0;', '',
           qr/invalid port in "127\.0\.0\.1:0"/ ],
         [ 'automations_auth jwt without a key',
-          { http => 'automations_redis 127.0.0.1:6379;',
-            server => "location /x/ {\n    automations_auth jwt;\n}" },
+          $redis, 'location /x/ { automations_auth jwt; }',
           qr/"automations_auth jwt" needs "automations_jwt_key"/ ],
         [ 'automations_jwt_key on a missing file',
-          { http => 'automations_redis 127.0.0.1:6379;'
-                . "\nautomations_jwt_key %%DIR%%/missing.secret alg=HS256;" },
+          "$redis\n    automations_jwt_key %%DIR%%/missing.secret alg=HS256;",
+          '',
           qr/missing\.secret.*No such file/ ],
         [ 'automations_api in an exact location',
-          { http => 'automations_redis 127.0.0.1:6379;',
-            server => "location = /x {\n    automations_api;\n}" },
+          $redis, 'location = /x { automations_api; }',
           qr/"automations_api" directive must be in a prefix location/ ],
         [ 'automations_api in a regex location',
-          { http => 'automations_redis 127.0.0.1:6379;',
-            server => "location ~ ^/x {\n    automations_api;\n}" },
+          $redis, 'location ~ ^/x { automations_api; }',
           qr/"automations_api" directive must be in a prefix location/ ],
         [ 'automations_auth off without a project',
-          { http => 'automations_redis 127.0.0.1:6379;',
-            server => "location /x/ {\n    automations_api;\n"
-                . "    automations_auth off;\n}" },
+          $redis, 'location /x/ { automations_api; automations_auth off; }',
           qr/needs "automations_project"/ ],
         [ 'an unknown auth scheme',
-          { http => 'automations_redis 127.0.0.1:6379;',
-            server => "location /x/ {\n    automations_auth basic;\n}" },
+          $redis, 'location /x/ { automations_auth basic; }',
           qr/invalid scheme "basic"/ ],
         [ 'automations_api without automations_redis',
-          { server => "location /x/ {\n    automations_api;\n}" },
+          '', 'location /x/ { automations_api; }',
           qr/needs Redis: set "automations_redis" in the http block/ ],
         [ 'automations_start_api with automations_auth off',
-          { http => 'automations_redis 127.0.0.1:6379;',
-            server => "location /x/ {\n    automations_start_api;\n"
-                . "    automations_auth off;\n}" },
+          $redis,
+          'location /x/ { automations_start_api; automations_auth off; }',
           qr/automations_start_api cannot run with "automations_auth off"/ ],
     );
     for my $case (@cases) {
-        my ($what, $conf, $re) = @$case;
-        $c->write_nginx(%$conf);
+        my ($what, $http, $location, $re) = @$case;
+        $c->write_nginx($conf->($http, $location));
         my ($code, $out) = $c->nginx_test_config;
         isnt($code, 0, "$what: nginx -t fails");
         like($out, qr/\[emerg\] .*$re.* in \S+nginx\.conf:\d+/,
             "$what: says what is wrong, and where") or diag($out);
     }
 
-    $c->write_nginx(http => "automations_redis 127.0.0.1:6379;\n"
-            . 'automations_jwt_key %%DIR%%/jwt.secret alg=HS256;',
-        server => "location /automations/v1/ {\n    automations_api;\n"
-            . "    automations_auth jwt;\n}");
+    $c->write_nginx($conf->(
+        "$redis\n    automations_jwt_key %%DIR%%/jwt.secret alg=HS256;",
+        'location /automations/v1/ { automations_api; automations_auth jwt; }'));
     my ($code, $out) = $c->nginx_test_config;
     is($code, 0, 'a correct configuration passes') or diag($out);
 };
@@ -510,10 +524,16 @@ subtest 'two workers, each with its own Redis connection' => sub {
     # nginx runs one process there, which accepts on one socket only)
     my $reuseport = $w->valgrind ? '' : ' reuseport';
     my $port = $w->valgrind ? $w->port : $w->port(1);
-    nginx_conf($w, workers => 2,
-        http => "server {\n    listen 127.0.0.1:%%PORT1%%$reuseport;\n"
-            . "    location /automations/v1/ {\n        automations_api;\n"
-            . "        add_header X-Worker \$pid always;\n    }\n}");
+    nginx_conf($w, workers => 2, http => <<"EOF");
+server {
+        listen 127.0.0.1:%%PORT1%%$reuseport;
+
+        location /automations/v1/ {
+            automations_api;
+            add_header X-Worker \$pid always;
+        }
+    }
+EOF
     $w->start_nginx;
 
     my @workers = $w->nginx_worker_pids;

@@ -7,15 +7,12 @@
 use strict;
 use warnings;
 
-use Digest::SHA qw(hmac_sha256_base64);
-use IO::Select;
-use IO::Socket::INET;
 use JSON::PP;
-use MIME::Base64 qw(decode_base64);
 use Test::More;
 use Time::HiRes qw(time sleep);
 
 use AmTest;
+use AmTest::Api qw(finished verify_signature);
 
 my $t = AmTest->new;
 my $W = $t->build . '/automations-worker';
@@ -34,61 +31,63 @@ my $SLOW = $t->valgrind ? 6 : 1;
 $t->start_redis;
 $t->ctl('project', 'create', 'demo');
 
-sub fields {
-    my ($out) = @_;
-    return { $out =~ /^(\w+)=(\S+)$/mg };
-}
-
-my $KEY = fields(scalar $t->ctl('apikey', 'create', 'demo', '--scopes',
-                                'read write run'))->{key};
-my $PAIR = fields(scalar $t->ctl('tokenpair', 'create', 'demo'));
-my $SECRET = $t->ctl('webhook', 'secret', 'demo');
-chomp $SECRET;
+my $KEY = $t->apikey('demo', 'read write run');
+my $PAIR = $t->tokenpair('demo');
+my $SECRET = $t->webhook_secret('demo');
 
 $t->start_receiver(status => 200);
 
-$t->write_nginx(
-    http => <<'EOF',
-automations_redis %%REDIS%%;
-automations_run_wait 5s;
-EOF
-    server => <<'EOF',
-location /automations/v1/ {
-    automations_api;
+$t->write_nginx(<<'EOF');
+load_module %%BUILD%%/ngx_http_automations_module.so;
+%%TEST_GLOBALS%%
+
+events {
 }
 
-location /api/start-automation/ {
-    automations_start_api;
-}
+http {
+    %%TEST_GLOBALS_HTTP%%
 
-location /long/ {
-    automations_api;
-    automations_run_wait 20s;
+    automations_redis %%REDIS%%;
+    automations_run_wait 5s;
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name localhost;
+
+        location /automations/v1/ {
+            automations_api;
+        }
+
+        location /api/start-automation/ {
+            automations_start_api;
+        }
+
+        location /long/ {
+            automations_api;
+            automations_run_wait 20s;
+        }
+    }
 }
 EOF
-);
 $t->start_nginx;
 
 sub worker {
     my ($name) = @_;
-    return $t->spawn(name => $name, cmd => [ $W, '--redis', $t->redis_addr,
-        '--allow-private-webhooks', '--webhook-schedule', '1s,1s',
-        '--visibility-timeout', '2000', '--name', $name ]);
+    return $t->start_worker($name, '--allow-private-webhooks',
+        '--webhook-schedule', '1s,1s', '--visibility-timeout', '2000');
 }
 
 # ---------------------------------------------------------------- helpers
 
 sub api {
     my ($method, $path, %o) = @_;
-    my %h = (Authorization => "Bearer $KEY", %{ delete $o{headers} || {} });
-    return $t->http($method, $path, headers => \%h, %o);
+    return $t->api($KEY, $method, $path, %o);
 }
 
 sub start {
     my ($path, %o) = @_;
-    my %h = (Authorization => "Token $PAIR->{token}",
-             'X-Api-Key' => $PAIR->{api_key}, %{ delete $o{headers} || {} });
-    return $t->http($o{method} // 'POST', $path, headers => \%h, %o);
+    return $t->tokenpair_request($PAIR, delete $o{method} // 'POST', $path,
+                                 %o);
 }
 
 sub create {
@@ -98,78 +97,43 @@ sub create {
     is($r->{status}, 200, "create $body{automation_name}") or diag($r->{body});
 }
 
-sub record {
-    my ($id) = @_;
-    return { @{ $t->redis('HGETALL', "am:{demo}:execution:$id") } };
-}
-
-sub finished {
-    my ($s) = @_;
-    return defined $s && $s =~ /^(?:success|error|timed_out)$/;
-}
-
-sub wait_done {
-    my ($id, $timeout) = @_;
-    $t->wait_for(sub { finished(record($id)->{status}) },
-                 ($timeout // 15) * $SLOW, "execution $id");
-    return record($id);
-}
-
-sub wait_webhook {
-    my ($id, $state, $timeout) = @_;
-    $t->wait_for(sub { (record($id)->{webhook_state} // '') eq $state },
-                 ($timeout // 15) * $SLOW, "webhook of $id $state");
-    return record($id);
-}
-
-sub received_for {
-    my ($id) = @_;
-    return [ grep { ($_->{json}{execution_id} // '') eq $id }
-             @{ $t->received } ];
-}
+# Every execution here is in project demo.
+sub record { return $t->execution('demo', $_[0]) }
 
 sub status_of {
     my ($name, $id) = @_;
     return start("${START}demo/$name/executions/$id", method => 'GET');
 }
 
-sub verify_signature {
-    my ($req) = @_;
-    my ($id, $ts, $sig) =
-        @{ $req->{headers} }{qw(webhook-id webhook-timestamp webhook-signature)};
-    return 0 unless defined $id && defined $ts && defined $sig;
-    my $mac = hmac_sha256_base64("$id.$ts.$req->{body}",
-                                 decode_base64(substr($SECRET, 6)));
-    $mac .= '=' while length($mac) % 4;
-    return scalar grep { $_ eq "v1,$mac" } split / /, $sig;
-}
-
 # A run request on a new connection, left waiting; returns the socket.
 sub send_run {
     my ($path, $body) = @_;
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-        PeerPort => $t->port, Proto => 'tcp', Timeout => 5)
-        or die "connect: $!";
-    print $sock "POST $path HTTP/1.1\r\nHost: localhost\r\n"
-        . "Authorization: Bearer $KEY\r\nContent-Type: application/json\r\n"
-        . 'Content-Length: ' . length($body) . "\r\nConnection: close\r\n\r\n"
-        . $body;
-    $sock->flush;
-    return $sock;
+    return $t->open_request(POST => $path, body => $body, headers => {
+        Authorization  => "Bearer $KEY",
+        'Content-Type' => 'application/json',
+    });
 }
 
-# Reads a response to EOF; returns it parsed.
-sub read_response {
-    my ($sock, $timeout) = @_;
-    my $buf = '';
-    my $sel = IO::Select->new($sock);
-    my $end = time + $timeout;
-    while ((my $left = $end - time) > 0) {
-        last unless $sel->can_read($left);
-        last unless sysread($sock, $buf, 65536, length $buf);
-    }
-    close $sock;
-    return AmTest::parse_response($buf);
+# The id of the execution that a synchronous run request (source "run")
+# has started, of $automation if given; waits for it (undef if none).
+sub running_run {
+    my ($automation) = @_;
+    my $id;
+
+    $t->wait_for(sub {
+        for my $k (@{ $t->redis('KEYS', 'am:{demo}:execution:*') }) {
+            my ($e) = $k =~ /:execution:(exec_\w+)$/ or next;
+            my $rec = record($e);
+            next unless ($rec->{source} // '') eq 'run'
+                     && ($rec->{status} // '') eq 'running'
+                     && (!defined $automation
+                         || ($rec->{automation} // '') eq $automation);
+            $id = $e;
+            return 1;
+        }
+        return 0;
+    }, 10 * $SLOW, 'the run started');
+    return $id;
 }
 
 # ---------------------------------------------------------------- stories
@@ -204,7 +168,7 @@ subtest 'a worker killed mid-run: the run completes once' => sub {
     $t->kill_proc($victim, 'KILL');
     is($t->wait_proc($victim, 5), 128 + 9, "$victim killed");
 
-    my $rec = wait_done($id, 20);
+    my $rec = $t->wait_done('demo', $id, 20);
     is($rec->{status}, 'success', 'completed');
     is($rec->{worker}, $other, "by $other");
     is($rec->{attempts}, 2, 'at the second attempt');
@@ -213,9 +177,9 @@ subtest 'a worker killed mid-run: the run completes once' => sub {
     is(scalar @{ $t->redis('KEYS', 'am:{demo}:execution:*') }, 1,
        'one execution record');
 
-    wait_webhook($id, 'delivered');
+    $t->wait_webhook('demo', $id, 'delivered');
     sleep 0.5;
-    my $got = received_for($id);
+    my $got = $t->received_for($id);
     my %ids = map { ($_->{headers}{'webhook-id'} // '') => 1 } @$got;
     is_deeply([ keys %ids ], [ "msg_$id" ], 'exactly one webhook-id');
     note(scalar(@$got) . ' delivery(ies) of that webhook-id');
@@ -235,23 +199,12 @@ subtest 'a worker killed mid-run: the run completes once' => sub {
 subtest 'a synchronous run survives a worker killed under it' => sub {
     my $sock = send_run('/long/slow3/run', '{}');
 
-    my $id;
-    $t->wait_for(sub {
-        for my $k (@{ $t->redis('KEYS', 'am:{demo}:execution:*') }) {
-            my ($e) = $k =~ /:execution:(exec_\w+)$/ or next;
-            my $rec = record($e);
-            next unless ($rec->{source} // '') eq 'run'
-                     && ($rec->{status} // '') eq 'running';
-            $id = $e;
-            return 1;
-        }
-        return 0;
-    }, 10 * $SLOW, 'the run started');
+    my $id = running_run();
     my $victim = record($id // '')->{worker} // 'w1';
     $t->kill_proc($victim, 'KILL');
     $t->wait_proc($victim, 5);
 
-    my $res = read_response($sock, 20 * $SLOW);
+    my $res = $t->read_response($sock, 20 * $SLOW);
     my $j = eval { $JSON->decode($res->{body}) } || {};
     is($res->{status}, 200, 'the waiting client got 200')
         or diag("$res->{status} $res->{body}");
@@ -317,7 +270,7 @@ subtest 'a killed worker leaves no process of its run behind' => sub {
     kill 'KILL', keys %$left, keys %$new;
 
     worker($victim);
-    my $rec = wait_done($id, 20);
+    my $rec = $t->wait_done('demo', $id, 20);
     is($rec->{status}, 'success', 'the run completed elsewhere');
     is_deeply($JSON->decode($rec->{output} // 'null'), { done => JSON::PP::true },
               'with its output');
@@ -354,11 +307,12 @@ subtest 'Redis restarted with runs queued' => sub {
     is(record($_)->{status}, 'queued', 'still queued') for $ids[0];
 
     worker('w1');
-    my $all = $t->wait_for(sub { !grep { !finished(record($_)->{status}) } @ids },
-                           20 * $SLOW, 'all ten runs');
+    my $all = $t->wait_for(sub {
+        !grep { !finished(record($_)->{status}) } @ids
+    }, 20 * $SLOW, 'all ten runs');
     ok($all, 'all ten finished');
-    is_deeply([ map { record($_)->{status} } @ids ], [ ('success') x 10 ],
-              'all succeeded');
+    is_deeply([ map { record($_)->{status} } @ids ],
+              [ ('success') x 10 ], 'all succeeded');
     is_deeply([ map { eval { $JSON->decode(record($_)->{output})->{echo}{seed}{n} } }
                 @ids ], [ 1 .. 10 ], 'each with its own seed');
 
@@ -373,31 +327,19 @@ subtest 'Redis restarted with runs queued' => sub {
 
 subtest 'a synchronous run waiting across a Redis restart' => sub {
     my $sock = send_run('/long/slow3/run', '{}');
-    my $id;
-    $t->wait_for(sub {
-        for my $k (@{ $t->redis('KEYS', 'am:{demo}:execution:*') }) {
-            my ($e) = $k =~ /:execution:(exec_\w+)$/ or next;
-            my $rec = record($e);
-            next unless ($rec->{source} // '') eq 'run'
-                     && ($rec->{status} // '') eq 'running'
-                     && ($rec->{automation} // '') eq 'slow3';
-            $id = $e;
-            return 1;
-        }
-        return 0;
-    }, 10 * $SLOW, 'the run started');
+    my $id = running_run('slow3');
 
     $t->stop_redis;
     sleep 1;
     $t->start_redis;
 
-    my $res = read_response($sock, 20 * $SLOW);
+    my $res = $t->read_response($sock, 20 * $SLOW);
     my $j = eval { $JSON->decode($res->{body}) } || {};
     is($res->{status}, 200, 'the waiting client got 200')
         or diag($res->{status} . ' ' . $res->{body});
     is($j->{execution_id}, $id, 'for its execution');
     is_deeply($j->{output}, { slept => 3 }, 'with the output');
-    my $rec = wait_done($id // '', 15);
+    my $rec = $t->wait_done('demo', $id // '', 15);
     is($rec->{status}, 'success', 'redis: success');
     ok($t->running('w1') && $t->running('w2'), 'the workers kept running');
     ok($t->wait_for(sub { status_of('slow3', $id // '')->{status} == 200 },
@@ -411,7 +353,7 @@ subtest 'a synchronous run waiting across an nginx reload' => sub {
     my $sock = send_run('/long/slow3/run', '{}');
     sleep 0.5;
     $t->kill_proc('nginx', 'HUP');
-    my $res = read_response($sock, 20);
+    my $res = $t->read_response($sock, 20);
     is($res->{status}, 200, 'the waiting client got 200 from the old worker')
         or diag("$res->{status} $res->{body}");
     is_deeply(eval { $JSON->decode($res->{body})->{output} }, { slept => 3 },
@@ -430,7 +372,7 @@ subtest 'receiver failing, then up: delivered, same webhook-id' => sub {
                             webhook_header => { 'X-Token' => 'flaky-1' } });
     is($r->{status}, 202, 'started') or diag($r->{body});
     my $id = $r->{json}{execution_id} // '';
-    $t->wait_for(sub { @{ received_for($id) } >= 2 }, 10 * $SLOW,
+    $t->wait_for(sub { @{ $t->received_for($id) } >= 2 }, 10 * $SLOW,
                  'two attempts');
 
     my $mid = status_of('quick', $id)->{json}{webhook} || {};
@@ -439,13 +381,13 @@ subtest 'receiver failing, then up: delivered, same webhook-id' => sub {
     like($mid->{next_attempt_at} // '', $TIME, 'next attempt RFC 3339');
     $t->receiver_status(200);
 
-    my $rec = wait_webhook($id, 'delivered');
+    my $rec = $t->wait_webhook('demo', $id, 'delivered');
     cmp_ok($rec->{webhook_attempts}, '>=', 2, 'two attempts or more');
-    my $got = received_for($id);
+    my $got = $t->received_for($id);
     is(scalar @$got, $rec->{webhook_attempts}, 'one request per attempt');
     my %ids = map { ($_->{headers}{'webhook-id'} // '') => 1 } @$got;
     is_deeply([ keys %ids ], [ "msg_$id" ], 'the same webhook-id each time');
-    is(scalar(grep { verify_signature($_) } @$got), scalar @$got,
+    is(scalar(grep { verify_signature($_, $SECRET) } @$got), scalar @$got,
        'every attempt is signed');
     is(scalar(grep { ($_->{headers}{'x-token'} // '') eq 'flaky-1' } @$got),
        scalar @$got, 'every attempt has the caller header');
@@ -472,9 +414,9 @@ subtest 'receiver down (connection refused), then back' => sub {
        . ($mid->{webhook_last_error} // ''));
     $t->start_receiver(status => 200);
 
-    my $rec = wait_webhook($id, 'delivered');
+    my $rec = $t->wait_webhook('demo', $id, 'delivered');
     cmp_ok($rec->{webhook_attempts}, '>=', 2, 'delivered at a retry');
-    is(scalar @{ received_for($id) }, 1, 'the receiver saw it once');
+    is(scalar @{ $t->received_for($id) }, 1, 'the receiver saw it once');
 };
 
 subtest 'receiver always failing: dead, listed, resent' => sub {
@@ -485,9 +427,9 @@ subtest 'receiver always failing: dead, listed, resent' => sub {
     is($r->{status}, 202, 'started') or diag($r->{body});
     my $id = $r->{json}{execution_id} // '';
 
-    my $rec = wait_webhook($id, 'dead', 15);
+    my $rec = $t->wait_webhook('demo', $id, 'dead', 15);
     is($rec->{webhook_attempts}, 3, 'three attempts (first + 1s, 1s)');
-    is(scalar @{ received_for($id) }, 3, 'the receiver saw three');
+    is(scalar @{ $t->received_for($id) }, 3, 'the receiver saw three');
     my $s = status_of('quick', $id)->{json}{webhook} || {};
     is_deeply([ @$s{qw(state attempts last_status next_attempt_at)} ],
               [ 'dead', 3, 500, undef ], 'status: dead');
@@ -499,9 +441,9 @@ subtest 'receiver always failing: dead, listed, resent' => sub {
     $t->receiver_status(200);
     my ($code, $out, $err) = $t->ctl('webhook', 'resend', 'demo', $id);
     is($code, 0, 'resend') or diag($err);
-    $rec = wait_webhook($id, 'delivered');
+    $rec = $t->wait_webhook('demo', $id, 'delivered');
     is($rec->{webhook_attempts}, 1, 'delivered at the first new attempt');
-    my $got = received_for($id);
+    my $got = $t->received_for($id);
     is(scalar @$got, 4, 'one more request');
     my %ids = map { ($_->{headers}{'webhook-id'} // '') => 1 } @$got;
     is_deeply([ keys %ids ], [ "msg_$id" ], 'the same webhook-id');
@@ -588,7 +530,7 @@ PY
     my $nobody = grep { ((stat $_)[4] // -1) == 65534 } glob '/proc/[0-9]*';
     note("processes under the workers during the bomb: $held; "
          . "of uid 65534 on this machine: $nobody");
-    my $brec = wait_done($bid, 15);
+    my $brec = $t->wait_done('demo', $bid, 15);
     is($brec->{status}, 'timed_out', 'the bomb timed out');
     note("bomb log: " . ($brec->{log} // ''));
 

@@ -10,15 +10,13 @@
 use strict;
 use warnings;
 
-use Digest::SHA qw(hmac_sha256_base64);
 use IO::Select;
-use IO::Socket::INET;
 use JSON::PP;
-use MIME::Base64 qw(decode_base64);
 use Test::More;
 use Time::HiRes qw(time sleep);
 
 use AmTest;
+use AmTest::Api qw(finished verify_signature);
 
 my $t = AmTest->new;
 my $W = $t->build . '/automations-worker';
@@ -38,64 +36,56 @@ my $SLOW = $t->valgrind ? 6 : 1;    # nginx under valgrind is slower
 $t->start_redis;
 $t->ctl('project', 'create', $_) for 'demo', 'other', $REF;
 
-# "key=..." and friends of automationsctl's output
-sub fields {
-    my ($out) = @_;
-    return { $out =~ /^(\w+)=(\S+)$/mg };
-}
-
-sub apikey {
-    my ($project, $scopes) = @_;
-    my $f = fields(scalar $t->ctl('apikey', 'create', $project,
-                                  '--scopes', $scopes));
-    die "no API key for $project" unless $f->{key};
-    return $f->{key};
-}
-
 my %KEY = (
-    demo  => apikey('demo', 'read write run'),
-    read  => apikey('demo', 'read'),
-    other => apikey('other', 'read write run'),
-    ref   => apikey($REF, 'read write run'),
+    demo  => $t->apikey('demo', 'read write run'),
+    read  => $t->apikey('demo', 'read'),
+    other => $t->apikey('other', 'read write run'),
+    ref   => $t->apikey($REF, 'read write run'),
 );
-my %PAIR = map { $_ => fields(scalar $t->ctl('tokenpair', 'create', $_)) }
-    'demo', 'other', $REF;
-my %SECRET = map {
-    my $s = $t->ctl('webhook', 'secret', $_);
-    chomp $s;
-    ($_ => $s);
-} 'demo', $REF;
+my %PAIR = map { $_ => $t->tokenpair($_) } 'demo', 'other', $REF;
+my %SECRET = map { $_ => $t->webhook_secret($_) } 'demo', $REF;
 
 $t->start_receiver(status => 200);
 
 # two nginx worker processes: a run's completion must reach the one that
 # holds the waiting request
-$t->write_nginx(
-    workers => 2,
-    http => <<'EOF',
-automations_redis %%REDIS%%;
-automations_run_wait 5s;
-EOF
-    server => <<'EOF',
-location /automations/v1/ {
-    automations_api;
+$t->write_nginx(<<'EOF');
+load_module %%BUILD%%/ngx_http_automations_module.so;
+worker_processes 2;
+%%TEST_GLOBALS%%
+
+events {
 }
 
-location /api/start-automation/ {
-    automations_start_api;
-}
+http {
+    %%TEST_GLOBALS_HTTP%%
 
-location /short/ {
-    automations_api;
-    automations_run_wait 1s;
+    automations_redis %%REDIS%%;
+    automations_run_wait 5s;
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name localhost;
+
+        location /automations/v1/ {
+            automations_api;
+        }
+
+        location /api/start-automation/ {
+            automations_start_api;
+        }
+
+        location /short/ {
+            automations_api;
+            automations_run_wait 1s;
+        }
+    }
 }
 EOF
-);
 $t->start_nginx;
 
-$t->spawn(name => 'w1', cmd => [ $W, '--redis', $t->redis_addr,
-    '--allow-private-webhooks', '--webhook-schedule', '1s,1s',
-    '--visibility-timeout', '2000', '--name', 'w1' ]);
+$t->start_worker('w1', '--allow-private-webhooks',
+    '--webhook-schedule', '1s,1s', '--visibility-timeout', '2000');
 
 # ---------------------------------------------------------------- helpers
 
@@ -104,27 +94,16 @@ $t->spawn(name => 'w1', cmd => [ $W, '--redis', $t->redis_addr,
 sub api {
     my ($method, $path, %o) = @_;
     my $auth = exists $o{auth} ? delete $o{auth} : $KEY{demo};
-    my %h = %{ delete $o{headers} || {} };
-
-    $h{Authorization} = "Bearer $auth" if defined $auth;
-    $h{'Content-Type'} //= 'application/json' if defined $o{body};
-    return $t->http($method, $path, headers => \%h, %o);
+    return $t->api($auth, $method, $path, %o);
 }
 
 # A Start Automation API request with a token pair; pair => project whose
 # pair is used (default demo), form => 'bare' for the bare token.
 sub start {
     my ($path, %o) = @_;
-    my $p = $PAIR{ delete $o{pair} // 'demo' };
-    my $form = delete $o{form} // 'token';
-    my %h = (
-        Authorization => ($form eq 'bare' ? '' : 'Token ') . $p->{token},
-        'X-Api-Key'   => $p->{api_key},
-        %{ delete $o{headers} || {} },
-    );
-    defined $h{$_} or delete $h{$_} for keys %h;
-    $h{'Content-Type'} //= 'application/json' if defined $o{body};
-    return $t->http($o{method} // 'POST', $path, headers => \%h, %o);
+    my $pair = $PAIR{ delete $o{pair} // 'demo' };
+    return $t->tokenpair_request($pair, delete $o{method} // 'POST', $path,
+                                 %o);
 }
 
 # the path of a Location header (nginx makes it absolute)
@@ -133,36 +112,6 @@ sub path_of {
     return undef unless defined $loc;
     $loc =~ s{^https?://[^/]+}{};
     return $loc;
-}
-
-sub hgetall {
-    return { @{ $t->redis('HGETALL', $_[0]) } };
-}
-
-sub record {
-    my ($project, $id) = @_;
-    return hgetall("am:{$project}:execution:$id");
-}
-
-sub finished {
-    my ($s) = @_;
-    return defined $s && $s =~ /^(?:success|error|timed_out)$/;
-}
-
-# Waits until the execution has finished; returns its record.
-sub wait_done {
-    my ($project, $id, $timeout) = @_;
-    $t->wait_for(sub { finished(record($project, $id)->{status}) },
-                 ($timeout // 15) * $SLOW, "execution $id");
-    return record($project, $id);
-}
-
-sub wait_webhook {
-    my ($project, $id, $state, $timeout) = @_;
-    $t->wait_for(sub {
-        (record($project, $id)->{webhook_state} // '') eq $state
-    }, ($timeout // 15) * $SLOW, "webhook of $id $state");
-    return record($project, $id);
 }
 
 # Polls a status URL with $get until the execution has finished.
@@ -174,13 +123,6 @@ sub poll_status {
         return $r->{status} == 200 && finished($r->{json}{status});
     }, 15 * $SLOW, 'a finished status');
     return $r;
-}
-
-# Requests the receiver got for one execution.
-sub received_for {
-    my ($id) = @_;
-    return [ grep { ($_->{json}{execution_id} // '') eq $id }
-             @{ $t->received } ];
 }
 
 sub exec_keys {
@@ -208,42 +150,12 @@ sub wait_idle {
     }, 15 * $SLOW, 'an idle stream');
 }
 
-# Every key with its content: { key => text }.
-sub dump_all {
-    my %d;
-    for my $key (@{ $t->redis('KEYS', '*') }) {
-        my $type = $t->redis('TYPE', $key);
-        my $v = $type eq 'hash'   ? $t->redis('HGETALL', $key)
-              : $type eq 'string' ? [ $t->redis('GET', $key) ]
-              : $type eq 'zset'   ? $t->redis('ZRANGE', $key, 0, -1,
-                                              'WITHSCORES')
-              : $type eq 'set'    ? $t->redis('SMEMBERS', $key)
-              : $type eq 'list'   ? $t->redis('LRANGE', $key, 0, -1)
-              : $type eq 'stream' ? [ map { @{ $_->[1] } }
-                                      @{ $t->redis('XRANGE', $key, '-', '+') } ]
-              : [ "($type)" ];
-        $d{$key} = join "\n", map { $_ // '' } @$v;
-    }
-    return \%d;
-}
-
 # Keys whose content holds $needle.
 sub keys_holding {
     my ($needle) = @_;
-    my $d = dump_all();
+    my $d = $t->redis_dump;
     return [ sort grep { index($d->{$_}, $needle) >= 0
                          || index($_, $needle) >= 0 } keys %$d ];
-}
-
-sub verify_signature {
-    my ($req, $secret) = @_;
-    my ($id, $ts, $sig) =
-        @{ $req->{headers} }{qw(webhook-id webhook-timestamp webhook-signature)};
-    return 0 unless defined $id && defined $ts && defined $sig;
-    my $mac = hmac_sha256_base64("$id.$ts.$req->{body}",
-                                 decode_base64(substr($secret, 6)));
-    $mac .= '=' while length($mac) % 4;
-    return scalar grep { $_ eq "v1,$mac" } split / /, $sig;
 }
 
 # A JSON error: status and exactly { $field => $text } (or like $re).
@@ -302,7 +214,7 @@ EOF
     is(path_of($r->{headers}{location}),
        "$START$REF/hello-automation/executions/$id", 'Location header');
 
-    my $rec = record($REF, $id);
+    my $rec = $t->execution($REF, $id);
     is($rec->{execution_id}, $id, 'redis: execution record');
     is($rec->{source}, 'start', 'redis: source start');
     is_deeply($JSON->decode($rec->{seed} // 'null'),
@@ -353,7 +265,7 @@ EOF
     my $r = start("$START$REF/hello-automation", pair => $REF,
                   form => 'bare', body => $body);
     my $id = $ex2_id = $r->{json}{execution_id} // '';
-    my $queued = record($REF, $id);
+    my $queued = $t->execution($REF, $id);
     my $holding = keys_holding('my-secret-service-key');
     $t->kill_proc('w1', 'CONT');
 
@@ -396,7 +308,7 @@ EOF
        'webhook-signature verifies (v1, HMAC-SHA256 of id.timestamp.body)')
         or diag($req->{headers}{'webhook-signature'});
 
-    my $rec = wait_webhook($REF, $id, 'delivered');
+    my $rec = $t->wait_webhook($REF, $id, 'delivered');
     my $s = start(path_of($r->{headers}{location}), pair => $REF,
                   method => 'GET');
     is($s->{status}, 200, 'status 200');
@@ -538,7 +450,7 @@ subtest 'webhook: the automation default, or none at all' => sub {
     is($got->[0]{path}, '/default', 'at its path');
     is($got->[0]{json}{execution_id}, $id, 'for this execution');
     ok(verify_signature($got->[0], $SECRET{demo}), 'signed');
-    is(wait_webhook('demo', $id, 'delivered')->{webhook}, $hook,
+    is($t->wait_webhook('demo', $id, 'delivered')->{webhook}, $hook,
        'redis: the default URL recorded');
 
     # an explicit one wins over the default; "" means the default
@@ -558,7 +470,7 @@ subtest 'webhook: the automation default, or none at all' => sub {
     $r = start("${START}demo/echo", json => { seed => { quiet => 1 } });
     is($r->{status}, 202, 'no webhook anywhere: started');
     $id = $r->{json}{execution_id} // '';
-    my $rec = wait_done('demo', $id);
+    my $rec = $t->wait_done('demo', $id);
     is($rec->{status}, 'success', 'it ran');
     is($rec->{webhook_state}, 'none', 'redis: webhook state none');
     my $s = start(path_of($r->{headers}{location}), method => 'GET');
@@ -616,7 +528,7 @@ PY
          'execution_time_ms an integer');
     like($j->{execution_id} // '', $EXEC, 'execution_id');
 
-    my $rec = record('demo', $j->{execution_id} // '');
+    my $rec = $t->execution('demo', $j->{execution_id} // '');
     is($rec->{status}, 'success', 'redis: success');
     is($rec->{source}, 'run', 'redis: source run');
     is_deeply($JSON->decode($rec->{input} // 'null'), $INPUT,
@@ -688,7 +600,7 @@ PY
     my @holding = grep { $_ ne "am:{demo}:execution:$id" }
                   @{ keys_holding('ddn-token-SECRET-42') };
     is_deeply(\@holding, [], 'no other Redis key holds them after the run');
-    my $rec = record('demo', $id);
+    my $rec = $t->execution('demo', $id);
     ok(!grep({ /ddn/ } keys %$rec), 'the record has no ddn field');
     is($t->redis('EXISTS', "am:{demo}:execution:$id:secret"), 0,
        'no :secret hash left');
@@ -893,15 +805,15 @@ subtest 'Idempotency-Key on the start API' => sub {
     is($fresh->{status}, 202, 'another key: 202');
     isnt($fresh->{json}{execution_id}, $id, 'another execution');
 
-    wait_done('demo', $id);
-    wait_done('demo', $fresh->{json}{execution_id} // '');
-    wait_webhook('demo', $id, 'delivered');
-    wait_webhook('demo', $fresh->{json}{execution_id} // '', 'delivered');
+    $t->wait_done('demo', $id);
+    $t->wait_done('demo', $fresh->{json}{execution_id} // '');
+    $t->wait_webhook('demo', $id, 'delivered');
+    $t->wait_webhook('demo', $fresh->{json}{execution_id} // '', 'delivered');
     my $after = exec_count();
     is($after - $before, 2, 'two execution records in all');
-    is(record('demo', $id)->{attempts}, 1, 'run once');
+    is($t->execution('demo', $id)->{attempts}, 1, 'run once');
     sleep 0.5;
-    is(scalar @{ received_for($id) }, 1, 'the receiver got one delivery');
+    is(scalar @{ $t->received_for($id) }, 1, 'the receiver got one delivery');
     is(scalar @{ $t->received }, 2, 'two deliveries in all');
 
     my $bad = start("${START}demo/echo",
@@ -952,7 +864,7 @@ subtest 'Idempotency-Key on the run API' => sub {
 
     my $after = exec_count();
     is($after - $before, 2, 'two execution records in all');
-    is(record('demo', $a->{json}{execution_id})->{attempts}, 1, 'run once');
+    is($t->execution('demo', $a->{json}{execution_id})->{attempts}, 1, 'run once');
 
     # the same key, sent twice at once, while the first is still running
     my %h2 = ('Idempotency-Key' => 'sleepy-1');
@@ -970,18 +882,11 @@ subtest 'Idempotency-Key on the run API' => sub {
 # Sends one run request on a new connection; returns the socket.
 sub send_run {
     my ($path, $body, $headers) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-        PeerPort => $t->port, Proto => 'tcp', Timeout => 5)
-        or die "connect: $!";
-    binmode $s;
-    my $h = join '', map { "$_: $headers->{$_}\r\n" } sort keys %{ $headers || {} };
-    print $s "POST $path HTTP/1.1\r\nHost: localhost\r\n"
-        . "Authorization: Bearer $KEY{demo}\r\n"
-        . "Content-Type: application/json\r\n$h"
-        . 'Content-Length: ' . length($body) . "\r\n"
-        . "Connection: close\r\n\r\n$body";
-    $s->flush;
-    return $s;
+    return $t->open_request(POST => $path, body => $body, headers => {
+        Authorization  => "Bearer $KEY{demo}",
+        'Content-Type' => 'application/json',
+        %{ $headers || {} },
+    });
 }
 
 # Reads every socket to EOF (or the timeout); returns parsed responses.
@@ -1036,7 +941,7 @@ subtest 'a client that leaves during a synchronous run' => sub {
     is(scalar @new, 2, 'the two complete requests were queued');
     for my $key (@new) {
         my ($id) = $key =~ /:execution:(exec_\w+)$/;
-        is(wait_done('demo', $id)->{status}, 'success',
+        is($t->wait_done('demo', $id)->{status}, 'success',
            'the run still completed');
     }
 
@@ -1075,7 +980,7 @@ PY
     my @r = map { start("${START}demo/echo", json => { seed => { n => $_ } }) }
             1 .. 20;
     is(scalar(grep { $_->{status} == 202 } @r), 20, 'start: 20 times 202');
-    my @done = map { wait_done('demo', $_->{json}{execution_id} // '') } @r;
+    my @done = map { $t->wait_done('demo', $_->{json}{execution_id} // '') } @r;
     is_deeply([ map { eval { $JSON->decode($_->{output})->{echo}{seed}{n} } }
                 @done ], [ 1 .. 20 ], 'each with its own seed');
 };
@@ -1092,7 +997,7 @@ subtest 'large bodies (buffered to a file by nginx), chunked bodies' => sub {
     my $seed = { blob => 'y' x 300_000 };
     $r = start("${START}demo/echo", json => { seed => $seed });
     is($r->{status}, 202, 'start with a 300 kB seed: 202');
-    my $rec = wait_done('demo', $r->{json}{execution_id} // '');
+    my $rec = $t->wait_done('demo', $r->{json}{execution_id} // '');
     is(length(eval { $JSON->decode($rec->{output})->{echo}{seed}{blob} } // ''),
        300_000, 'the seed arrived whole');
 
@@ -1130,7 +1035,7 @@ SH
 
     $r = start("${START}demo/sh-sum", json => { seed => { id => 9 } });
     is($r->{status}, 202, 'start: 202');
-    my $rec = wait_done('demo', $r->{json}{execution_id} // '');
+    my $rec = $t->wait_done('demo', $r->{json}{execution_id} // '');
     is($rec->{status}, 'success', 'start: success');
     is_deeply($JSON->decode($rec->{output} // 'null'),
               { rows => 1, shell => 'sh' }, 'start: the seed reached it');

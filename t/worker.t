@@ -9,12 +9,11 @@ use strict;
 use warnings;
 
 use Test::More;
-use Digest::SHA qw(hmac_sha256_base64);
 use JSON::PP;
-use MIME::Base64 qw(decode_base64);
 use Time::HiRes qw(time sleep);
 
 use AmTest;
+use AmTest::Api qw(finished verify_signature);
 
 my $t = AmTest->new;
 my $W = $t->build . '/automations-worker';
@@ -55,7 +54,7 @@ my $seq = 0;
 # Enqueues a run like POST /start-automation; returns its execution id.
 sub enqueue {
     my ($name, %o) = @_;
-    my $id = sprintf('exec_%d_%d_%04d', $$, int(time), ++$seq);
+    my $id = sprintf('exec_%08x%08x%08x', $$, int(time), ++$seq);
     my $json = sub { defined $_[0] ? $JSON->encode($_[0]) : '' };
 
     my $r = $t->redis('EVAL', $ENQUEUE, 2, 'am:{demo}:project', 'am:runs',
@@ -66,47 +65,12 @@ sub enqueue {
     return $id;
 }
 
-sub record {
-    my %h = @{ $t->redis('HGETALL', "am:{demo}:execution:$_[0]") };
-    return \%h;
-}
-
-sub finished {
-    my ($s) = @_;
-    return defined $s && ($s eq 'success' || $s eq 'error' || $s eq 'timed_out');
-}
-
-# Waits until the execution has finished; returns its record.
-sub wait_done {
-    my ($id, $timeout) = @_;
-    $t->wait_for(sub { finished(record($id)->{status}) }, $timeout // 15,
-                 "execution $id");
-    return record($id);
-}
-
-sub wait_webhook {
-    my ($id, $state, $timeout) = @_;
-    $t->wait_for(sub { (record($id)->{webhook_state} // '') eq $state },
-                 $timeout // 15, "webhook of $id $state");
-    return record($id);
-}
+# Every execution here is in project demo.
+sub record { return $t->execution('demo', $_[0]) }
 
 sub output {
     my ($rec) = @_;
     return eval { JSON::PP->new->allow_nonref->decode($rec->{output}) };
-}
-
-# Requests the receiver got for one execution.
-sub received_for {
-    my ($id) = @_;
-    return [ grep { ($_->{json}{execution_id} // '') eq $id }
-             @{ $t->received } ];
-}
-
-sub worker {
-    my ($name, @args) = @_;
-    return $t->spawn(name => $name, cmd => [ $W, '--redis', $t->redis_addr,
-        '--name', $name, @args ]);
 }
 
 # Stops a worker with SIGTERM and checks that it exited 0.
@@ -144,21 +108,95 @@ subtest 'help and options' => sub {
         webhook-timeout allow-private-webhooks);
     like($out, qr/AUTOMATIONS_REDIS\b/, '--help names the environment');
 
-    ($code, undef, my $err) = $t->_run_capture([ $W, '--redis', 'redis.example:6379' ]);
-    is($code, 2, 'a host name is refused');
-    like($err, qr/host names are not resolved/, 'and the message says why');
+    ($code, undef, my $err) = $t->_run_capture([ $W, '--redis', '::1:6379' ]);
+    is($code, 2, 'a bare IPv6 address is refused');
+    like($err, qr/invalid redis address "::1:6379": an IPv6 address goes in brackets: \[::1:6379\]/,
+        'and the message says how to write it');
 
     ($code, undef, $err) = $t->_run_capture([ $W, '--webhook-schedule', '5x' ]);
     is($code, 2, 'a bad schedule is refused');
 };
 
-worker('w1', @FAST, '--memory', 256);
+# --help and README.md's worker table are the same table (src/worker/options.c)
+subtest "README's worker options are --help's" => sub {
+    my (undef, $out) = $t->_run_capture([ $W, '--help' ]);
+    my (@help, $row);
+    for (split /\n/, $out) {
+        if (/^  (--\S+(?: \S+)?)\s+(AUTOMATIONS_\w+)(?: \((.*)\))?$/) {
+            push @help, $row = [ $1, $2, $3 // '', '' ];
+        } elsif ($row && /^      (\S.*)$/) {
+            $row->[3] .= ($row->[3] eq '' ? '' : ' ') . $1;
+        } else {
+            undef $row;
+        }
+    }
+
+    my @readme;
+    for (split /\n/, slurp("$ROOT/README.md")) {
+        push @readme, [ $1, $2, $3, $4 ]
+            if /^\| `(--[^`]+)` \| `(AUTOMATIONS_\w+)` \| (.*?) ?\| (.*) \|$/;
+    }
+
+    ok(@help >= 19, scalar(@help) . ' options in --help');
+    is_deeply(\@readme, \@help,
+        'README: the same options, variables, defaults and help, in order');
+};
+
+subtest 'a Redis host name is resolved at each connection' => sub {
+    $t->spawn(name => 'unresolved', cmd => [ $W, '--redis',
+        'no-such-host.invalid:6379', '--name', 'unresolved' ]);
+    ok($t->wait_for(sub { ($t->proc_log('unresolved') // '')
+            =~ /connection to no-such-host\.invalid:6379: cannot resolve no-such-host\.invalid/ },
+        10, 'the resolver error'),
+        'a name that does not resolve: said, and the worker keeps trying');
+    stop_worker('unresolved');
+};
+
+subtest 'the Redis password from a file or the environment' => sub {
+    my $p = AmTest->new;
+    $p->start_redis(requirepass => 'pw-Worker-1');
+    my $file = $p->dir . '/redis-password';
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh "pw-Worker-1\n";
+    close $fh;
+
+    my $group_of = sub {
+        my $r = eval { $p->redis('XINFO', 'GROUPS', "$_[0]runs") } || [];
+        return ref $r->[0] ? { @{ $r->[0] } }->{name} // '' : '';
+    };
+
+    $p->spawn(name => 'pwfile', cmd => [ $W, '--redis', $p->redis_addr,
+        '--password-file', $file, '--prefix', 'f:' ]);
+    ok($p->wait_for(sub { $group_of->('f:') eq 'workers' }, 10, 'group f:'),
+        '--password-file: the worker logs in and creates its group');
+
+    $p->spawn(name => 'pwenv', cmd => [ $W, '--redis', $p->redis_addr,
+        '--prefix', 'e:' ], env => { AUTOMATIONS_REDIS_PASSWORD => 'pw-Worker-1' });
+    ok($p->wait_for(sub { $group_of->('e:') eq 'workers' }, 10, 'group e:'),
+        'AUTOMATIONS_REDIS_PASSWORD: the same');
+
+    $p->spawn(name => 'nopw', cmd => [ $W, '--redis', $p->redis_addr,
+        '--prefix', 'n:' ]);
+    ok($p->wait_for(sub { ($p->proc_log('nopw') // '') =~ /NOAUTH/ }, 10, 'NOAUTH'),
+        'no password: the worker says NOAUTH');
+    is($group_of->('n:'), '', 'and has created nothing');
+
+    my ($code, undef, $err) = $p->_run_capture([ $W, '--password-file',
+        $p->dir . '/none' ]);
+    is($code, 2, 'a missing password file: exit 2');
+    like($err, qr{^automations-worker: --password-file: \S+/none: No such file},
+        'and the message names it');
+
+    $p->stop_all;
+};
+
+$t->start_worker('w1', @FAST, '--memory', 256);
 
 subtest 'sh automation: payload in, JSON out' => sub {
     my $id = enqueue('echo', seed => { message => 'hi' },
                      input => { n => 1 }, build_id => 'b7',
                      ddn => { 'x-hasura-role' => 'user' });
-    my $rec = wait_done($id);
+    my $rec = $t->wait_done('demo', $id);
 
     is($rec->{status}, 'success', 'status success');
     my $out = output($rec)->{echo};
@@ -177,7 +215,7 @@ subtest 'sh automation: payload in, JSON out' => sub {
     is($t->redis('XPENDING', 'am:runs', 'workers')->[0], 0,
        'and acknowledged');
 
-    my $empty = wait_done(enqueue('echo'));
+    my $empty = $t->wait_done('demo', enqueue('echo'));
     my $o = output($empty)->{echo};
     is_deeply([ @$o{qw(seed input)}, $o->{context}{build_id},
                 $o->{context}{ddn_headers} ], [ undef, undef, undef, {} ],
@@ -187,7 +225,7 @@ subtest 'sh automation: payload in, JSON out' => sub {
 subtest 'python @core_task automation with a seed' => sub {
     my $id = enqueue('hello-automation',
                      seed => { message => 'Hello from the API!' });
-    my $rec = wait_done($id);
+    my $rec = $t->wait_done('demo', $id);
 
     is($rec->{status}, 'success', 'status success') or diag($rec->{log});
     is_deeply(output($rec), { message => 'Hello, Hello from the API!',
@@ -209,7 +247,7 @@ subtest 'webhook: delivered, signed, with the caller headers' => sub {
         webhook => $t->receiver_url('/hook?x=1'),
         headers => { Authorization => 'Token tok-123',
                      'X-Api-Key' => 'key-456' });
-    my $rec = wait_done($id);
+    my $rec = $t->wait_done('demo', $id);
     is($rec->{status}, 'success', 'run succeeded');
 
     my $got = $t->wait_received(1);
@@ -234,12 +272,10 @@ subtest 'webhook: delivered, signed, with the caller headers' => sub {
         @{ $req->{headers} }{qw(webhook-id webhook-timestamp webhook-signature)};
     is($msgid, "msg_$id", 'webhook-id');
     ok(abs($ts - time) < 60, 'webhook-timestamp is now');
-    my $mac = hmac_sha256_base64("$msgid.$ts.$req->{body}",
-                                 decode_base64(substr($secret, 6)));
-    $mac .= '=' while length($mac) % 4;
-    like($sig, qr/(?:^| )v1,\Q$mac\E(?: |$)/, 'signature verifies');
+    ok(verify_signature($req, $secret), 'signature verifies')
+        or diag("webhook-signature: $sig");
 
-    $rec = wait_webhook($id, 'delivered');
+    $rec = $t->wait_webhook('demo', $id, 'delivered');
     is($rec->{webhook_attempts}, 1, 'one attempt');
     is($rec->{webhook_last_status}, 200, 'last status 200');
     is($t->redis('EXISTS', "am:{demo}:execution:$id:secret"), 0,
@@ -260,7 +296,7 @@ subtest 'webhook: delivered, signed, with the caller headers' => sub {
 
 subtest 'no webhook: record kept, nothing sent' => sub {
     $t->clear_received;
-    my $rec = wait_done(enqueue('echo', seed => { quiet => 1 }));
+    my $rec = $t->wait_done('demo', enqueue('echo', seed => { quiet => 1 }));
     is($rec->{status}, 'success', 'run succeeded');
     is($rec->{webhook_state}, 'none', 'webhook state none');
     sleep 0.6;
@@ -275,16 +311,16 @@ subtest 'webhook retried: 500, then 200' => sub {
     $t->clear_received;
     $t->receiver_status(500);
     my $id = enqueue('echo', webhook => $t->receiver_url('/retry'));
-    $t->wait_for(sub { @{ received_for($id) } >= 2 }, 10, 'two attempts');
+    $t->wait_for(sub { @{ $t->received_for($id) } >= 2 }, 10, 'two attempts');
     my $mid = record($id);
     is($mid->{webhook_state}, 'retrying', 'state retrying meanwhile');
     is($mid->{webhook_last_status}, 500, 'last status 500');
     like($mid->{webhook_last_error}, qr/500/, 'last error');
     $t->receiver_status(200);
 
-    my $rec = wait_webhook($id, 'delivered');
+    my $rec = $t->wait_webhook('demo', $id, 'delivered');
     cmp_ok($rec->{webhook_attempts}, '>=', 3, 'three attempts or more');
-    my %ids = map { $_->{headers}{'webhook-id'} => 1 } @{ received_for($id) };
+    my %ids = map { $_->{headers}{'webhook-id'} => 1 } @{ $t->received_for($id) };
     is_deeply([ keys %ids ], [ "msg_$id" ], 'the same webhook-id each time');
     $t->receiver_status(undef);
 };
@@ -293,10 +329,10 @@ subtest 'webhook dead-lettered, then resent' => sub {
     $t->clear_received;
     $t->receiver_status(500);
     my $id = enqueue('echo', webhook => $t->receiver_url('/dead'));
-    my $rec = wait_webhook($id, 'dead', 20);
+    my $rec = $t->wait_webhook('demo', $id, 'dead', 20);
 
     is($rec->{webhook_attempts}, 4, 'first attempt and 3 retries');
-    is(scalar @{ received_for($id) }, 4, 'the receiver saw 4 requests');
+    is(scalar @{ $t->received_for($id) }, 4, 'the receiver saw 4 requests');
     ok(defined $t->redis('ZSCORE', 'am:webhooks:dead', "demo/$id"),
        'in the dead letters');
     is($t->redis('ZSCORE', 'am:webhooks', "demo/$id"), undef,
@@ -304,16 +340,21 @@ subtest 'webhook dead-lettered, then resent' => sub {
     like($t->ctl('webhook', 'dead'), qr{^demo/$id \d{4}-\d\d-\d\dT[\d:]+Z$}m,
          'webhook dead lists it');
 
-    my ($code, $out, $err) = $t->ctl('webhook', 'resend', 'demo', 'nope');
+    my ($code, $out, $err) = $t->ctl('webhook', 'resend', 'demo',
+        'exec_' . '0' x 24);
     is($code, 1, 'resend of an unknown execution fails');
     like($err, qr/execution not found/, 'and says so');
+
+    ($code, $out, $err) = $t->ctl('webhook', 'resend', 'demo', 'nope');
+    is($code, 2, 'resend of something that is no execution id: usage');
+    like($err, qr/invalid execution id "nope"/, 'and says so');
 
     $t->receiver_status(200);
     ($code, $out, $err) = $t->ctl('webhook', 'resend', 'demo', $id);
     is($code, 0, 'resend') or diag($err);
-    $rec = wait_webhook($id, 'delivered');
+    $rec = $t->wait_webhook('demo', $id, 'delivered');
     is($rec->{webhook_attempts}, 1, 'delivered at the first new attempt');
-    is(scalar @{ received_for($id) }, 5, 'one more request');
+    is(scalar @{ $t->received_for($id) }, 5, 'one more request');
     is($t->redis('ZSCORE', 'am:webhooks:dead', "demo/$id"), undef,
        'out of the dead letters');
     unlike($t->ctl('webhook', 'dead'), qr/\Q$id\E/, 'not listed any more');
@@ -328,11 +369,11 @@ subtest 'webhook answered 410: dead at once' => sub {
     $t->clear_received;
     $t->receiver_status(410);
     my $id = enqueue('echo', webhook => $t->receiver_url('/gone'));
-    my $rec = wait_webhook($id, 'dead');
+    my $rec = $t->wait_webhook('demo', $id, 'dead');
     is($rec->{webhook_attempts}, 1, 'one attempt');
     is($rec->{webhook_last_status}, 410, 'status 410');
     sleep 1.5;
-    is(scalar @{ received_for($id) }, 1, 'never retried');
+    is(scalar @{ $t->received_for($id) }, 1, 'never retried');
     $t->receiver_status(undef);
 };
 
@@ -352,7 +393,7 @@ PY
                timeout_ms => 2000);
 
     my %id = map { $_ => enqueue($_) } qw(spin hog flood text exit3);
-    my %rec = map { $_ => wait_done($id{$_}, 20) } keys %id;
+    my %rec = map { $_ => $t->wait_done('demo', $id{$_}, 20) } keys %id;
 
     is($rec{spin}{status}, 'timed_out', 'infinite loop: timed out');
     cmp_ok($rec{spin}{execution_time_ms}, '<', 5000, 'within its timeout');
@@ -362,11 +403,11 @@ PY
     note("$_: $rec{$_}{error}") for sort keys %rec;
     like($rec{exit3}{error}, qr/3/, 'exit 3: the error names the code');
 
-    my $fb = wait_done(enqueue('forkbomb'), 30);
+    my $fb = $t->wait_done('demo', enqueue('forkbomb'), 30);
     ok($fb->{status} eq 'error' || $fb->{status} eq 'timed_out',
        "fork bomb: $fb->{status}");
 
-    my $ok = wait_done(enqueue('echo', seed => { after => 'hostile' }), 20);
+    my $ok = $t->wait_done('demo', enqueue('echo', seed => { after => 'hostile' }), 20);
     is($ok->{status}, 'success', 'a normal run afterwards succeeds')
         or diag($ok->{error}, $ok->{log});
     ok($t->running('w1'), 'the worker is alive');
@@ -379,8 +420,8 @@ subtest 'runs execute as the configured unprivileged user' => sub {
     plan skip_all => 'needs root' if $> != 0;
 
     automation('whoami', 'sh', q(printf '{"uid":%s,"gid":%s}' "$(id -u)" "$(id -g)"));
-    worker('wu', '--run-uid', 64123, '--run-gid', 64124);
-    my $rec = wait_done(enqueue('whoami'));
+    $t->start_worker('wu', '--run-uid', 64123, '--run-gid', 64124);
+    my $rec = $t->wait_done('demo', enqueue('whoami'));
     is_deeply(output($rec), { uid => 64123, gid => 64124 },
               '--run-uid and --run-gid apply');
     stop_worker('wu');
@@ -389,9 +430,9 @@ subtest 'runs execute as the configured unprivileged user' => sub {
     # and folders are not shared between runs
     automation('whoami-slow', 'sh',
         q(sleep 0.5; printf '{"uid":%s}' "$(id -u)"));
-    worker('wu2', '--concurrency', 4);
+    $t->start_worker('wu2', '--concurrency', 4);
     my @ids = map { enqueue('whoami-slow') } 1 .. 4;
-    my @uids = map { output(wait_done($_))->{uid} } @ids;
+    my @uids = map { output($t->wait_done('demo', $_))->{uid} } @ids;
     my %distinct = map { $_ => 1 } @uids;
     is(scalar keys %distinct, 4, 'concurrent runs: four different users')
         or diag("@uids");
@@ -401,11 +442,11 @@ subtest 'runs execute as the configured unprivileged user' => sub {
 
 subtest 'private webhook address refused' => sub {
     $t->clear_received;
-    worker('strict', '--webhook-schedule', '1s');
+    $t->start_worker('strict', '--webhook-schedule', '1s');
     my $id = enqueue('echo', webhook => $t->receiver_url('/private'));
-    my $rec = wait_done($id);
+    my $rec = $t->wait_done('demo', $id);
     is($rec->{status}, 'success', 'the run itself succeeds');
-    $rec = wait_webhook($id, 'dead', 10);
+    $rec = $t->wait_webhook('demo', $id, 'dead', 10);
     like($rec->{webhook_last_error}, qr/refused/, 'the error says refused')
         or diag($rec->{webhook_last_error});
     is($rec->{webhook_attempts}, 2, 'attempted per the schedule');
@@ -416,8 +457,8 @@ subtest 'private webhook address refused' => sub {
 # ------------------------------------------------------------ many workers
 
 subtest 'two workers share 40 runs' => sub {
-    worker('a', @FAST);
-    worker('b', @FAST);
+    $t->start_worker('a', @FAST);
+    $t->start_worker('b', @FAST);
     my @ids = map { enqueue('quick') } 1 .. 40;
     my $done = $t->wait_for(sub {
         !grep { !finished(record($_)->{status}) } @ids }, 30, '40 runs');
@@ -438,7 +479,7 @@ subtest 'two workers share 40 runs' => sub {
 
 subtest 'a worker killed mid-run: another one completes the run once' => sub {
     $t->clear_received;
-    worker('k1', @FAST, '--visibility-timeout', 2000);
+    $t->start_worker('k1', @FAST, '--visibility-timeout', 2000);
     my $id = enqueue('slow', webhook => $t->receiver_url('/killed'));
     $t->wait_for(sub { (record($id)->{status} // '') eq 'running' }, 10,
                  'run started');
@@ -446,14 +487,14 @@ subtest 'a worker killed mid-run: another one completes the run once' => sub {
     $t->kill_proc('k1', 'KILL');
     $t->wait_proc('k1', 5);
 
-    worker('k2', @FAST, '--visibility-timeout', 2000);
-    my $rec = wait_done($id, 20);
+    $t->start_worker('k2', @FAST, '--visibility-timeout', 2000);
+    my $rec = $t->wait_done('demo', $id, 20);
     is($rec->{status}, 'success', 'completed');
     is($rec->{worker}, 'k2', 'by the other worker');
     is($rec->{attempts}, 2, 'second attempt');
     like($t->proc_log('k2'), qr/execution \Q$id\E reclaimed/, 'k2 says so');
-    wait_webhook($id, 'delivered');
-    my %ids = map { $_->{headers}{'webhook-id'} => 1 } @{ received_for($id) };
+    $t->wait_webhook('demo', $id, 'delivered');
+    my %ids = map { $_->{headers}{'webhook-id'} => 1 } @{ $t->received_for($id) };
     is_deeply([ keys %ids ], [ "msg_$id" ], 'exactly one webhook-id');
     is($t->redis('XLEN', 'am:runs'), 0, 'entry deleted');
     is($t->redis('XPENDING', 'am:runs', 'workers')->[0], 0, 'nothing pending');
@@ -462,7 +503,7 @@ subtest 'a worker killed mid-run: another one completes the run once' => sub {
 
 subtest 'Redis restarted with runs in flight and queued' => sub {
     automation('second', 'sh', q(sleep 1; echo '{"ok":1}'));
-    worker('r1', @FAST, '--concurrency', 2);
+    $t->start_worker('r1', @FAST, '--concurrency', 2);
     my @ids = map { enqueue('second') } 1 .. 5;
     $t->wait_for(sub { grep { (record($_)->{status} // '') eq 'running' } @ids },
                  10, 'runs started');
@@ -481,7 +522,7 @@ subtest 'Redis restarted with runs in flight and queued' => sub {
 };
 
 subtest 'SIGTERM with a run in flight: the run completes, exit 0' => sub {
-    worker('t1', @FAST);
+    $t->start_worker('t1', @FAST);
     my $id = enqueue('second');
     $t->wait_for(sub { (record($id)->{status} // '') eq 'running' }, 10,
                  'run started');
@@ -492,7 +533,7 @@ subtest 'SIGTERM with a run in flight: the run completes, exit 0' => sub {
 };
 
 subtest 'second signal: the run is cancelled and left queued' => sub {
-    worker('t2', @FAST);
+    $t->start_worker('t2', @FAST);
     my $id = enqueue('slow');
     $t->wait_for(sub { (record($id)->{status} // '') eq 'running' }, 10,
                  'run started');
@@ -504,8 +545,8 @@ subtest 'second signal: the run is cancelled and left queued' => sub {
     is($t->redis('XPENDING', 'am:runs', 'workers')->[0], 1,
        'the entry is still pending');
 
-    worker('t3', @FAST, '--visibility-timeout', 1000);
-    my $rec = wait_done($id, 15);
+    $t->start_worker('t3', @FAST, '--visibility-timeout', 1000);
+    my $rec = $t->wait_done('demo', $id, 15);
     is($rec->{status}, 'success', 'another worker ran it');
     stop_worker('t3');
 };
@@ -541,9 +582,9 @@ subtest 'another runtime; interrupted too often, expired, not an execution' => s
     automation('perlish', 'perl', q(print '{"lang":"perl"}';));
     my $perl = enqueue('perlish');
 
-    worker('x1', @FAST, '--runtime', 'perl:main.pl=/usr/bin/perl {file}');
-    is(output(wait_done($perl))->{lang}, 'perl', 'a runtime added by --runtime');
-    my $rec = wait_done($tired);
+    $t->start_worker('x1', @FAST, '--runtime', 'perl:main.pl=/usr/bin/perl {file}');
+    is(output($t->wait_done('demo', $perl))->{lang}, 'perl', 'a runtime added by --runtime');
+    my $rec = $t->wait_done('demo', $tired);
     is($rec->{status}, 'error', 'a run past --max-attempts fails');
     is($rec->{error}, 'the run was interrupted 3 times', 'and says why');
     ok($t->wait_for(sub { $t->redis('XLEN', 'am:runs') == 0 }, 10),
@@ -572,9 +613,9 @@ SKIP: {
                            webhook => $t->receiver_url('/vg')),
                    enqueue('hello-automation', seed => { message => 'vg' }),
                    enqueue('text'));
-        wait_done($_, 60) for @ids;
+        $t->wait_done('demo', $_, 60) for @ids;
         is(record($ids[0])->{status}, 'success', 'run under valgrind');
-        wait_webhook($ids[0], 'delivered', 30);
+        $t->wait_webhook('demo', $ids[0], 'delivered', 30);
         $t->kill_proc('vg', 'TERM');
         is($t->wait_proc('vg', 60), 0, 'exit 0');
 

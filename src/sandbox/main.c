@@ -6,12 +6,19 @@
  */
 
 #include <stdio.h>
+#include <string.h>
 
+#include "am_version.h"
 #include "worker/run.h"
 
 int
 main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        puts("automations-sandbox " AM_VERSION);
+        return 0;
+    }
+
     if (am_sandbox_main(argc, argv) == 0) {
         fprintf(stderr, "usage: automations-sandbox --sandbox [LIMITS] -- "
                         "COMMAND [ARG]...\n"

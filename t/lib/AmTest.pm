@@ -11,17 +11,28 @@ AmTest - the automations gateway's own test harness (Perl core only)
 
     my $t = AmTest->new;
     $t->start_redis;
-    $t->write_nginx(http => 'automations_redis %%REDIS%%;',
-                    server => 'location /v1/ { automations; }');
+    $t->write_nginx(<<'EOF');
+    load_module %%BUILD%%/ngx_http_automations_module.so;
+    %%TEST_GLOBALS%%
+    events { }
+    http {
+        %%TEST_GLOBALS_HTTP%%
+        automations_redis %%REDIS%%;
+        server {
+            listen 127.0.0.1:%%PORT%%;
+            location /automations/v1/ { automations_api; }
+        }
+    }
+    EOF
     $t->start_nginx;
 
-    my $r = $t->http(POST => '/v1/automations',
-                     headers => { Authorization => 'Bearer ' . AmTest::jwt(
-                         alg => 'HS256', key => 's3cret',
-                         claims => { project => 'demo' }) },
-                     json => { name => 'hello' });
-    is($r->{status}, 201, 'automation created');
-    is($t->redis('HGET', 'am:{demo}:automation:hello', 'name'), 'hello');
+    $t->ctl('project', 'create', 'demo');
+    my $key = $t->apikey('demo', 'read write');      # AmTest::Api
+    my $r = $t->api($key, POST => '/automations/v1/',
+                    json => { automation_name => 'hello', code => 'print(1)' });
+    is($r->{status}, 200, 'automation created');
+    is($t->redis('HGET', 'am:{demo}:automation:hello', 'automation_name'),
+       'hello');
 
     $t->error_log_clean;
     done_testing;
@@ -82,15 +93,23 @@ recorded PIDs and removes the directory if the test is killed outright
 
 =head2 nginx
 
-    $t->write_nginx(%o)   writes <dir>/nginx.conf, returns its text.
-        o: http => snippet, server => snippet, main => snippet (main
-        context), events => snippet, workers => N (1), no_module => 1,
-        error_log_level => 'info', user => 'name', extra_ports => N.
-        Placeholders in all snippets: %%PORT%% (nginx port), %%PORT1%%,
-        %%PORT2%%... (more free ports), %%REDIS%% (127.0.0.1:redis port),
-        %%REDIS_PORT%%, %%DIR%%, %%BUILD%%, %%RECEIVER%% (receiver port).
-        Ports are picked on first use and kept for later rewrites, so a
-        rewritten config can be reloaded.  Unknown %%NAMES%% die.
+    $t->write_nginx($conf)   writes <dir>/nginx.conf from the whole
+        configuration text, which the .t shows as nginx-tests do (see
+        the SYNOPSIS).
+        Returns the expanded text.  Placeholders: %%TEST_GLOBALS%% (main
+        context: daemon off, master_process (off under valgrind),
+        error_log <dir>/error.log info, pid), %%TEST_GLOBALS_HTTP%%
+        (access_log off, the temp paths in <dir>), %%PORT%% (nginx port,
+        the one start_nginx waits for), %%PORT1%%, %%PORT2%%... (more
+        free ports), %%REDIS%% (127.0.0.1:redis port), %%REDIS_PORT%%,
+        %%DIR%%, %%BUILD%%, %%RECEIVER%% (receiver port).  Ports are picked on first use and
+        kept for later rewrites, so a rewritten config can be reloaded.
+        Unknown %%NAMES%% die.
+    $t->write_nginx(%o)   the older form: the configuration is built
+        around snippets.  o: http => snippet, server => snippet (in one
+        server on %%PORT%%), main => snippet (main context), events =>
+        snippet, workers => N (1), no_module => 1, error_log_level =>
+        'info', user => 'name', extra_ports => N.  Same placeholders.
     $t->port, $t->port($n)   nginx port, n-th extra port
     $t->start_nginx          nginx -p <dir> -c <dir>/nginx.conf in the
         foreground (fork+exec); waits until the port accepts connections
@@ -167,6 +186,15 @@ recorded PIDs and removes the directory if the test is killed outright
     $t->receiver_delay($seconds)   wait before answering (0 to stop)
     $t->clear_received, $t->stop_receiver
 
+=head2 What the .t files share
+
+Credentials made with automationsctl (apikey, tokenpair, ctl_fields),
+requests with them (api, tokenpair_request), execution records and waits
+(execution, wait_done, wait_webhook), webhooks (received_for,
+verify_signature), requests left open (open_request, read_response),
+Redis dumps (redis_dump, redis_snapshot), start_worker: methods of every
+harness object, documented in AmTest::Api.
+
 =head2 Processes
 
     $t->spawn(name => 'worker1', cmd => [..], env => {..}, cwd => dir,
@@ -208,9 +236,13 @@ use Scalar::Util qw(weaken refaddr);
 use Test::More ();
 use Time::HiRes qw(time sleep);
 
+use AmTest::Api ();
 use AmTest::Jwt;
 use AmTest::Receiver;
 use AmTest::Redis;
+
+# The helpers the .t files share (AmTest::Api) are methods of every harness.
+our @ISA = ('AmTest::Api');
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 our $NGINX = $ENV{AM_NGINX} // '/usr/sbin/nginx';
@@ -739,34 +771,43 @@ sub redis_try {
 
 # ------------------------------------------------------------------ nginx
 
+# The .t gives the whole configuration (one argument), as nginx-tests do;
+# the older form builds it from snippets (%o) around the same globals.
 sub write_nginx {
-    my ($self, %o) = @_;
-    my $d = $self->{dir};
-    my $workers = $o{workers} // 1;
-    my $level = $o{error_log_level} // 'info';
+    my $self = shift;
+    my $conf;
+
+    if (@_ == 1) {
+        $conf = shift;
+        $self->{error_log_level} = 'info';
+    } else {
+        $conf = $self->_nginx_template(@_);
+    }
 
     $self->port;
+    $conf = $self->_expand($conf);
+    $self->write_file('nginx.conf', $conf);
+    return $conf;
+}
+
+sub _nginx_template {
+    my ($self, %o) = @_;
+    my $workers = $o{workers} // 1;
+
     $self->port($_) for 1 .. ($o{extra_ports} // 0);
+    $self->{error_log_level} = $o{error_log_level} // 'info';
 
     my $conf = "# written by AmTest\n";
-    $conf .= "load_module $self->{build}/ngx_http_automations_module.so;\n"
+    $conf .= "load_module %%BUILD%%/ngx_http_automations_module.so;\n"
         unless $o{no_module};
     $conf .= "user $o{user};\n" if $o{user};
     $conf .= "worker_processes $workers;\n";
-    $conf .= "daemon off;\n";
-    $conf .= $self->{valgrind} ? "master_process off;\n" : "master_process on;\n";
-    $conf .= "error_log $d/error.log $level;\n";
-    $conf .= "pid $d/nginx.pid;\n";
+    $conf .= "%%TEST_GLOBALS%%\n";
     $conf .= ($o{main} // '') . "\n";
     $conf .= "events {\n    worker_connections 1024;\n"
            . _indent($o{events}, 4) . "}\n\n";
     $conf .= "http {\n"
-           . "    access_log off;\n"
-           . "    client_body_temp_path $d/client_body_temp;\n"
-           . "    proxy_temp_path $d/proxy_temp;\n"
-           . "    fastcgi_temp_path $d/fastcgi_temp;\n"
-           . "    uwsgi_temp_path $d/uwsgi_temp;\n"
-           . "    scgi_temp_path $d/scgi_temp;\n\n"
+           . "    %%TEST_GLOBALS_HTTP%%\n\n"
            . _indent($o{http}, 4) . "\n"
            . "    server {\n"
            . "        listen 127.0.0.1:%%PORT%%;\n"
@@ -774,10 +815,29 @@ sub write_nginx {
            . _indent($o{server}, 8)
            . "    }\n"
            . "}\n";
-
-    $conf = $self->_expand($conf);
-    $self->write_file('nginx.conf', $conf);
     return $conf;
+}
+
+# What every configuration needs for the harness and is not under test:
+# where nginx writes its files, and master_process off under valgrind.
+sub _test_globals {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    my $level = $self->{error_log_level} // 'info';
+
+    return "daemon off;\n"
+        . 'master_process ' . ($self->{valgrind} ? 'off' : 'on') . ";\n"
+        . "error_log $d/error.log $level;\n"
+        . "pid $d/nginx.pid;\n";
+}
+
+sub _test_globals_http {
+    my ($self) = @_;
+    my $d = $self->{dir};
+
+    return join "\n    ", 'access_log off;',
+        map { "${_}_temp_path $d/${_}_temp;" }
+            qw(client_body proxy fastcgi uwsgi scgi);
 }
 
 sub _indent {
@@ -802,6 +862,8 @@ sub _expand {
       : $k eq 'DIR'         ? $self->{dir}
       : $k eq 'BUILD'       ? $self->{build}
       : $k eq 'RECEIVER'    ? $self->receiver_port
+      : $k eq 'TEST_GLOBALS'      ? $self->_test_globals
+      : $k eq 'TEST_GLOBALS_HTTP' ? $self->_test_globals_http
       : die("AmTest: unknown placeholder %%$k%%\n")
     }ge;
     return $text;
