@@ -340,7 +340,8 @@ am_json_on_null(void *ctx)
 static int
 am_json_on_boolean(void *ctx, int value)
 {
-    return am_json_add(ctx, am_json_node(ctx, value ? yajl_t_true : yajl_t_false));
+    return am_json_add(
+        ctx, am_json_node(ctx, value ? yajl_t_true : yajl_t_false));
 }
 
 
@@ -719,7 +720,7 @@ am_json_free(yajl_val v)
 static int
 am_json_dump_visit(void *data, yajl_val v, const char *key, am_json_event_e ev)
 {
-    yajl_gen    g = data;
+    yajl_gen        g = data;
     yajl_gen_status st;
 
     if (key != NULL
