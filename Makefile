@@ -148,6 +148,7 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/tap.h $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 test: deps
 	$(MAKE) all
 	$(MAKE) test-unit
+	$(MAKE) test-fuzz
 	$(MAKE) test-prove
 	$(MAKE) test-valgrind
 
@@ -206,3 +207,49 @@ $(DEBS) &: $(DEB_SRCS)
 run: deps
 	$(MAKE) all
 	AM_BUILD=$(CURDIR)/$(BUILD) sh src/dev/run.sh
+
+# Fuzz targets, fuzz/fuzz_T.c: `make fuzz` runs each under libFuzzer with
+# ASan and UBSan (clang) for FUZZ_SECONDS; new inputs go to build/fuzz/,
+# crash inputs to fuzz/crashes/T/ (commit them). `make test-fuzz-replay`, part
+# of `make test`, feeds fuzz/corpus/T and fuzz/crashes/T to each target's
+# function with the ordinary compiler (fuzz/replay.c): no clang needed.
+FUZZ_TARGETS = $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -std=c11 -D_DEFAULT_SOURCE \
+                -D_POSIX_C_SOURCE=200809L -Isrc -Ifuzz
+FUZZ_REPLAY   = $(patsubst %,$(BUILD)/fuzz/replay_%,$(FUZZ_TARGETS))
+# the bounded run of every target in `make test` (and so in CI); 0 skips it
+FUZZ_TEST_SECONDS ?= 10
+
+PACKAGES += clang libclang-rt-14-dev
+
+.PHONY: fuzz test-fuzz-replay test-fuzz
+
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz.h \
+        $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(AM_CFLAGS) -Ifuzz -DAM_REPLAY_TARGET='"$*"' -o $@ $< \
+	    fuzz/replay.c $(SHARED_SRCS) $(GEN) -lhiredis -lyajl -lcrypto
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(SHARED_SRCS) \
+        $(SHARED_HDRS) $(GEN)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(SHARED_SRCS) $(GEN) \
+	    -lhiredis -lyajl -lcrypto
+
+test-fuzz-replay: $(FUZZ_REPLAY)
+	prove --exec '' $(FUZZ_REPLAY)
+
+test-fuzz: test-fuzz-replay
+	@[ "$(FUZZ_TEST_SECONDS)" = 0 ] || $(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
+
+fuzz: $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(BUILD)/fuzz/corpus/$$t fuzz/crashes/$$t; \
+	    echo "fuzz $$t for $(FUZZ_SECONDS) s"; \
+	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	        -print_final_stats=1 -artifact_prefix=fuzz/crashes/$$t/ \
+	        $(BUILD)/fuzz/corpus/$$t fuzz/corpus/$$t || exit 1; \
+	done
