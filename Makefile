@@ -19,9 +19,10 @@ PACKAGES = gcc make perl python3 nginx-core nginx-dev libpcre2-dev \
            libcurl4-openssl-dev redis-server redis-tools valgrind wrk curl \
            openssl
 
-SHARED_SRCS = src/am_scripts.c src/am_crypto.c src/am_jwt.c src/am_json.c \
-              src/am_redis_addr.c \
-              src/am_name.c
+SHARED_SRCS = src/am_scripts.c src/am_crypto.c src/am_jwt.c src/am_jwt_keys.c \
+              src/am_json.c \
+              src/am_redis_addr.c src/am_name.c src/am_execution.c \
+              src/am_header.c src/am_opt.c
 SHARED_HDRS = $(wildcard src/am_*.h)
 GEN         = $(BUILD)/gen/am_scripts_data.c
 MODULE      = $(BUILD)/ngx_http_automations_module.so
@@ -113,7 +114,7 @@ $(BUILD)/unit/test_webhook: t/unit/test_webhook.c t/unit/tap.h \
         src/worker/webhook.h $(SHARED_SRCS) $(SHARED_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_webhook.c src/worker/webhook.c \
-	    src/am_crypto.c -luv -lcurl -lcrypto
+	    src/am_crypto.c src/am_header.c -luv -lcurl -lcrypto
 
 $(BUILD)/unit/%: t/unit/%.c t/unit/tap.h $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 	@mkdir -p $(dir $@)

@@ -1,8 +1,13 @@
 -- A worker takes a run from the stream (new, or reclaimed from a worker
 -- that died): marks it running and hands over what the run needs.
--- KEYS[1] execution hash; ARGV[1] worker name; ARGV[2] most attempts;
--- ARGV[3] the stream entry id (a call repeated after a Redis drop by the
--- same worker for the same entry is not another attempt).
+-- C names: AM_EXECUTION_START_* in src/am_scripts.h.
+--
+-- KEYS[1]  execution hash
+-- ARGV[1]  worker name
+-- ARGV[2]  most attempts
+-- ARGV[3]  stream entry id (a call repeated after a Redis drop by the same
+--          worker for the same entry is not another attempt)
+--
 -- Returns { "run", runtime, code, timeout_ms, seed, input, build_id,
 --   project, automation, ddn_headers, network } | { "gone" } (expired) |
 --   { "done" } (finished already) | { "exhausted", attempts }

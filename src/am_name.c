@@ -49,3 +49,22 @@ am_automation_name_valid(const char *s, size_t len)
 
     return 1;
 }
+
+int
+am_prefix_valid(const char *s, size_t len)
+{
+    size_t i;
+
+    if (len > AM_PREFIX_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) s[i] <= 0x20 || (unsigned char) s[i] >= 0x7f
+            || s[i] == '{' || s[i] == '}') {
+            return 0;
+        }
+    }
+
+    return 1;
+}

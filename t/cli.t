@@ -110,8 +110,12 @@ subtest 'help and usage errors' => sub {
 };
 
 subtest 'redis address and connection errors' => sub {
-    fails(1, 'invalid redis address "example\.com:6379".*host names',
-        'host name refused', '--redis', 'example.com:6379', 'project', 'list');
+    fails(1, 'redis: cannot resolve no-such-host\.invalid',
+        'a host name that does not resolve', '--redis',
+        'no-such-host.invalid:6379', 'project', 'list');
+    fails(1, 'invalid redis address "::1:6379": an IPv6 address goes in '
+        . 'brackets', 'bare IPv6 refused', '--redis', '::1:6379', 'project',
+        'list');
     fails(1, 'invalid redis address', 'bad port',
         '--redis', '127.0.0.1:99999', 'project', 'list');
 
@@ -350,7 +354,7 @@ subtest 'project delete' => sub {
     is($t->ctl('apikey', 'list', 'demo'), '', 'without the old keys');
 };
 
-subtest 'global options: --prefix, --db, password' => sub {
+subtest 'global options: --prefix, --db, password, password file' => sub {
     is($t->ctl('--prefix', 'x:', 'project', 'create', 'p1'), "project=p1\n",
         '--prefix');
     is($t->redis('HGET', 'x:{p1}:project', 'name'), 'p1', 'keys use it');
@@ -375,6 +379,16 @@ subtest 'global options: --prefix, --db, password' => sub {
         "project=sec\n", '--password');
     is($t2->ctl({ env => { AUTOMATIONS_REDIS_PASSWORD => 'pw' } },
         'project', 'list'), "sec\n", 'AUTOMATIONS_REDIS_PASSWORD');
+    my $file = $t2->write_file('redis-password', "pw\n");
+    is($t2->ctl('--password-file', $file, 'project', 'list'), "sec\n",
+        '--password-file: its first line');
+    is($t2->ctl({ env => { AUTOMATIONS_REDIS_PASSWORD_FILE => $file } },
+        'project', 'list'), "sec\n", 'AUTOMATIONS_REDIS_PASSWORD_FILE');
+    ($code, $out, $err) = $t2->ctl('--password-file', "$file.none",
+        'project', 'list');
+    is($code, 2, 'a missing password file: exit 2');
+    like($err, qr/^automationsctl: --password-file: \S+\.none: No such file/,
+        'and the message names it');
     $t2->stop_all;
 };
 

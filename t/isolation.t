@@ -66,7 +66,7 @@ my $seq = 0;
 sub enqueue {
     my ($runtime, $code, %o) = @_;
     my $name = "a$$-" . ++$seq;
-    my $id = sprintf('exec_%d_%04d', $$, $seq);
+    my $id = sprintf('exec_%012x%012x', $$, $seq);
 
     $t->redis('HSET', "am:{demo}:automation:$name", automation_name => $name,
         code => $code, runtime => $runtime, description => '',

@@ -55,7 +55,7 @@ my $seq = 0;
 # Enqueues a run like POST /start-automation; returns its execution id.
 sub enqueue {
     my ($name, %o) = @_;
-    my $id = sprintf('exec_%d_%d_%04d', $$, int(time), ++$seq);
+    my $id = sprintf('exec_%08x%08x%08x', $$, int(time), ++$seq);
     my $json = sub { defined $_[0] ? $JSON->encode($_[0]) : '' };
 
     my $r = $t->redis('EVAL', $ENQUEUE, 2, 'am:{demo}:project', 'am:runs',
@@ -144,12 +144,86 @@ subtest 'help and options' => sub {
         webhook-timeout allow-private-webhooks);
     like($out, qr/AUTOMATIONS_REDIS\b/, '--help names the environment');
 
-    ($code, undef, my $err) = $t->_run_capture([ $W, '--redis', 'redis.example:6379' ]);
-    is($code, 2, 'a host name is refused');
-    like($err, qr/host names are not resolved/, 'and the message says why');
+    ($code, undef, my $err) = $t->_run_capture([ $W, '--redis', '::1:6379' ]);
+    is($code, 2, 'a bare IPv6 address is refused');
+    like($err, qr/invalid redis address "::1:6379": an IPv6 address goes in brackets: \[::1:6379\]/,
+        'and the message says how to write it');
 
     ($code, undef, $err) = $t->_run_capture([ $W, '--webhook-schedule', '5x' ]);
     is($code, 2, 'a bad schedule is refused');
+};
+
+# --help and README.md's worker table are the same table (src/worker/options.c)
+subtest "README's worker options are --help's" => sub {
+    my (undef, $out) = $t->_run_capture([ $W, '--help' ]);
+    my (@help, $row);
+    for (split /\n/, $out) {
+        if (/^  (--\S+(?: \S+)?)\s+(AUTOMATIONS_\w+)(?: \((.*)\))?$/) {
+            push @help, $row = [ $1, $2, $3 // '', '' ];
+        } elsif ($row && /^      (\S.*)$/) {
+            $row->[3] .= ($row->[3] eq '' ? '' : ' ') . $1;
+        } else {
+            undef $row;
+        }
+    }
+
+    my @readme;
+    for (split /\n/, slurp("$ROOT/README.md")) {
+        push @readme, [ $1, $2, $3, $4 ]
+            if /^\| `(--[^`]+)` \| `(AUTOMATIONS_\w+)` \| (.*?) ?\| (.*) \|$/;
+    }
+
+    ok(@help >= 19, scalar(@help) . ' options in --help');
+    is_deeply(\@readme, \@help,
+        'README: the same options, variables, defaults and help, in order');
+};
+
+subtest 'a Redis host name is resolved at each connection' => sub {
+    $t->spawn(name => 'unresolved', cmd => [ $W, '--redis',
+        'no-such-host.invalid:6379', '--name', 'unresolved' ]);
+    ok($t->wait_for(sub { $t->proc_log('unresolved')
+            =~ /connection to no-such-host\.invalid:6379: cannot resolve no-such-host\.invalid/ },
+        10, 'the resolver error'),
+        'a name that does not resolve: said, and the worker keeps trying');
+    stop_worker('unresolved');
+};
+
+subtest 'the Redis password from a file or the environment' => sub {
+    my $p = AmTest->new;
+    $p->start_redis(requirepass => 'pw-Worker-1');
+    my $file = $p->dir . '/redis-password';
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh "pw-Worker-1\n";
+    close $fh;
+
+    my $group_of = sub {
+        my $r = eval { $p->redis('XINFO', 'GROUPS', "$_[0]runs") } || [];
+        return ref $r->[0] ? { @{ $r->[0] } }->{name} // '' : '';
+    };
+
+    $p->spawn(name => 'pwfile', cmd => [ $W, '--redis', $p->redis_addr,
+        '--password-file', $file, '--prefix', 'f:' ]);
+    ok($p->wait_for(sub { $group_of->('f:') eq 'workers' }, 10, 'group f:'),
+        '--password-file: the worker logs in and creates its group');
+
+    $p->spawn(name => 'pwenv', cmd => [ $W, '--redis', $p->redis_addr,
+        '--prefix', 'e:' ], env => { AUTOMATIONS_REDIS_PASSWORD => 'pw-Worker-1' });
+    ok($p->wait_for(sub { $group_of->('e:') eq 'workers' }, 10, 'group e:'),
+        'AUTOMATIONS_REDIS_PASSWORD: the same');
+
+    $p->spawn(name => 'nopw', cmd => [ $W, '--redis', $p->redis_addr,
+        '--prefix', 'n:' ]);
+    ok($p->wait_for(sub { $p->proc_log('nopw') =~ /NOAUTH/ }, 10, 'NOAUTH'),
+        'no password: the worker says NOAUTH');
+    is($group_of->('n:'), '', 'and has created nothing');
+
+    my ($code, undef, $err) = $p->_run_capture([ $W, '--password-file',
+        $p->dir . '/none' ]);
+    is($code, 2, 'a missing password file: exit 2');
+    like($err, qr{^automations-worker: --password-file: \S+/none: No such file},
+        'and the message names it');
+
+    $p->stop_all;
 };
 
 worker('w1', @FAST, '--memory', 256);
@@ -304,9 +378,14 @@ subtest 'webhook dead-lettered, then resent' => sub {
     like($t->ctl('webhook', 'dead'), qr{^demo/$id \d{4}-\d\d-\d\dT[\d:]+Z$}m,
          'webhook dead lists it');
 
-    my ($code, $out, $err) = $t->ctl('webhook', 'resend', 'demo', 'nope');
+    my ($code, $out, $err) = $t->ctl('webhook', 'resend', 'demo',
+        'exec_' . '0' x 24);
     is($code, 1, 'resend of an unknown execution fails');
     like($err, qr/execution not found/, 'and says so');
+
+    ($code, $out, $err) = $t->ctl('webhook', 'resend', 'demo', 'nope');
+    is($code, 2, 'resend of something that is no execution id: usage');
+    like($err, qr/invalid execution id "nope"/, 'and says so');
 
     $t->receiver_status(200);
     ($code, $out, $err) = $t->ctl('webhook', 'resend', 'demo', $id);

@@ -9,14 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "am_opt.h"
+#include "am_redis_addr.h"
 #include "ctl.h"
 
 static const char *ctl_usage_text =
     "usage: automationsctl [OPTIONS] COMMAND ...\n"
     "\n"
     "options (environment variable, default):\n"
-    "  --redis IP:PORT|unix:/path  AUTOMATIONS_REDIS, 127.0.0.1:6379\n"
+    "  --redis ADDR                AUTOMATIONS_REDIS, 127.0.0.1:6379\n"
+    "      " AM_REDIS_ADDR_SYNTAX "\n"
+    "  --password-file FILE        AUTOMATIONS_REDIS_PASSWORD_FILE\n"
+    "      the Redis password, on the first line of FILE\n"
     "  --password PW               AUTOMATIONS_REDIS_PASSWORD\n"
+    "      prefer the variable or the file: others can read command lines\n"
     "  --db N                      AUTOMATIONS_REDIS_DB, 0\n"
     "  --prefix PREFIX             AUTOMATIONS_PREFIX, am:\n"
     "\n"
@@ -50,32 +56,36 @@ ctl_env(const char *name, const char *dflt)
 {
     const char *v;
 
-    v = getenv(name);
-    return (v != NULL && v[0] != '\0') ? v : dflt;
+    v = am_env(name);
+    return v ? v : dflt;
 }
 
 /* Checks the settings that every Redis command relies on. */
 static int
-ctl_settings_check(ctl_t *ctl, const char *db)
+ctl_settings_check(ctl_t *ctl, const char *db, const char *password_file)
 {
-    char *end;
-    long  n;
+    char err[512];
+    long n;
 
-    n = strtol(db, &end, 10);
-    if (*db == '\0' || *end != '\0' || n < 0 || n > 65535) {
+    if (am_opt_long("--db", db, 0, 65535, &n, err, sizeof(err)) != 0) {
         ctl_error("invalid database number \"%s\"", db);
         return -1;
     }
 
     ctl->db = (int) n;
 
-    /* a brace in the prefix would move the keys out of their hash tag */
-    if (strlen(ctl->prefix) > CTL_PREFIX_MAX
-        || strpbrk(ctl->prefix, "{} \t\r\n") != NULL) {
-        ctl_error("invalid prefix \"%s\": at most %d bytes, no braces or "
-                  "spaces",
-            ctl->prefix, CTL_PREFIX_MAX);
+    if (!am_prefix_valid(ctl->prefix, strlen(ctl->prefix))) {
+        ctl_error("invalid prefix \"%s\": " AM_PREFIX_RULE, ctl->prefix);
         return -1;
+    }
+
+    if (password_file != NULL) {
+        ctl->password_buf = am_opt_secret_file(password_file, err, sizeof(err));
+        if (ctl->password_buf == NULL) {
+            ctl_error("--password-file: %s", err);
+            return -1;
+        }
+        ctl->password = ctl->password_buf;
     }
 
     return 0;
@@ -88,13 +98,14 @@ ctl_settings_check(ctl_t *ctl, const char *db)
 static int
 ctl_options(ctl_t *ctl, int argc, char **argv)
 {
-    const char *db, **value;
+    const char *db, *password_file, **value;
     int         i;
 
     ctl->redis = ctl_env("AUTOMATIONS_REDIS", "127.0.0.1:6379");
     ctl->password = ctl_env("AUTOMATIONS_REDIS_PASSWORD", NULL);
     ctl->prefix = ctl_env("AUTOMATIONS_PREFIX", "am:");
     db = ctl_env("AUTOMATIONS_REDIS_DB", "0");
+    password_file = ctl_env("AUTOMATIONS_REDIS_PASSWORD_FILE", NULL);
 
     for (i = 1; i < argc && argv[i][0] == '-'; i += 2) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -105,6 +116,9 @@ ctl_options(ctl_t *ctl, int argc, char **argv)
             value = &ctl->redis;
         } else if (strcmp(argv[i], "--password") == 0) {
             value = &ctl->password;
+            password_file = NULL;
+        } else if (strcmp(argv[i], "--password-file") == 0) {
+            value = &password_file;
         } else if (strcmp(argv[i], "--db") == 0) {
             value = &db;
         } else if (strcmp(argv[i], "--prefix") == 0) {
@@ -122,7 +136,7 @@ ctl_options(ctl_t *ctl, int argc, char **argv)
         *value = argv[i + 1];
     }
 
-    if (ctl_settings_check(ctl, db) != 0) {
+    if (ctl_settings_check(ctl, db, password_file) != 0) {
         return -1;
     }
 
@@ -180,12 +194,14 @@ main(int argc, char **argv)
             ctl_error("no command given");
         }
         ctl_usage(1);
+        free(ctl.password_buf);
         return CTL_USAGE;
     }
 
     rc = ctl_run(&ctl, argc - i, argv + i);
 
     ctl_disconnect(&ctl);
+    free(ctl.password_buf);
 
     if (fflush(stdout) != 0) {
         ctl_error("cannot write the output");

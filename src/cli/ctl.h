@@ -17,7 +17,6 @@
 #define CTL_FAILED 1
 #define CTL_USAGE 2
 
-#define CTL_PREFIX_MAX 64
 #define CTL_LABEL_MAX 128
 #define CTL_KEY_MAX 256
 #define CTL_ID_BYTES 8
@@ -29,8 +28,9 @@
 #define CTL_ARGS_MAX 64
 
 typedef struct {
-    const char   *redis;    /* "IP:PORT", "[IPv6]:PORT" or "unix:/path" */
-    const char   *password; /* NULL: no AUTH */
+    const char   *redis;        /* as am_redis_addr.h reads it */
+    const char   *password;     /* NULL: no AUTH */
+    char         *password_buf; /* read from --password-file */
     int           db;
     const char   *prefix; /* every key starts with it, "am:" by default */
     redisContext *c;      /* NULL until ctl_connect() */

@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "am_crypto.h"
+#include "am_scripts.h"
 #include "ctl.h"
 
 #define CTL_SCOPES_MAX 32
@@ -30,16 +31,15 @@ ctl_apikey_keys(ctl_t *ctl, const char *project, ctl_apikey_keys_t *k)
     return 0;
 }
 
-/*
- * apikey_create: KEYS[1] the project, ARGV base, project, id, digest,
- * scopes, name. The key is printed once and then forgotten.
- */
+/* Stores a new key with apikey_create; the key is printed once, then
+ * forgotten. */
 static int
 ctl_apikey_create(
     ctl_t *ctl, const char *project, const char *scopes_arg, const char *label)
 {
     ctl_apikey_keys_t k;
-    const char       *argv[7];
+    const char       *argv[AM_APIKEY_CREATE_NKEYS + AM_APIKEY_CREATE_NARGS];
+    const char      **keys, **args;
     redisReply       *r;
     char              scopes[CTL_SCOPES_MAX], id[CTL_ID_LEN + 1];
     char              secret[CTL_SECRET_MAX], prefix[CTL_SECRET_MAX];
@@ -61,15 +61,18 @@ ctl_apikey_create(
         return CTL_FAILED;
     }
 
-    argv[0] = k.project;
-    argv[1] = k.base;
-    argv[2] = project;
-    argv[3] = id;
-    argv[4] = digest;
-    argv[5] = scopes;
-    argv[6] = label;
+    keys = argv;
+    args = argv + AM_APIKEY_CREATE_NKEYS;
+    keys[AM_APIKEY_CREATE_KEY_PROJECT] = k.project;
+    args[AM_APIKEY_CREATE_ARG_BASE] = k.base;
+    args[AM_APIKEY_CREATE_ARG_PROJECT] = project;
+    args[AM_APIKEY_CREATE_ARG_ID] = id;
+    args[AM_APIKEY_CREATE_ARG_SHA256] = digest;
+    args[AM_APIKEY_CREATE_ARG_SCOPES] = scopes;
+    args[AM_APIKEY_CREATE_ARG_NAME] = label;
 
-    r = ctl_eval(ctl, "apikey_create", 1, 7, argv);
+    r = ctl_eval(ctl, AM_SCRIPT_APIKEY_CREATE, AM_APIKEY_CREATE_NKEYS,
+        AM_APIKEY_CREATE_NKEYS + AM_APIKEY_CREATE_NARGS, argv);
     if (r != NULL) {
         printf("id=%s\nkey=%s\n", id, secret);
         freeReplyObject(r);
@@ -118,12 +121,12 @@ ctl_apikey_list(ctl_t *ctl, const char *project)
     return ctl_list(ctl, index, record, "scopes") == 0 ? CTL_OK : CTL_FAILED;
 }
 
-/* apikey_revoke: KEYS[1] the project, ARGV base, project, id. */
 static int
 ctl_apikey_revoke(ctl_t *ctl, const char *project, const char *id)
 {
     ctl_apikey_keys_t k;
-    const char       *argv[4];
+    const char       *argv[AM_APIKEY_REVOKE_NKEYS + AM_APIKEY_REVOKE_NARGS];
+    const char      **keys, **args;
     redisReply       *r;
 
     if (ctl_name_check("project", project) != 0) {
@@ -134,12 +137,15 @@ ctl_apikey_revoke(ctl_t *ctl, const char *project, const char *id)
         return CTL_FAILED;
     }
 
-    argv[0] = k.project;
-    argv[1] = k.base;
-    argv[2] = project;
-    argv[3] = id;
+    keys = argv;
+    args = argv + AM_APIKEY_REVOKE_NKEYS;
+    keys[AM_APIKEY_REVOKE_KEY_PROJECT] = k.project;
+    args[AM_APIKEY_REVOKE_ARG_BASE] = k.base;
+    args[AM_APIKEY_REVOKE_ARG_PROJECT] = project;
+    args[AM_APIKEY_REVOKE_ARG_ID] = id;
 
-    r = ctl_eval(ctl, "apikey_revoke", 1, 4, argv);
+    r = ctl_eval(ctl, AM_SCRIPT_APIKEY_REVOKE, AM_APIKEY_REVOKE_NKEYS,
+        AM_APIKEY_REVOKE_NKEYS + AM_APIKEY_REVOKE_NARGS, argv);
     if (r == NULL) {
         return CTL_FAILED;
     }

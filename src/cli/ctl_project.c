@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "am_scripts.h"
 #include "ctl.h"
 
 /*
- * The keys every project script takes: KEYS[1] "<prefix>{P}:project",
- * KEYS[2] "<prefix>projects", ARGV[1] the key base "<prefix>{P}:",
- * ARGV[2] the name.
+ * What project_create and project_delete take: "<prefix>{P}:project",
+ * "<prefix>projects" and the key base "<prefix>{P}:".
  */
 typedef struct {
     char project[CTL_KEY_MAX];
@@ -30,12 +30,22 @@ ctl_project_keys(ctl_t *ctl, const char *name, ctl_project_keys_t *k)
     return 0;
 }
 
-/* Runs project_create or project_delete on one project. */
+/*
+ * Runs project_create or project_delete on one project: both take the same
+ * KEYS and ARGV, in the same order.
+ */
+#define CTL_SAME(x) ((int) AM_PROJECT_CREATE_##x == (int) AM_PROJECT_DELETE_##x)
+_Static_assert(CTL_SAME(KEY_PROJECT) && CTL_SAME(KEY_PROJECTS)
+                   && CTL_SAME(NKEYS) && CTL_SAME(ARG_BASE)
+                   && CTL_SAME(ARG_PROJECT) && CTL_SAME(NARGS),
+    "project_create and project_delete take the same arguments");
+
 static int
 ctl_project_change(ctl_t *ctl, const char *script, const char *name)
 {
     ctl_project_keys_t k;
-    const char        *argv[4];
+    const char        *argv[AM_PROJECT_CREATE_NKEYS + AM_PROJECT_CREATE_NARGS];
+    const char       **keys, **args;
     redisReply        *r;
 
     if (ctl_name_check("project", name) != 0) {
@@ -46,12 +56,15 @@ ctl_project_change(ctl_t *ctl, const char *script, const char *name)
         return CTL_FAILED;
     }
 
-    argv[0] = k.project;
-    argv[1] = k.projects;
-    argv[2] = k.base;
-    argv[3] = name;
+    keys = argv;
+    args = argv + AM_PROJECT_CREATE_NKEYS;
+    keys[AM_PROJECT_CREATE_KEY_PROJECT] = k.project;
+    keys[AM_PROJECT_CREATE_KEY_PROJECTS] = k.projects;
+    args[AM_PROJECT_CREATE_ARG_BASE] = k.base;
+    args[AM_PROJECT_CREATE_ARG_PROJECT] = name;
 
-    r = ctl_eval(ctl, script, 2, 4, argv);
+    r = ctl_eval(ctl, script, AM_PROJECT_CREATE_NKEYS,
+        AM_PROJECT_CREATE_NKEYS + AM_PROJECT_CREATE_NARGS, argv);
     if (r == NULL) {
         return CTL_FAILED;
     }
@@ -106,7 +119,7 @@ ctl_project(ctl_t *ctl, int argc, char **argv)
     }
 
     if (n == 2 && strcmp(pos[0], "create") == 0) {
-        rc = ctl_project_change(ctl, "project_create", pos[1]);
+        rc = ctl_project_change(ctl, AM_SCRIPT_PROJECT_CREATE, pos[1]);
         if (rc == CTL_OK) {
             printf("project=%s\n", pos[1]);
         }
@@ -114,7 +127,7 @@ ctl_project(ctl_t *ctl, int argc, char **argv)
     }
 
     if (n == 2 && strcmp(pos[0], "delete") == 0) {
-        return ctl_project_change(ctl, "project_delete", pos[1]);
+        return ctl_project_change(ctl, AM_SCRIPT_PROJECT_DELETE, pos[1]);
     }
 
     return ctl_bad_usage("project", subs, pos, n);

@@ -52,17 +52,21 @@ ctl_connect(ctl_t *ctl)
 {
     struct timeval  tv = {CTL_TIMEOUT_SEC, 0};
     am_redis_addr_t a;
+    char            ip[INET6_ADDRSTRLEN], err[512];
 
-    if (am_redis_addr_parse(ctl->redis, &a) != 0) {
-        ctl_error("invalid redis address \"%s\": use IP:PORT, [IPv6]:PORT, "
-                  "localhost:PORT or unix:/path (host names are not "
-                  "resolved)",
-            ctl->redis);
+    if (am_redis_addr_parse(ctl->redis, &a, err, sizeof(err)) != 0) {
+        ctl_error("invalid redis address %s", err);
+        return -1;
+    }
+
+    if (a.path == NULL
+        && am_redis_addr_resolve(&a, ip, sizeof(ip), err, sizeof(err)) != 0) {
+        ctl_error("redis: %s", err);
         return -1;
     }
 
     ctl->c = a.path ? redisConnectUnixWithTimeout(a.path, tv)
-                    : redisConnectWithTimeout(a.host, a.port, tv);
+                    : redisConnectWithTimeout(ip, a.port, tv);
 
     if (ctl->c == NULL) {
         ctl_error("out of memory");

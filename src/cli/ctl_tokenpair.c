@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "am_crypto.h"
+#include "am_scripts.h"
 #include "ctl.h"
 
 #define CTL_PAIR_PROJECTS_MAX 16
@@ -38,47 +39,48 @@ ctl_unique(char **names, int n)
 }
 
 /*
- * tokenpair_create: KEYS[1] the index "<prefix>{cred}:tokenpairs",
- * KEYS[2..n+1] each project's "<prefix>{P}:project"; ARGV base
- * "<prefix>{cred}:", id, token digest, api key digest, name, then the n
- * project names.
+ * Stores the pair with tokenpair_create, which takes a project hash a
+ * project in its KEYS and the project names at the end of its ARGV.
  */
 static int
 ctl_tokenpair_send(ctl_t *ctl, char **projects, int n, const char *id,
     const char *token_digest, const char *key_digest, const char *label)
 {
-    char        keys[CTL_PAIR_PROJECTS_MAX][CTL_KEY_MAX];
-    char        index[CTL_KEY_MAX], base[CTL_KEY_MAX];
-    const char *argv[2 * CTL_PAIR_PROJECTS_MAX + 6];
-    redisReply *r;
-    int         i, argc;
+    char hashes[CTL_PAIR_PROJECTS_MAX][CTL_KEY_MAX];
+    char index[CTL_KEY_MAX], base[CTL_KEY_MAX];
+    const char
+                *argv[AM_TOKENPAIR_CREATE_KEY_PROJECTS + CTL_PAIR_PROJECTS_MAX
+              + AM_TOKENPAIR_CREATE_ARG_PROJECTS + CTL_PAIR_PROJECTS_MAX];
+    const char **keys, **args;
+    redisReply  *r;
+    int          i, nkeys;
 
     if (ctl_key(ctl, index, CTL_CRED_TAG, "tokenpairs") != 0
         || ctl_key(ctl, base, CTL_CRED_TAG, "") != 0) {
         return -1;
     }
 
-    argc = 0;
-    argv[argc++] = index;
+    nkeys = AM_TOKENPAIR_CREATE_KEY_PROJECTS + n;
+    keys = argv;
+    args = argv + nkeys;
+
+    keys[AM_TOKENPAIR_CREATE_KEY_INDEX] = index;
+    args[AM_TOKENPAIR_CREATE_ARG_BASE] = base;
+    args[AM_TOKENPAIR_CREATE_ARG_ID] = id;
+    args[AM_TOKENPAIR_CREATE_ARG_SHA256] = token_digest;
+    args[AM_TOKENPAIR_CREATE_ARG_API_KEY_SHA256] = key_digest;
+    args[AM_TOKENPAIR_CREATE_ARG_NAME] = label;
 
     for (i = 0; i < n; i++) {
-        if (ctl_key(ctl, keys[i], projects[i], "project") != 0) {
+        if (ctl_key(ctl, hashes[i], projects[i], "project") != 0) {
             return -1;
         }
-        argv[argc++] = keys[i];
+        keys[AM_TOKENPAIR_CREATE_KEY_PROJECTS + i] = hashes[i];
+        args[AM_TOKENPAIR_CREATE_ARG_PROJECTS + i] = projects[i];
     }
 
-    argv[argc++] = base;
-    argv[argc++] = id;
-    argv[argc++] = token_digest;
-    argv[argc++] = key_digest;
-    argv[argc++] = label;
-
-    for (i = 0; i < n; i++) {
-        argv[argc++] = projects[i];
-    }
-
-    r = ctl_eval(ctl, "tokenpair_create", n + 1, argc, argv);
+    r = ctl_eval(ctl, AM_SCRIPT_TOKENPAIR_CREATE, nkeys,
+        nkeys + AM_TOKENPAIR_CREATE_ARG_PROJECTS + n, argv);
     if (r == NULL) {
         return -1;
     }
@@ -144,24 +146,27 @@ ctl_tokenpair_list(ctl_t *ctl)
     return ctl_list(ctl, index, record, "projects") == 0 ? CTL_OK : CTL_FAILED;
 }
 
-/* tokenpair_revoke: KEYS[1] the index, ARGV base, id. */
 static int
 ctl_tokenpair_revoke(ctl_t *ctl, const char *id)
 {
-    char        index[CTL_KEY_MAX], base[CTL_KEY_MAX];
-    const char *argv[3];
-    redisReply *r;
+    char         index[CTL_KEY_MAX], base[CTL_KEY_MAX];
+    const char  *argv[AM_TOKENPAIR_REVOKE_NKEYS + AM_TOKENPAIR_REVOKE_NARGS];
+    const char **keys, **args;
+    redisReply  *r;
 
     if (ctl_key(ctl, index, CTL_CRED_TAG, "tokenpairs") != 0
         || ctl_key(ctl, base, CTL_CRED_TAG, "") != 0 || ctl_connect(ctl) != 0) {
         return CTL_FAILED;
     }
 
-    argv[0] = index;
-    argv[1] = base;
-    argv[2] = id;
+    keys = argv;
+    args = argv + AM_TOKENPAIR_REVOKE_NKEYS;
+    keys[AM_TOKENPAIR_REVOKE_KEY_INDEX] = index;
+    args[AM_TOKENPAIR_REVOKE_ARG_BASE] = base;
+    args[AM_TOKENPAIR_REVOKE_ARG_ID] = id;
 
-    r = ctl_eval(ctl, "tokenpair_revoke", 1, 3, argv);
+    r = ctl_eval(ctl, AM_SCRIPT_TOKENPAIR_REVOKE, AM_TOKENPAIR_REVOKE_NKEYS,
+        AM_TOKENPAIR_REVOKE_NKEYS + AM_TOKENPAIR_REVOKE_NARGS, argv);
     if (r == NULL) {
         return CTL_FAILED;
     }

@@ -12,22 +12,22 @@
 #include <openssl/rand.h>
 
 #include "am_crypto.h"
+#include "am_execution.h"
+#include "am_scripts.h"
 #include "ctl.h"
 
 /* Standard Webhooks: "whsec_" and the base64 of the key, 24 bytes here */
 #define CTL_WHSEC_BYTES 24
 #define CTL_WHSEC_MAX (6 + AM_B64_LEN(CTL_WHSEC_BYTES) + 1)
 
-/*
- * webhook_secret: KEYS[1] "<prefix>{P}:project"; ARGV name, a new secret,
- * "rotate" or "". Prints the secret in force.
- */
+/* Prints the project's secret in force, made or rotated by webhook_secret. */
 static int
 ctl_webhook_secret(ctl_t *ctl, const char *project, int rotate)
 {
     unsigned char key[CTL_WHSEC_BYTES];
     char          secret[CTL_WHSEC_MAX], hash[CTL_KEY_MAX];
-    const char   *argv[4];
+    const char   *argv[AM_WEBHOOK_SECRET_NKEYS + AM_WEBHOOK_SECRET_NARGS];
+    const char  **keys, **args;
     redisReply   *r;
 
     if (ctl_name_check("project", project) != 0) {
@@ -47,12 +47,15 @@ ctl_webhook_secret(ctl_t *ctl, const char *project, int rotate)
     am_b64_encode(key, sizeof(key), secret + 6);
     OPENSSL_cleanse(key, sizeof(key));
 
-    argv[0] = hash;
-    argv[1] = project;
-    argv[2] = secret;
-    argv[3] = rotate ? "rotate" : "";
+    keys = argv;
+    args = argv + AM_WEBHOOK_SECRET_NKEYS;
+    keys[AM_WEBHOOK_SECRET_KEY_PROJECT] = hash;
+    args[AM_WEBHOOK_SECRET_ARG_PROJECT] = project;
+    args[AM_WEBHOOK_SECRET_ARG_SECRET] = secret;
+    args[AM_WEBHOOK_SECRET_ARG_ROTATE] = rotate ? "rotate" : "";
 
-    r = ctl_eval(ctl, "webhook_secret", 1, 4, argv);
+    r = ctl_eval(ctl, AM_SCRIPT_WEBHOOK_SECRET, AM_WEBHOOK_SECRET_NKEYS,
+        AM_WEBHOOK_SECRET_NKEYS + AM_WEBHOOK_SECRET_NARGS, argv);
     OPENSSL_cleanse(secret, sizeof(secret));
 
     if (r == NULL) {
@@ -106,24 +109,21 @@ ctl_webhook_dead(ctl_t *ctl)
     return CTL_OK;
 }
 
-/*
- * webhook_resend: KEYS[1] the execution, KEYS[2] the schedule, KEYS[3] the
- * dead letters; ARGV[1] "<project>/<id>".
- */
+/* Queues a dead-lettered webhook again with webhook_resend. */
 static int
 ctl_webhook_resend(ctl_t *ctl, const char *project, const char *id)
 {
-    char        exec[CTL_KEY_MAX], rest[CTL_KEY_MAX], member[CTL_KEY_MAX];
-    char        schedule[CTL_KEY_MAX], dead[CTL_KEY_MAX];
-    const char *argv[4];
-    redisReply *r;
+    char         exec[CTL_KEY_MAX], rest[CTL_KEY_MAX], member[CTL_KEY_MAX];
+    char         schedule[CTL_KEY_MAX], dead[CTL_KEY_MAX];
+    const char  *argv[AM_WEBHOOK_RESEND_NKEYS + AM_WEBHOOK_RESEND_NARGS];
+    const char **keys, **args;
+    redisReply  *r;
 
     if (ctl_name_check("project", project) != 0) {
         return CTL_USAGE;
     }
 
-    /* execution ids follow the automation names' rules, and are shorter */
-    if (!am_automation_name_valid(id, strlen(id))) {
+    if (!am_execution_id_valid(id, strlen(id))) {
         ctl_error("invalid execution id \"%s\"", id);
         return CTL_USAGE;
     }
@@ -138,12 +138,15 @@ ctl_webhook_resend(ctl_t *ctl, const char *project, const char *id)
         return CTL_FAILED;
     }
 
-    argv[0] = exec;
-    argv[1] = schedule;
-    argv[2] = dead;
-    argv[3] = member;
+    keys = argv;
+    args = argv + AM_WEBHOOK_RESEND_NKEYS;
+    keys[AM_WEBHOOK_RESEND_KEY_EXECUTION] = exec;
+    keys[AM_WEBHOOK_RESEND_KEY_WEBHOOKS] = schedule;
+    keys[AM_WEBHOOK_RESEND_KEY_DEAD] = dead;
+    args[AM_WEBHOOK_RESEND_ARG_MEMBER] = member;
 
-    r = ctl_eval(ctl, "webhook_resend", 3, 4, argv);
+    r = ctl_eval(ctl, AM_SCRIPT_WEBHOOK_RESEND, AM_WEBHOOK_RESEND_NKEYS,
+        AM_WEBHOOK_RESEND_NKEYS + AM_WEBHOOK_RESEND_NARGS, argv);
     if (r == NULL) {
         return CTL_FAILED;
     }

@@ -12,8 +12,10 @@
 
 #include <yajl/yajl_gen.h>
 
+#include "am_execution.h"
 #include "am_json.h"
 #include "am_name.h"
+#include "am_scripts.h"
 #include "worker/worker.h"
 
 #define AM_READ_BLOCK_MS 2000
@@ -40,7 +42,7 @@ struct am_job_s {
 
     char entry[AM_ENTRY_ID_MAX];
     char project[AM_PROJECT_NAME_MAX + 1];
-    char id[AM_NAME_MAX + 1];
+    char id[AM_EXECUTION_ID_LEN + 1];
     char key[AM_KEY_MAX];
 
     am_run_t  *run;
@@ -187,8 +189,8 @@ am_consumer_take(am_worker_t *w, redisReply *e, int reclaimed)
     id = am_entry_field(e->elements > 1 ? e->element[1] : NULL, "execution_id");
 
     if (project == NULL || id == NULL
-        || !am_project_name_valid(project, strlen(project)) || id[0] == '\0'
-        || strlen(id) > AM_NAME_MAX
+        || !am_project_name_valid(project, strlen(project))
+        || !am_execution_id_valid(id, strlen(id))
         || snprintf(job->key, sizeof(job->key), "%s{%s}:execution:%s",
                w->prefix, project, id)
                >= (int) sizeof(job->key)) {
@@ -301,10 +303,10 @@ am_job_payload(am_job_t *job, redisReply *r, size_t *len)
 
     yajl_gen_map_open(g);
     am_gen_str(g, "seed");
-    s = am_reply_str(r, 4, &n);
+    s = am_reply_str(r, AM_EXECUTION_START_REPLY_SEED, &n);
     am_gen_json(g, s, n, 0);
     am_gen_str(g, "input");
-    s = am_reply_str(r, 5, &n);
+    s = am_reply_str(r, AM_EXECUTION_START_REPLY_INPUT, &n);
     am_gen_json(g, s, n, 0);
 
     am_gen_str(g, "context");
@@ -314,16 +316,16 @@ am_job_payload(am_job_t *job, redisReply *r, size_t *len)
     am_gen_str(g, "project");
     am_gen_str(g, job->project);
     am_gen_str(g, "automation");
-    am_gen_str(g, am_reply_str(r, 8, NULL));
+    am_gen_str(g, am_reply_str(r, AM_EXECUTION_START_REPLY_AUTOMATION, NULL));
     am_gen_str(g, "build_id");
-    s = am_reply_str(r, 6, &n);
+    s = am_reply_str(r, AM_EXECUTION_START_REPLY_BUILD_ID, &n);
     if (n) {
         yajl_gen_string(g, (const unsigned char *) s, n);
     } else {
         yajl_gen_null(g);
     }
     am_gen_str(g, "ddn_headers");
-    s = am_reply_str(r, 9, &n);
+    s = am_reply_str(r, AM_EXECUTION_START_REPLY_DDN_HEADERS, &n);
     am_gen_json(g, s, n, 1);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
@@ -342,21 +344,32 @@ am_job_payload(am_job_t *job, redisReply *r, size_t *len)
     return out;
 }
 
-/* The run's time limit: the automation's timeout_ms, capped. */
+/*
+ * The run's time limit: the automation's timeout_ms, 30 s when it has none.
+ * The module refuses timeouts over AM_RUN_TIMEOUT_MAX_MS, the default cap:
+ * a worker given a lower --max-timeout says when it cuts one.
+ */
 static long
-am_job_timeout(am_worker_t *w, const char *s)
+am_job_timeout(am_job_t *job, const char *s)
 {
     long  max, t;
     char *end;
 
-    max = (long) w->run.max_timeout_ms;
+    max = job->w->run.max_timeout_ms;
     t = strtol(s, &end, 10);
 
     if (*s == '\0' || *end != '\0' || t <= 0) {
-        t = AM_DEFAULT_TIMEOUT_MS;
+        t = AM_RUN_TIMEOUT_DEFAULT_MS;
     }
 
-    return t < max ? t : max;
+    if (t > max) {
+        am_log("execution %s: timeout_ms %ld cut to this worker's "
+               "--max-timeout %ld",
+            job->id, t, max);
+        t = max;
+    }
+
+    return t;
 }
 
 /* Keeps a failure to complete as error with message (e.g. exhausted). */
@@ -442,13 +455,17 @@ am_job_run(am_job_t *job, redisReply *r)
         return;
     }
 
-    code = am_reply_str(r, 2, &code_len);
+    code = am_reply_str(r, AM_EXECUTION_START_REPLY_CODE, &code_len);
 
     job->state = AM_JOB_RUNNING;
     err[0] = '\0';
-    job->run = am_run_start(w->loop, &w->run, am_reply_str(r, 1, NULL), code,
-        code_len, payload, len, am_job_timeout(w, am_reply_str(r, 3, NULL)),
-        am_reply_str(r, 10, NULL), am_job_run_cb, job, err, sizeof(err));
+    job->run = am_run_start(w->loop, &w->run,
+        am_reply_str(r, AM_EXECUTION_START_REPLY_RUNTIME, NULL), code, code_len,
+        payload, len,
+        am_job_timeout(
+            job, am_reply_str(r, AM_EXECUTION_START_REPLY_TIMEOUT_MS, NULL)),
+        am_reply_str(r, AM_EXECUTION_START_REPLY_NETWORK, NULL), am_job_run_cb,
+        job, err, sizeof(err));
     free(payload);
 
     if (job->run == NULL) {
@@ -484,17 +501,19 @@ am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
         return;
     }
 
-    what = reply->element[0]->str;
+    what = reply->element[AM_EXECUTION_START_REPLY_WHAT]->str;
 
-    if (strcmp(what, "run") == 0 && reply->elements >= 10) {
+    if (strcmp(what, "run") == 0
+        && reply->elements >= AM_EXECUTION_START_REPLY_N) {
         job->retry_ms = 0;
         am_job_run(job, reply);
 
     } else if (strcmp(what, "exhausted") == 0) {
         snprintf(msg, sizeof(msg), "the run was interrupted %lld times",
-            reply->elements > 1
-                    && reply->element[1]->type == REDIS_REPLY_INTEGER
-                ? reply->element[1]->integer
+            reply->elements > AM_EXECUTION_START_REPLY_ATTEMPTS
+                    && reply->element[AM_EXECUTION_START_REPLY_ATTEMPTS]->type
+                           == REDIS_REPLY_INTEGER
+                ? reply->element[AM_EXECUTION_START_REPLY_ATTEMPTS]->integer
                 : (long long) job->w->max_attempts);
         am_job_fail(job, msg);
 
@@ -601,50 +620,65 @@ static int
 am_job_send_start(am_job_t *job)
 {
     am_worker_t *w = job->w;
-    const char  *argv[4];
+    const char  *argv[AM_EXECUTION_START_NKEYS + AM_EXECUTION_START_NARGS];
+    const char **keys, **args;
     char         max[16];
 
-    snprintf(max, sizeof(max), "%d", w->max_attempts);
-    argv[0] = job->key;
-    argv[1] = w->name;
-    argv[2] = max;
-    argv[3] = job->entry;
+    keys = argv;
+    args = argv + AM_EXECUTION_START_NKEYS;
 
-    return am_rds_eval(
-        &w->cmd, "execution_start", 1, 4, argv, NULL, am_job_start_cb, job);
+    snprintf(max, sizeof(max), "%d", w->max_attempts);
+    keys[AM_EXECUTION_START_KEY_EXECUTION] = job->key;
+    args[AM_EXECUTION_START_ARG_WORKER] = w->name;
+    args[AM_EXECUTION_START_ARG_MAX_ATTEMPTS] = max;
+    args[AM_EXECUTION_START_ARG_ENTRY] = job->entry;
+
+    return am_rds_eval(&w->cmd, AM_SCRIPT_EXECUTION_START,
+        AM_EXECUTION_START_NKEYS,
+        AM_EXECUTION_START_NKEYS + AM_EXECUTION_START_NARGS, argv, NULL,
+        am_job_start_cb, job);
 }
 
 static int
 am_job_send_complete(am_job_t *job)
 {
     am_worker_t *w = job->w;
-    const char  *argv[11];
-    size_t       lens[11];
-    char         ms[32];
-    int          i;
+    enum { n = AM_EXECUTION_COMPLETE_NKEYS + AM_EXECUTION_COMPLETE_NARGS };
+
+    const char *argv[n], **keys, **args;
+    size_t      lens[n], *arglens;
+    char        ms[32];
+    int         i;
+
+    keys = argv;
+    args = argv + AM_EXECUTION_COMPLETE_NKEYS;
+    arglens = lens + AM_EXECUTION_COMPLETE_NKEYS;
 
     snprintf(ms, sizeof(ms), "%ld", job->time_ms);
 
-    argv[0] = job->key;
-    argv[1] = w->stream;
-    argv[2] = w->webhooks;
-    argv[3] = job->status;
-    argv[4] = job->output ? job->output : "";
-    argv[5] = job->error ? job->error : "";
-    argv[6] = job->log ? job->log : "";
-    argv[7] = ms;
-    argv[8] = job->entry;
-    argv[9] = w->group;
-    argv[10] = w->channel;
+    keys[AM_EXECUTION_COMPLETE_KEY_EXECUTION] = job->key;
+    keys[AM_EXECUTION_COMPLETE_KEY_STREAM] = w->stream;
+    keys[AM_EXECUTION_COMPLETE_KEY_WEBHOOKS] = w->webhooks;
+    args[AM_EXECUTION_COMPLETE_ARG_STATUS] = job->status;
+    args[AM_EXECUTION_COMPLETE_ARG_OUTPUT] = job->output ? job->output : "";
+    args[AM_EXECUTION_COMPLETE_ARG_ERROR] = job->error ? job->error : "";
+    args[AM_EXECUTION_COMPLETE_ARG_LOG] = job->log ? job->log : "";
+    args[AM_EXECUTION_COMPLETE_ARG_TIME_MS] = ms;
+    args[AM_EXECUTION_COMPLETE_ARG_ENTRY] = job->entry;
+    args[AM_EXECUTION_COMPLETE_ARG_GROUP] = w->group;
+    args[AM_EXECUTION_COMPLETE_ARG_CHANNEL] = w->channel;
 
-    for (i = 0; i < 11; i++) {
+    for (i = 0; i < n; i++) {
         lens[i] = strlen(argv[i]);
     }
-    lens[4] = job->output ? job->output_len : 0;
-    lens[6] = job->log ? job->log_len : 0;
 
-    return am_rds_eval(&w->cmd, "execution_complete", 3, 11, argv, lens,
-        am_job_complete_cb, job);
+    /* output and log may hold NUL bytes */
+    arglens[AM_EXECUTION_COMPLETE_ARG_OUTPUT] =
+        job->output ? job->output_len : 0;
+    arglens[AM_EXECUTION_COMPLETE_ARG_LOG] = job->log ? job->log_len : 0;
+
+    return am_rds_eval(&w->cmd, AM_SCRIPT_EXECUTION_COMPLETE,
+        AM_EXECUTION_COMPLETE_NKEYS, n, argv, lens, am_job_complete_cb, job);
 }
 
 /*

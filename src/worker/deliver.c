@@ -12,14 +12,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "am_header.h"
 #include "am_json.h"
+#include "am_scripts.h"
 #include "worker/worker.h"
 
 #define AM_DELIVER_EVERY_MS 200
 #define AM_DELIVER_LEASE_EXTRA_MS 5000
 #define AM_DELIVER_RETRY_MIN_MS 200
 #define AM_DELIVER_RETRY_MAX_MS 5000
-#define AM_DELIVERY_HEADERS_MAX 64
 #define AM_RETRY_AFTER_MAX_S 86400
 
 struct am_delivery_s {
@@ -113,26 +114,31 @@ static void
 am_delivery_record(am_delivery_t *d)
 {
     am_worker_t *w = d->w;
-    const char  *argv[8];
+    const char  *argv[AM_WEBHOOK_RESULT_NKEYS + AM_WEBHOOK_RESULT_NARGS];
+    const char **keys, **args;
     char         status[16], delay[32];
 
     if (d->waiting) {
         return;
     }
 
+    keys = argv;
+    args = argv + AM_WEBHOOK_RESULT_NKEYS;
+
     snprintf(status, sizeof(status), "%ld", d->http_status);
     snprintf(delay, sizeof(delay), "%llu", (unsigned long long) d->delay_ms);
 
-    argv[0] = w->webhooks;
-    argv[1] = w->dead;
-    argv[2] = w->prefix;
-    argv[3] = d->member;
-    argv[4] = d->outcome;
-    argv[5] = status;
-    argv[6] = d->error;
-    argv[7] = delay;
+    keys[AM_WEBHOOK_RESULT_KEY_WEBHOOKS] = w->webhooks;
+    keys[AM_WEBHOOK_RESULT_KEY_DEAD] = w->dead;
+    args[AM_WEBHOOK_RESULT_ARG_PREFIX] = w->prefix;
+    args[AM_WEBHOOK_RESULT_ARG_MEMBER] = d->member;
+    args[AM_WEBHOOK_RESULT_ARG_OUTCOME] = d->outcome;
+    args[AM_WEBHOOK_RESULT_ARG_HTTP_STATUS] = status;
+    args[AM_WEBHOOK_RESULT_ARG_ERROR] = d->error;
+    args[AM_WEBHOOK_RESULT_ARG_DELAY_MS] = delay;
 
-    if (am_rds_eval(&w->cmd, "webhook_result", 2, 8, argv, NULL,
+    if (am_rds_eval(&w->cmd, AM_SCRIPT_WEBHOOK_RESULT, AM_WEBHOOK_RESULT_NKEYS,
+            AM_WEBHOOK_RESULT_NKEYS + AM_WEBHOOK_RESULT_NARGS, argv, NULL,
             am_delivery_result_cb, d)
         != 0) {
         am_delivery_result_cb(&w->cmd, NULL, d);
@@ -243,7 +249,7 @@ am_delivery_headers(const char *json, const char **out, yajl_val *tree)
     }
 
     n = 0;
-    for (i = 0; i < v->u.object.len && n < AM_DELIVERY_HEADERS_MAX; i++) {
+    for (i = 0; i < v->u.object.len && n < AM_HEADERS_MAX; i++) {
         if (YAJL_IS_STRING(v->u.object.values[i])) {
             out[2 * n] = v->u.object.keys[i];
             out[2 * n + 1] = YAJL_GET_STRING(v->u.object.values[i]);
@@ -255,28 +261,29 @@ am_delivery_headers(const char *json, const char **out, yajl_val *tree)
     return n;
 }
 
-/*
- * Posts one claimed delivery: f holds member, url, webhook id, attempts so
- * far, body, webhook headers JSON, signing secret (see webhook_claim.lua).
- */
+/* Posts one claimed delivery: f holds its AM_WEBHOOK_CLAIM_REPLY_* fields. */
 static void
 am_delivery_start(am_worker_t *w, redisReply **f)
 {
-    const char    *headers[2 * AM_DELIVERY_HEADERS_MAX];
+    const char    *headers[2 * AM_HEADERS_MAX];
     am_delivery_t *d;
+    redisReply    *body;
+    const char    *secret;
     yajl_val       tree;
     size_t         n;
     char           err[256];
 
     d = calloc(1, sizeof(*d));
-    if (d == NULL || (d->member = strdup(f[0]->str)) == NULL) {
+    if (d == NULL
+        || (d->member = strdup(f[AM_WEBHOOK_CLAIM_REPLY_MEMBER]->str))
+               == NULL) {
         /* the lease runs out and the delivery comes back */
         free(d);
         return;
     }
 
     d->w = w;
-    d->attempts = strtol(f[3]->str, NULL, 10);
+    d->attempts = strtol(f[AM_WEBHOOK_CLAIM_REPLY_ATTEMPTS]->str, NULL, 10);
     uv_timer_init(w->loop, &d->timer);
     d->timer.data = d;
 
@@ -287,11 +294,16 @@ am_delivery_start(am_worker_t *w, redisReply **f)
     w->deliveries = d;
     w->ndeliveries++;
 
-    n = am_delivery_headers(f[5]->str, headers, &tree);
+    body = f[AM_WEBHOOK_CLAIM_REPLY_BODY];
+    secret = f[AM_WEBHOOK_CLAIM_REPLY_SECRET]->str;
+
+    n = am_delivery_headers(
+        f[AM_WEBHOOK_CLAIM_REPLY_HEADERS]->str, headers, &tree);
     err[0] = '\0';
 
-    if (am_webhook_post(w->engine, f[1]->str, headers, n, f[4]->str, f[4]->len,
-            f[6]->str[0] ? f[6]->str : NULL, f[2]->str, (long) time(NULL),
+    if (am_webhook_post(w->engine, f[AM_WEBHOOK_CLAIM_REPLY_URL]->str, headers,
+            n, body->str, body->len, secret[0] ? secret : NULL,
+            f[AM_WEBHOOK_CLAIM_REPLY_WEBHOOK_ID]->str, (long) time(NULL),
             am_delivery_post_cb, d, err, sizeof(err))
         != 0) {
         /* a bad URL or secret: retrying cannot help */
@@ -326,13 +338,14 @@ am_deliver_claim_cb(am_rds_t *r, redisReply *reply, void *data)
         return;
     }
 
-    for (i = 0; i + 7 <= reply->elements; i += 7) {
-        for (j = 0; j < 7; j++) {
+    for (i = 0; i + AM_WEBHOOK_CLAIM_REPLY_N <= reply->elements;
+         i += AM_WEBHOOK_CLAIM_REPLY_N) {
+        for (j = 0; j < AM_WEBHOOK_CLAIM_REPLY_N; j++) {
             if (reply->element[i + j]->type != REDIS_REPLY_STRING) {
                 break;
             }
         }
-        if (j == 7) {
+        if (j == AM_WEBHOOK_CLAIM_REPLY_N) {
             am_delivery_start(w, &reply->element[i]);
         }
     }
@@ -345,7 +358,8 @@ static void
 am_deliver_tick(uv_timer_t *t)
 {
     am_worker_t *w = t->data;
-    const char  *argv[4];
+    const char  *argv[AM_WEBHOOK_CLAIM_NKEYS + AM_WEBHOOK_CLAIM_NARGS];
+    const char **keys, **args;
     char         lease[32], most[16];
     int          room;
 
@@ -359,13 +373,16 @@ am_deliver_tick(uv_timer_t *t)
         w->webhook.timeout_ms + AM_DELIVER_LEASE_EXTRA_MS);
     snprintf(most, sizeof(most), "%d", room);
 
-    argv[0] = w->webhooks;
-    argv[1] = w->prefix;
-    argv[2] = lease;
-    argv[3] = most;
+    keys = argv;
+    args = argv + AM_WEBHOOK_CLAIM_NKEYS;
+    keys[AM_WEBHOOK_CLAIM_KEY_WEBHOOKS] = w->webhooks;
+    args[AM_WEBHOOK_CLAIM_ARG_PREFIX] = w->prefix;
+    args[AM_WEBHOOK_CLAIM_ARG_LEASE_MS] = lease;
+    args[AM_WEBHOOK_CLAIM_ARG_MOST] = most;
 
-    if (am_rds_eval(
-            &w->cmd, "webhook_claim", 1, 4, argv, NULL, am_deliver_claim_cb, w)
+    if (am_rds_eval(&w->cmd, AM_SCRIPT_WEBHOOK_CLAIM, AM_WEBHOOK_CLAIM_NKEYS,
+            AM_WEBHOOK_CLAIM_NKEYS + AM_WEBHOOK_CLAIM_NARGS, argv, NULL,
+            am_deliver_claim_cb, w)
         == 0) {
         w->claiming_webhooks = 1;
     }

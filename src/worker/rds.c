@@ -42,13 +42,12 @@ am_rds_init(am_rds_t *r, uv_loop_t *loop, const am_rds_conf_t *conf,
     const char *name, am_rds_state_pt on_state, void *data, char *err,
     size_t errlen)
 {
+    char why[512];
+
     memset(r, 0, sizeof(*r));
 
-    if (am_redis_addr_parse(conf->addr, &r->addr) != 0) {
-        snprintf(err, errlen,
-            "invalid redis address \"%s\": use IP:PORT, [IPv6]:PORT, "
-            "localhost:PORT or unix:/path (host names are not resolved)",
-            conf->addr);
+    if (am_redis_addr_parse(conf->addr, &r->addr, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "invalid redis address %s", why);
         return -1;
     }
 
@@ -265,18 +264,19 @@ am_rds_disconnect_cb(const redisAsyncContext *ac, int status)
 }
 
 /*
- * Opens a connection and queues the login behind it: AUTH and SELECT when
- * configured, then a PING whose answer makes the connection ready.
+ * Opens a connection to ip (NULL: the unix socket) and queues the login
+ * behind it: AUTH and SELECT when configured, then a PING whose answer
+ * makes the connection ready.
  */
-void
-am_rds_connect(am_rds_t *r)
+static void
+am_rds_open(am_rds_t *r, const char *ip)
 {
     redisAsyncContext *ac;
     const char        *argv[2];
     char               db[16];
 
-    ac = r->addr.path ? redisAsyncConnectUnix(r->addr.path)
-                      : redisAsyncConnect(r->addr.host, r->addr.port);
+    ac = ip ? redisAsyncConnect(ip, r->addr.port)
+            : redisAsyncConnectUnix(r->addr.path);
 
     if (ac == NULL || ac->err) {
         am_rds_lost(r, ac ? ac->errstr : "out of memory");
@@ -319,6 +319,73 @@ am_rds_connect(am_rds_t *r)
 
     uv_timer_start(
         &r->timer, am_rds_watch_cb, AM_RDS_WATCH_MS, AM_RDS_WATCH_MS);
+}
+
+static void
+am_rds_resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    am_rds_t   *r = req->data;
+    const void *in;
+    char        ip[INET6_ADDRSTRLEN], why[320];
+
+    r->resolving = 0;
+
+    if (r->closing) {
+        uv_freeaddrinfo(res);
+        return;
+    }
+
+    if (status < 0) {
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", r->addr.host,
+            uv_strerror(status));
+        am_rds_lost(r, why);
+        return;
+    }
+
+    in =
+        res->ai_family == AF_INET
+            ? (const void *) &((struct sockaddr_in *) res->ai_addr)->sin_addr
+            : (const void *) &((struct sockaddr_in6 *) res->ai_addr)->sin6_addr;
+
+    if (inet_ntop(res->ai_family, in, ip, sizeof(ip)) == NULL) {
+        uv_freeaddrinfo(res);
+        am_rds_lost(r, "unusable address");
+        return;
+    }
+
+    uv_freeaddrinfo(res);
+    am_rds_open(r, ip);
+}
+
+/*
+ * A host name is resolved on the loop's thread pool at each connection, so
+ * that Redis may move to another address and a slow resolver never holds
+ * the runs and webhooks in flight.
+ */
+void
+am_rds_connect(am_rds_t *r)
+{
+    struct addrinfo hints;
+    int             rc;
+
+    if (r->addr.path != NULL || r->addr.numeric) {
+        am_rds_open(r, r->addr.path ? NULL : r->addr.host);
+        return;
+    }
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    r->resolve.data = r;
+
+    rc = uv_getaddrinfo(
+        r->loop, &r->resolve, am_rds_resolved_cb, r->addr.host, NULL, &hints);
+    if (rc != 0) {
+        am_rds_lost(r, uv_strerror(rc));
+        return;
+    }
+
+    r->resolving = 1;
 }
 
 static void
@@ -435,6 +502,12 @@ am_rds_close(am_rds_t *r)
 
     r->closing = 1;
     uv_timer_stop(&r->timer);
+
+    if (r->resolving) {
+        /* a resolution under way still calls back, which sees closing */
+        uv_cancel((uv_req_t *) &r->resolve);
+    }
+
     uv_close((uv_handle_t *) &r->timer, NULL);
 
     if (r->ac != NULL) {

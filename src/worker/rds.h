@@ -1,6 +1,7 @@
 /*
  * One asynchronous Redis connection of the worker, on its libuv loop: it
- * connects by IP or unix socket, authenticates, selects the database,
+ * connects by IP, host name (resolved anew at each connection) or unix
+ * socket, authenticates, selects the database,
  * reconnects with backoff when Redis goes away, and drops a connection that
  * stops answering. Scripts of redis/ are called by digest, with the body
  * sent once when Redis does not know it yet.
@@ -27,7 +28,7 @@ typedef void (*am_rds_reply_pt)(am_rds_t *r, redisReply *reply, void *data);
 typedef void (*am_rds_state_pt)(am_rds_t *r, int up, void *data);
 
 typedef struct {
-    const char *addr;     /* "IP:PORT", "[IPv6]:PORT" or "unix:/path" */
+    const char *addr;     /* as am_redis_addr.h reads it */
     const char *password; /* NULL: no AUTH */
     int         db;
 } am_rds_conf_t;
@@ -38,6 +39,8 @@ struct am_rds_s {
     const char          *name; /* in log lines: "commands", "reader" */
     am_redis_addr_t      addr;
 
+    uv_getaddrinfo_t   resolve;
+    int                resolving;
     redisAsyncContext *ac;
     int                ready;   /* connected, authenticated, selected */
     int                closing; /* am_rds_close() called: no reconnect */

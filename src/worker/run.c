@@ -15,11 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "am_execution.h"
 #include "am_json.h"
 #include "worker/run.h"
 #include "worker/sandbox.h"
 
-#define AM_RUN_MAX_TIMEOUT_MS 300000
 #define AM_RUN_MEMORY_MB 512
 #define AM_RUN_MAX_PROCESSES 64
 #define AM_RUN_MAX_OPEN_FILES 64
@@ -967,7 +967,7 @@ am_run_configure(am_run_t *run, const am_run_config_t *cfg, long timeout_ms,
     long max;
     int  k;
 
-    max = cfg->max_timeout_ms > 0 ? cfg->max_timeout_ms : AM_RUN_MAX_TIMEOUT_MS;
+    max = cfg->max_timeout_ms > 0 ? cfg->max_timeout_ms : AM_RUN_TIMEOUT_MAX_MS;
     run->timeout_ms = timeout_ms > 0 && timeout_ms < max ? timeout_ms : max;
     run->max_output = cfg->max_output ? cfg->max_output : AM_RUN_MAX_OUTPUT;
     run->max_log = cfg->max_log ? cfg->max_log : AM_RUN_MAX_LOG;

@@ -30,7 +30,7 @@ typedef struct {
     size_t        nruntimes;
 
     /* zero or NULL in any of these means the default */
-    long        max_timeout_ms; /* cap on a run's timeout (300000) */
+    long        max_timeout_ms; /* cap on a run's timeout (3600000) */
     long        cpu_seconds;    /* RLIMIT_CPU (ceil(timeout) + 1) */
     long        memory_mb;      /* RLIMIT_AS (512) */
     long        max_processes;  /* RLIMIT_NPROC of the run's uid (64) */

@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "am_crypto.h"
+#include "am_header.h"
 #include "worker/webhook.h"
 
 #define AM_WEBHOOK_SECRET_MAX 256
@@ -69,14 +70,6 @@ struct am_webhook_engine_s {
     unsigned               handles; /* libuv handles not yet closed */
     int                    closing;
 };
-
-/* headers the engine sets itself; caller's copies are dropped */
-static const char *am_webhook_own_headers[] = {"Content-Type", "Content-Length",
-    "Transfer-Encoding", "Host", "Connection", "Expect", NULL};
-
-static const char *am_webhook_signature_headers[] = {
-    "webhook-id", "webhook-timestamp", "webhook-signature", NULL};
-
 
 static void
 am_webhook_handle_closed(uv_handle_t *handle)
@@ -605,50 +598,13 @@ am_webhook_on_body(char *buf, size_t size, size_t n, void *userdata)
 }
 
 
-static int
-am_webhook_is_tchar(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-           || (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-
-/* A header name is an RFC 9110 token; a value has no control characters. */
+/* A header as am_header.h allows; name and value NUL-terminated. */
 static int
 am_webhook_header_valid(const char *name, const char *value)
 {
-    const char *p;
-
-    if (name == NULL || value == NULL || *name == '\0') {
-        return 0;
-    }
-
-    for (p = name; *p; p++) {
-        if (!am_webhook_is_tchar((unsigned char) *p)) {
-            return 0;
-        }
-    }
-
-    for (p = value; *p; p++) {
-        if ((((unsigned char) *p < 0x20) && *p != '\t') || *p == 0x7f) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-static int
-am_webhook_name_in(const char *name, const char **list)
-{
-    for (; *list; list++) {
-        if (strcasecmp(name, *list) == 0) {
-            return 1;
-        }
-    }
-
-    return 0;
+    return name != NULL && value != NULL
+           && am_header_name_valid(name, strlen(name))
+           && am_header_value_valid(value, strlen(value));
 }
 
 
@@ -760,10 +716,8 @@ am_webhook_build_headers(am_webhook_delivery_t *d, const char *const *headers,
     }
 
     for (i = 0; i < nheaders; i++) {
-        if (am_webhook_name_in(headers[2 * i], am_webhook_own_headers)
-            || (msg_id != NULL
-                && am_webhook_name_in(
-                    headers[2 * i], am_webhook_signature_headers))) {
+        /* the engine sets these itself (am_header.h) */
+        if (am_header_reserved(headers[2 * i], strlen(headers[2 * i]))) {
             continue;
         }
 

@@ -54,12 +54,12 @@ void am_webhook_engine_free(am_webhook_engine_t *e);
 
 /*
  * Starts a POST of body to url (http or https only). headers holds nheaders
- * (name, value) pairs, sent as given, except those the engine sets itself,
- * which are dropped: Content-Type (always application/json), Content-Length,
- * Transfer-Encoding, Host, Connection, Expect, and the webhook-* headers
- * when msg_id is given. With msg_id, the request carries the Standard
- * Webhooks headers webhook-id (msg_id) and webhook-timestamp (ts), and
- * with a secret ("whsec_<base64>") webhook-signature too.
+ * (name, value) pairs, sent as given, except the reserved ones of
+ * am_header.h, which the engine sets itself and drops from headers:
+ * Content-Type is always application/json, Expect is sent empty, and the
+ * webhook-* headers are the engine's. With msg_id, the request carries the
+ * Standard Webhooks headers webhook-id (msg_id) and webhook-timestamp (ts),
+ * and with a secret ("whsec_<base64>") webhook-signature too.
  *
  * 0: cb will be called exactly once, from the loop, never from this call.
  * -1: nothing started, err says why ("invalid URL", "unsupported URL

@@ -21,7 +21,6 @@
 #define AM_NAME_MAX 128
 #define AM_SCHEDULE_MAX 32
 #define AM_DELIVERIES_MAX 32
-#define AM_DEFAULT_TIMEOUT_MS 30000
 #define AM_RUNTIMES_MAX 16
 
 typedef struct am_job_s      am_job_t;
@@ -30,6 +29,7 @@ typedef struct am_delivery_s am_delivery_t;
 typedef struct {
     /* options */
     am_rds_conf_t       redis;
+    char               *password; /* read from --password-file */
     const char         *prefix;
     const char         *group;
     char                name[AM_NAME_MAX + 1]; /* the consumer */
@@ -76,6 +76,15 @@ typedef struct {
     uv_signal_t sigterm;
     uv_signal_t sigint;
 } am_worker_t;
+
+/*
+ * options.c: reads the defaults, the AUTOMATIONS_* variables, then argv;
+ * 0 to run, 1 after --help, -1 after a message on a usage error. Whatever
+ * the result, am_options_free() releases what it kept.
+ */
+int am_options(am_worker_t *w, int argc, char **argv);
+
+void am_options_free(am_worker_t *w);
 
 /* main.c: one line on stderr, "<time> worker <name>: <message>" */
 void am_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
