@@ -99,13 +99,22 @@ sub parents {
 # the warm parent does.
 my $WARM = "import sys\noutput = 'ctypes' in sys.modules\n";
 
-# What a run can tell of its confinement, with its folder written DIR.
+# What a run can tell of its confinement, with its folder written DIR and
+# its user UID. Not compared: the command lines and initial environments of
+# the processes in /proc, which are the warm parent's (a short bootstrap,
+# PATH and LANG) rather than those of the programs a cold run executes.
 my $PROBE = <<'PY';
 import os, resource, signal, socket, sys, json
 d = os.getcwd()
 def norm(v):
     return json.loads(json.dumps(v).replace(d, 'DIR')
-                      .replace(os.path.basename(d), 'BASE'))
+                      .replace(os.path.basename(d), 'BASE')
+                      .replace(str(os.getuid()), 'UID'))
+def comm(p):
+    try:
+        return open('/proc/%s/comm' % p).read()
+    except OSError as e:
+        return e.strerror
 status = dict(l.split(':\t', 1) for l in open('/proc/self/status').read()
               .splitlines() if ':\t' in l)
 limits = {n: resource.getrlimit(getattr(resource, n)) for n in
@@ -127,8 +136,8 @@ output = norm({
     'status': {k: status[k].strip() for k in
                ('NoNewPrivs', 'CapEff', 'CapBnd', 'Seccomp', 'SigBlk',
                 'SigIgn', 'NSpid')},
-    'mounts': mounts, 'procs': sorted(p for p in os.listdir('/proc')
-                                      if p.isdigit()),
+    'mounts': mounts,
+    'procs': {p: comm(p) for p in os.listdir('/proc') if p.isdigit()},
     'stdin': sys.stdin.read(), 'encoding': [sys.stdin.encoding,
         sys.stdout.encoding, sys.stderr.encoding, sys.stderr.errors],
     'files': sorted(os.listdir('.')), 'tmp': os.listdir('/tmp'),
@@ -155,7 +164,7 @@ my $warm = run($PROBE);
 is($warm->{status}, 'success', 'warm: the probe runs') or diag(explain $warm);
 is_deeply($warm->{json}, $cold->{json},
     'warm and cold runs: the same user, limits, process group, namespaces, '
-    . 'mounts, environment, signals and descriptors')
+    . 'mounts, environment, signals, descriptors and processes')
     or diag(explain { warm => $warm->{json}, cold => $cold->{json} });
 
 # ------------------------------------------------- nothing reaches the next

@@ -3,10 +3,15 @@ The warm python parent of automations-worker: python_runner.py and its
 imports loaded once, then one fork per run, so that a run pays neither the
 interpreter's start nor the runner's imports. Started by the worker as
 
-    python3 -I -c <this file> <python_runner.py's text> <automations-sandbox.so>
+    python3 -I -c <a bootstrap>
 
-with a SOCK_SEQPACKET socket to the worker on fd 0. It never reads an
-automation's code, payload or output: each child enters the run's sandbox
+with a SOCK_SEQPACKET socket to the worker on fd 0, whose first packet is
+this file's text, python_runner.py's and the path of automations-sandbox.so
+(NUL-separated); the bootstrap puts the last two in sys.argv[1:] and runs
+this file. (Forked runs show the parent's command line: a short one.)
+
+It never reads an automation's code, payload or output: each child enters
+the run's sandbox
 (am_sandbox_enter, the cold run's confinement without the exec) before it
 reads anything of the run, so what a run does stays in its own process.
 
@@ -27,8 +32,10 @@ import sys
 import types
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 
 libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
 
 # a worker that dies takes its warm parent along
 libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -36,13 +43,20 @@ libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 runner = types.ModuleType("python_runner")
 exec(compile(sys.argv[1], "python_runner.py", "exec"), runner.__dict__)
 
-sandbox = ctypes.CDLL(sys.argv[2])
+sandbox = ctypes.CDLL(os.fsdecode(sys.argv[2]))
 sandbox.am_sandbox_enter.argtypes = [ctypes.c_int,
                                      ctypes.POINTER(ctypes.c_char_p)]
 sandbox.am_sandbox_enter.restype = ctypes.c_int
 
 ctl = socket.socket(fileno=0)
 PARENT = os.getpid()
+
+
+def set_name(name):
+    """The process name (comm) an exec of that file would give."""
+    libc.prctl(PR_SET_NAME,
+               ctypes.addressof(ctypes.create_string_buffer(name[:15])), 0,
+               0, 0)
 
 
 def child(run_dir, env, argv, fds):
@@ -61,10 +75,13 @@ def child(run_dir, env, argv, fds):
         for e in env:
             k, _, v = e.partition(b"=")
             os.environb[k] = v
+        set_name(os.path.basename(argv[0]))
         c_argv = (ctypes.c_char_p * (len(argv) + 1))(*argv, None)
         cmd = sandbox.am_sandbox_enter(len(argv), c_argv)
     except BaseException:
         os._exit(126)
+
+    set_name(os.path.basename(argv[cmd]))
 
     # the dispositions python3 sets at its start, reset by the sandbox
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)

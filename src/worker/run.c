@@ -386,8 +386,8 @@ am_run_make_result(am_run_t *run)
             run->max_output);
 
     } else if (run->warm_lost) {
-        snprintf(msg, sizeof(msg),
-            "killed: the warm python parent of the run died");
+        snprintf(
+            msg, sizeof(msg), "killed: the warm python parent of the run died");
 
     } else if (sig == SIGXCPU) {
         snprintf(msg, sizeof(msg), "CPU time limit exceeded");

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "worker/warm.h"
@@ -48,6 +49,19 @@ struct am_warm_s {
 
 /* generated from src/worker/python_warm.py at build time */
 extern const char am_python_warm[];
+
+/*
+ * The parent's command line, which its forked runs show too: it reads the
+ * rest from its first packet (python_warm.py says what).
+ */
+static const char am_warm_bootstrap[] =
+    "import socket\n"
+    "import sys\n"
+    "s = socket.socket(fileno=0)\n"
+    "m = s.recv(1 << 20).split(b'\\0')\n"
+    "s.detach()\n"
+    "sys.argv[1:] = m[1:]\n"
+    "exec(m[0])\n";
 
 /* the parent runs go to, or NULL */
 static am_warm_t *am_warm_current;
@@ -265,7 +279,8 @@ am_warm_start(uv_loop_t *loop, const am_warm_config_t *cfg)
     uv_process_options_t opts;
     uv_stdio_container_t stdio[3];
     am_warm_t           *w;
-    char                *args[7], *env[3];
+    struct iovec         iov[5];
+    char                *args[5], *env[3];
     int                  sv[2], rc;
 
     w = calloc(1, sizeof(am_warm_t));
@@ -281,10 +296,8 @@ am_warm_start(uv_loop_t *loop, const am_warm_config_t *cfg)
     args[0] = AM_WARM_PYTHON;
     args[1] = "-I";
     args[2] = "-c";
-    args[3] = (char *) am_python_warm;
-    args[4] = (char *) cfg->runner;
-    args[5] = (char *) cfg->lib;
-    args[6] = NULL;
+    args[3] = (char *) am_warm_bootstrap;
+    args[4] = NULL;
 
     env[0] = "PATH=/usr/local/bin:/usr/bin:/bin";
     env[1] = "LANG=C.UTF-8";
@@ -328,6 +341,25 @@ am_warm_start(uv_loop_t *loop, const am_warm_config_t *cfg)
     w->pid = w->process.pid;
     w->open = 1;
     uv_unref((uv_handle_t *) &w->process);
+
+    iov[0].iov_base = (char *) am_python_warm;
+    iov[0].iov_len = strlen(am_python_warm);
+    iov[1].iov_base = "";
+    iov[1].iov_len = 1;
+    iov[2].iov_base = (char *) cfg->runner;
+    iov[2].iov_len = strlen(cfg->runner);
+    iov[3].iov_base = "";
+    iov[3].iov_len = 1;
+    iov[4].iov_base = (char *) cfg->lib;
+    iov[4].iov_len = strlen(cfg->lib);
+
+    /* a new socket's buffer takes it whole */
+    if (writev(sv[0], iov, 5) < 0) {
+        (void) kill(w->pid, SIGKILL);
+        (void) close(sv[0]);
+        w->dead = 1;
+        return NULL;
+    }
 
     if (fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0
         || uv_poll_init(loop, &w->poll, sv[0]) != 0) {
