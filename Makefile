@@ -112,7 +112,7 @@ unit: $(UNIT_TESTS)
 $(BUILD)/unit/test_run: t/unit/test_run.c t/unit/tap.h src/worker/run.c \
         src/worker/sandbox.c src/worker/warm.c src/worker/run.h \
         src/worker/sandbox.h src/worker/warm.h $(SHARED_SRCS) $(SHARED_HDRS) \
-        $(PY_RUNNER) $(PY_WARM) $(SANDBOX_LIB)
+        $(PY_RUNNER) $(PY_WARM) $(SANDBOX) $(SANDBOX_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_run.c src/worker/run.c \
 	    src/worker/sandbox.c src/worker/warm.c src/am_json.c $(PY_RUNNER) \

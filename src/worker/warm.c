@@ -169,6 +169,10 @@ am_warm_find(am_warm_t *w, unsigned id, pid_t pid, int unlink)
                 *p = req->next;
                 req->next = NULL;
                 req->parent = NULL;
+
+                if (w->reqs == NULL) {
+                    uv_unref((uv_handle_t *) &w->poll);
+                }
             }
             return req;
         }
@@ -500,6 +504,9 @@ am_warm_run(uv_loop_t *loop, const am_warm_config_t *cfg, am_warm_req_t *req,
     req->parent = w;
     req->next = w->reqs;
     w->reqs = req;
+
+    /* as a cold run's process handle: the loop lives until the run ended */
+    uv_ref((uv_handle_t *) &w->poll);
 
     return 0;
 }
