@@ -8,11 +8,16 @@
 #      against the floor of cold python starts: the same runner and code
 #      run directly, as many at once as the workers run;
 #   3. sync run overhead: p50 of POST /automations/v1/NAME/run (one client)
-#      minus the p50 of the runs' own execution_time_ms.
+#      minus the p50 of the runs' own execution_time_ms;
+#   4. as root, what confining runs costs: the trivial sh drain of 2. with
+#      --no-confine, and one run after another of `echo {}` through
+#      automations-sandbox unconfined, confined, confined without network,
+#      and through bubblewrap (bwrap) with the same namespaces and mounts,
+#      in interleaved rounds.
 #
 #   sh bench/runs.sh     (after `make`; needs wrk, redis-server, redis-cli)
 #   AM_BENCH_SECONDS=10 AM_BENCH_RUNS=5000 AM_BENCH_PY_RUNS=1000
-#   AM_BENCH_CONCURRENCY=8
+#   AM_BENCH_CONCURRENCY=8 AM_BENCH_SEQUENTIAL=500 (runs per way in 4.)
 
 set -eu
 
@@ -100,7 +105,7 @@ $rcli del am:runs >/dev/null
 $rcli eval "for _, k in ipairs(redis.call('keys', 'am:{bench}:execution:*')) do redis.call('del', k) end" 0 >/dev/null
 
 # 2. worker throughput: queue N runs through the API, then start 2 workers
-# (with the options that follow)
+# (with the worker options given after the automation and the count)
 drain() {
     automation=$1 count=$2
     shift 2
@@ -159,6 +164,10 @@ set -- $(drain noop-py "$py_runs" --python-warm off)
 cold_runs=$1 cold_rate=$2
 set -- $(drain noop-py "$py_runs" --python-warm on)
 warm_runs=$1 warm_rate=$2
+if [ "$(id -u)" = 0 ]; then
+    set -- $(drain noop "$runs" --no-confine)
+    free_runs=$1 free_rate=$2
+fi
 
 # 3. sync run overhead, one client, one worker waiting
 "$build/automations-worker" --redis 127.0.0.1:$redis_port --concurrency 4 \
@@ -208,3 +217,77 @@ printf '  request p50 %s ms, p99 %s; automation own p50 %s ms\n' \
     "$(ms "$sync_p50")" "$sync_p99" "$own_p50"
 awk -v a="$(ms "$sync_p50")" -v b="$own_p50" \
     'BEGIN { printf "  overhead p50: %.2f ms (target < 3 ms)\n", a - b }'
+
+[ "$(id -u)" = 0 ] || exit 0
+
+# 4. confinement
+for pid in $workers; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
+workers=""
+echo "confinement: trivial sh drain as above"
+printf '  %-34s %10s executions/s (%s runs)\n' 'unconfined (--no-confine)' \
+    "$free_rate" "$free_runs"
+printf '  %-34s %10s executions/s (%s runs)\n' 'confined (default as root)' \
+    "$sh_rate" "$sh_runs"
+
+# one run after another, the way the worker starts them (own session, in
+# the run folder, as a user of its own), each way in turn per round
+seq_runs=${AM_BENCH_SEQUENTIAL:-500}
+sandbox="$build/automations-sandbox"
+uid=2999999
+runs_root=$(mktemp -d -p /tmp)
+chmod 711 "$runs_root"
+run_dir=$(mktemp -d -p "$runs_root" am-run-XXXXXX)
+echo 'echo {}' > "$run_dir/main.sh"
+chown -R "$uid:$uid" "$run_dir"
+limits="--cpu 5 --memory-mb 512 --nproc 64 --nofile 64 --fsize-mb 64"
+limits="$limits --uid $uid --gid $uid --own-uid 1"
+hidden=/etc/nginx:/etc/automations:/etc/redis:/etc/ssl/private:/root
+hidden=$hidden:/run/secrets
+bwrap="bwrap --new-session --die-with-parent --unshare-pid --unshare-ipc"
+bwrap="$bwrap --unshare-uts --hostname automation --ro-bind / /"
+bwrap="$bwrap --size 67108864 --tmpfs /tmp --size 67108864 --tmpfs /dev/shm"
+bwrap="$bwrap --proc /proc"
+for p in $(echo "$hidden" | tr : ' '); do
+    [ -d "$p" ] && bwrap="$bwrap --tmpfs $p --remount-ro $p"
+done
+bwrap="$bwrap --tmpfs $runs_root --bind $run_dir $run_dir --chdir $run_dir"
+
+way() {
+    case $1 in
+    unconfined) set -- $sandbox --sandbox $limits ;;
+    confined) set -- $sandbox --sandbox $limits --confine 1 --no-network 0 \
+        --tmp-mb 64 --hide $hidden ;;
+    no-network) set -- $sandbox --sandbox $limits --confine 1 --no-network 1 \
+        --tmp-mb 64 --hide $hidden ;;
+    bwrap) set -- $bwrap -- $sandbox --sandbox $limits ;;
+    bwrap-no-network) set -- $bwrap --unshare-net -- $sandbox --sandbox \
+        $limits ;;
+    esac
+    setsid "$@" -- /bin/sh "$run_dir/main.sh"
+}
+
+ways="unconfined confined no-network bwrap bwrap-no-network"
+for w in $ways; do
+    [ "$(cd "$run_dir" && way $w </dev/null 2>&1)" = "{}" ] || {
+        echo "  $w: a run failed"; exit 1; }
+    echo 0 > "$dir/$w.ns"
+done
+rounds=5
+for r in $(seq $rounds); do
+    for w in $ways; do
+        t0=$(date +%s%N)
+        (cd "$run_dir" && i=0 && while [ $i -lt $((seq_runs / rounds)) ]; do
+            way $w </dev/null >/dev/null 2>&1 || exit 1; i=$((i + 1))
+        done) || { echo "  $w: a run failed"; exit 1; }
+        t1=$(date +%s%N)
+        echo $(($(cat "$dir/$w.ns") + t1 - t0)) > "$dir/$w.ns"
+    done
+done
+rm -rf "$runs_root"
+
+echo "confinement: $seq_runs runs of \`echo {}\` one after another, each way"
+for w in $ways; do
+    awk -v w="$w" -v n="$seq_runs" -v ns="$(cat "$dir/$w.ns")" \
+        'BEGIN { printf "  %-34s %7.2f ms/run %7.0f runs/s\n", w, ns / n / 1e6,
+                 n / (ns / 1e9) }'
+done

@@ -25,6 +25,12 @@ my $W = $t->build . '/automations-worker';
 plan skip_all => "$W not built" unless -x $W;
 plan skip_all => 'runs are confined only when the worker is root' if $> != 0;
 
+# A container without CAP_SYS_ADMIN cannot confine anything; anywhere else
+# the worker must.
+plan skip_all => 'this machine refuses mount and PID namespaces'
+    if system('unshare --mount --pid --ipc --uts --net --fork '
+              . 'mount -t tmpfs tmpfs /mnt >/dev/null 2>&1') != 0;
+
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 my $ROOT = $AmTest::ROOT;
 my $PASSWORD = sprintf('pw-%d-%08x', $$, int(rand(2**32)));

@@ -469,16 +469,13 @@ am_sandbox_hide(const char *list, const char *parent)
         memcpy(path, p, n);
         path[n] = '\0';
 
-        if (strcmp(path, parent) == 0 || lstat(path, &st) != 0) {
+        /* a symbolic link is followed: what it points to is hidden */
+        if (strcmp(path, parent) == 0 || stat(path, &st) != 0) {
             continue;
         }
 
         if (S_ISDIR(st.st_mode)) {
             am_sandbox_tmpfs(path, 0, NULL);
-            continue;
-        }
-
-        if (S_ISLNK(st.st_mode)) {
             continue;
         }
 
