@@ -24,6 +24,7 @@ Messages, one per packet, fields separated by NUL bytes:
 
 import array
 import ctypes
+import gc
 import os
 import select
 import signal
@@ -127,6 +128,9 @@ def serve():
     children = {}
     fd_size = array.array("i").itemsize
 
+    # what is loaded now stays out of the children's collections, so that
+    # they do not copy the pages the collector would touch
+    gc.freeze()
     ctl.send(b"ready %d" % PARENT)
 
     while True:

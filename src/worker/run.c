@@ -907,13 +907,21 @@ am_run_spawn_warm(am_run_t *run, const am_run_config_t *cfg,
     am_warm_config_t wcfg;
     char             lib[PATH_MAX];
     const char      *p;
+    static int       said;
 
     if (!cfg->python_warm || rt->argv != am_run_python_argv
         || (p = strrchr(argv[0], '/')) == NULL
         || (size_t) snprintf(lib, sizeof(lib), "%.*s/" AM_RUN_SANDBOX_LIB,
                (int) (p - argv[0]), argv[0])
-               >= sizeof(lib)
-        || access(lib, R_OK) != 0) {
+               >= sizeof(lib)) {
+        return -1;
+    }
+
+    if (access(lib, R_OK) != 0) {
+        if (!said && cfg->log != NULL) {
+            cfg->log("python runs start cold: no %s", lib);
+        }
+        said = 1;
         return -1;
     }
 
