@@ -48,7 +48,9 @@ MODULE      = $(BUILD)/ngx_http_automations_module.so
 CLI         = $(BUILD)/automationsctl
 WORKER      = $(BUILD)/automations-worker
 SANDBOX     = $(BUILD)/automations-sandbox
+SANDBOX_LIB = $(BUILD)/automations-sandbox.so
 PY_RUNNER   = $(BUILD)/gen/am_python_runner.c
+PY_WARM     = $(BUILD)/gen/am_python_warm.c
 UNIT_TESTS  = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
               $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
@@ -99,36 +101,43 @@ $(CLI): $(wildcard src/cli/*.c src/cli/*.h) $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 	$(CC) $(AM_CFLAGS) -o $@ $(wildcard src/cli/*.c) $(SHARED_SRCS) $(GEN) \
 	    -lhiredis -lyajl -lcrypto
 
-worker: $(WORKER) $(SANDBOX)
+worker: $(WORKER) $(SANDBOX) $(SANDBOX_LIB)
 
 # the first program of every run: libc only, so that it starts fast
 $(SANDBOX): src/sandbox/main.c src/worker/sandbox.c src/worker/sandbox.h \
             src/worker/run.h src/am_version.h
 	$(CC) $(AM_CFLAGS) -o $@ src/sandbox/main.c src/worker/sandbox.c
 
-# python_runner.py as the C string am_python_runner, written into each
-# python run's folder
-$(PY_RUNNER): src/worker/python_runner.py
+# the same confinement for the warm python parent's children, which call
+# am_sandbox_enter through ctypes instead of executing the binary
+$(SANDBOX_LIB): src/worker/sandbox.c src/worker/sandbox.h src/worker/run.h
+	$(CC) $(AM_CFLAGS) -fPIC -shared -o $@ src/worker/sandbox.c
+
+# src/worker/python_NAME.py as the C string am_python_NAME: the runner,
+# written into each python run's folder, and the warm parent
+$(BUILD)/gen/am_python_%.c: src/worker/python_%.py
 	@mkdir -p $(dir $@)
 	perl -e 'local $$/; $$_ = <>; s/([\\"?])/\\$$1/g; s/\t/\\t/g;' \
 	     -e 's/\n/\\n"\n    "/g; print "/* generated from $<: do not edit */\n\n"' \
-	     -e '. "const char am_python_runner[] =\n    \"$$_\";\n"' $< >$@.tmp
+	     -e '. "const char am_python_$*[] =\n    \"$$_\";\n"' $< >$@.tmp
 	mv $@.tmp $@
 
 $(WORKER): $(wildcard src/worker/*.c src/worker/*.h) $(SHARED_SRCS) \
-           $(SHARED_HDRS) $(GEN) $(PY_RUNNER)
+           $(SHARED_HDRS) $(GEN) $(PY_RUNNER) $(PY_WARM)
 	$(CC) $(AM_CFLAGS) -o $@ $(wildcard src/worker/*.c) $(SHARED_SRCS) \
-	    $(GEN) $(PY_RUNNER) -lhiredis -lyajl -lcrypto -luv -lcurl
+	    $(GEN) $(PY_RUNNER) $(PY_WARM) -lhiredis -lyajl -lcrypto -luv -lcurl
 
 unit: $(UNIT_TESTS)
 
 # unit tests of worker parts link those parts and their libraries
 $(BUILD)/unit/test_run: t/unit/test_run.c t/unit/tap.h src/worker/run.c \
-        src/worker/sandbox.c src/worker/run.h src/worker/sandbox.h \
-        $(SHARED_SRCS) $(SHARED_HDRS) $(PY_RUNNER)
+        src/worker/sandbox.c src/worker/warm.c src/worker/run.h \
+        src/worker/sandbox.h src/worker/warm.h $(SHARED_SRCS) $(SHARED_HDRS) \
+        $(PY_RUNNER) $(PY_WARM) $(SANDBOX) $(SANDBOX_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_run.c src/worker/run.c \
-	    src/worker/sandbox.c src/am_json.c $(PY_RUNNER) -luv -lyajl -lcrypto
+	    src/worker/sandbox.c src/worker/warm.c src/am_json.c $(PY_RUNNER) \
+	    $(PY_WARM) -luv -lyajl -lcrypto
 
 $(BUILD)/unit/test_webhook: t/unit/test_webhook.c t/unit/tap.h \
         src/worker/webhook.c \
@@ -175,6 +184,8 @@ install: module cli worker
 	    $(DESTDIR)$(NGX_AVAILDIR) $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/default
 	install -m 755 $(WORKER) $(SANDBOX) $(CLI) $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(PREFIX)/lib/automations
+	install -m 644 $(SANDBOX_LIB) $(DESTDIR)$(PREFIX)/lib/automations/
 	install -m 644 $(MODULE) $(DESTDIR)$(NGX_MODDIR)/
 	echo 'load_module $(NGX_MODDIR)/ngx_http_automations_module.so;' \
 	    >$(DESTDIR)$(NGX_AVAILDIR)/mod-http-automations.conf

@@ -330,6 +330,8 @@ main(int argc, char **argv)
         w.run.self_path = self;
     }
 
+    w.run.log = am_log;
+
     /* what runs cannot be kept from, said once */
     am_run_confinement(&w.run, confinement, sizeof(confinement));
     if (confinement[0] != '\0') {
