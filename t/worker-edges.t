@@ -435,6 +435,15 @@ subtest 'make run: Ctrl-C returns with runs in flight, nothing left' => sub {
     my @children = pids_with($dir, "127.0.0.1:$redis");
     cmp_ok(scalar @children, '>=', 4, 'Redis, nginx and two workers');
 
+    # Redis has a password, made by make run, and no command line shows it
+    my $password = $t->read_file("$dir/redis.password") // '';
+    like($password, qr/^[0-9a-f]{48}$/, 'make run made a Redis password');
+    is_deeply([ pids_with($password) ], [], 'no command line holds it');
+    is((stat "$dir/redis.password")[2] & 07777, 0600,
+       'its file is readable by its owner only');
+    like(`redis-cli -p $redis ping 2>&1`, qr/NOAUTH/,
+         'Redis refuses commands without it');
+
     my $t0 = time;
     kill 'INT', -$pid;
     my $code = $t->wait_proc('make-run', 20 * $SLOW);

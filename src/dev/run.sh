@@ -86,13 +86,25 @@ trap stop INT TERM HUP EXIT
 
 mkdir -p "$run/redis"
 
-setsid redis-server --bind 127.0.0.1 --port "$redis_port" \
+# Redis has a password, made once: runs can reach Redis over the network,
+# and must not be able to authenticate. It is in files only this user
+# reads, never on a command line (any local user reads those).
+if [ ! -s "$run/redis.password" ]; then
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' \
+        > "$run/redis.password")
+fi
+redis_password=$(cat "$run/redis.password")
+export AUTOMATIONS_REDIS_PASSWORD_FILE="$run/redis.password"
+export REDISCLI_AUTH="$redis_password"
+(umask 077; printf 'requirepass %s\n' "$redis_password" > "$run/redis.conf")
+
+setsid redis-server "$run/redis.conf" --bind 127.0.0.1 --port "$redis_port" \
     --dir "$run/redis" --appendonly yes --save '' --daemonize no \
     --logfile "$run/redis.log" &
 redis_pid=$!
 
 i=0
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
+until redis-cli -p "$redis_port" ping 2>/dev/null | grep -qx PONG; do
     i=$((i + 1))
     [ $i -lt 50 ] || { echo "redis did not start: see $run/redis.log"; exit 1; }
     sleep 0.1
@@ -112,15 +124,17 @@ if ! $ctl project list | grep -qx demo || [ ! -s "$run/credentials" ]; then
     } > "$run/credentials"
 fi
 . "$run/credentials"
+chmod 600 "$run/jwt.secret" "$run/credentials"
 
 jwt=$($ctl jwt mint --key "$run/jwt.secret" --alg HS256 --project demo \
       --role admin --sub demo-user --ttl 86400)
 
-sed -e "s|@MODULE@|$build/ngx_http_automations_module.so|" \
+(umask 077; sed -e "s|@MODULE@|$build/ngx_http_automations_module.so|" \
     -e "s|@RUN@|$run|g" -e "s|@HTTP_PORT@|$http_port|" \
     -e "s|@REDIS@|127.0.0.1:$redis_port|" \
+    -e "s|@REDIS_PASSWORD@|$redis_password|" \
     -e "s|@JWT_SECRET@|$run/jwt.secret|" \
-    "$top/docs/nginx.conf.example" > "$run/nginx.conf"
+    "$top/docs/nginx.conf.example" > "$run/nginx.conf")
 
 setsid /usr/sbin/nginx -p "$run" -c "$run/nginx.conf" -g 'daemon off;' &
 nginx_pid=$!
@@ -149,7 +163,7 @@ cat <<MSG
 The automations gateway is running (Ctrl-C stops it).
 
   nginx    $base   (config: $run/nginx.conf, log: $run/error.log)
-  redis    127.0.0.1:$redis_port   (data: $run/redis)
+  redis    127.0.0.1:$redis_port   (data: $run/redis, password: $run/redis.password)
   workers  $workers   (log: $run/worker.log)
 
 Demo project "demo" and its credentials (also in $run/credentials):
