@@ -209,6 +209,26 @@ enum {
 };
 /* reply: the number of keys deleted */
 
+#define AM_SCRIPT_STATS "stats"
+enum {
+    AM_STATS_KEY_STREAM,
+    AM_STATS_KEY_DEAD,
+    AM_STATS_KEY_WORKERS,
+    AM_STATS_NKEYS
+};
+enum { AM_STATS_ARG_PREFIX, AM_STATS_ARG_COUNTERS, AM_STATS_NARGS };
+enum {
+    AM_STATS_REPLY_DEPTH,
+    AM_STATS_REPLY_PENDING,
+    AM_STATS_REPLY_OLDEST_MS,
+    AM_STATS_REPLY_DEAD,
+    AM_STATS_REPLY_WORKERS,
+    AM_STATS_REPLY_RUNS,
+    AM_STATS_REPLY_RUN_SECONDS,
+    AM_STATS_REPLY_WEBHOOKS,
+    AM_STATS_REPLY_N
+};
+
 #define AM_SCRIPT_TOKENPAIR_CREATE "tokenpair_create"
 enum {
     AM_TOKENPAIR_CREATE_KEY_INDEX,
@@ -289,5 +309,21 @@ enum {
     AM_WEBHOOK_SECRET_NARGS
 };
 /* reply: the secret in force */
+
+#define AM_SCRIPT_WORKER_BEAT "worker_beat"
+enum {
+    AM_WORKER_BEAT_KEY_WORKER,
+    AM_WORKER_BEAT_KEY_WORKERS,
+    AM_WORKER_BEAT_NKEYS
+};
+enum {
+    AM_WORKER_BEAT_ARG_NAME,
+    AM_WORKER_BEAT_ARG_TTL_MS,
+    AM_WORKER_BEAT_ARG_RUNS,
+    AM_WORKER_BEAT_ARG_RUN_SECONDS,
+    AM_WORKER_BEAT_ARG_WEBHOOKS,
+    AM_WORKER_BEAT_NARGS
+};
+/* reply: the number of live workers */
 
 #endif

@@ -39,6 +39,10 @@ static ngx_http_variable_t ngx_http_automations_vars[] = {
     {ngx_string("automations_credential"), NULL, ngx_http_automations_variable,
         offsetof(ngx_http_automations_ctx_t, credential), 0, 0},
 
+    {ngx_string("automations_execution_id"), NULL,
+        ngx_http_automations_variable,
+        offsetof(ngx_http_automations_ctx_t, execution_id), 0, 0},
+
     {ngx_string("automations_scopes"), NULL,
         ngx_http_automations_variable_scopes, 0, 0, 0},
 
@@ -128,12 +132,20 @@ ngx_int_t
 ngx_http_automations_access_invalid(ngx_http_request_t *r, ngx_str_t *reason)
 {
     ngx_str_t                        detail;
+    ngx_http_automations_ctx_t      *ctx;
     ngx_http_automations_loc_conf_t *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
+    ctx = ngx_http_automations_get_ctx(r);
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-        "automations: credentials refused: %V", reason);
+    if (ctx) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+            "automations: credentials refused: %V (credential: %V, "
+            "subject: \"%V\", kid: \"%V\", alg: %V)",
+            reason, &ctx->credential, &ctx->subject, &ctx->kid, &ctx->alg);
+    }
+
+    ngx_http_automations_metrics_refusal(ngx_http_automations_refusal_invalid);
 
     if (alcf->schemes == NGX_HTTP_AUTOMATIONS_AUTH_TOKENPAIR
         || alcf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_START) {
@@ -184,6 +196,8 @@ ngx_http_automations_access_project(
         ngx_str_set(
             &detail, "These credentials have no access to this project.");
         ctx->project.len = 0;
+        ngx_http_automations_metrics_refusal(
+            ngx_http_automations_refusal_project);
         return ngx_http_automations_access_fail(
             r, NGX_HTTP_FORBIDDEN, NULL, &detail);
     }
@@ -219,6 +233,8 @@ ngx_http_automations_access_decide(
                && !ngx_http_automations_list_has(
                    &ctx->projects, &ctx->project)) {
         /* the project is in the URL; the reference hides whether it exists */
+        ngx_http_automations_metrics_refusal(
+            ngx_http_automations_refusal_project);
         return ngx_http_automations_access_done(r, ctx,
             ngx_http_automations_send_message(r, NGX_HTTP_FORBIDDEN,
                 "This Project does not exist. consult API"));
@@ -230,6 +246,8 @@ ngx_http_automations_access_decide(
 
     if (scope & ~ctx->scopes) {
         ngx_str_set(&detail, "These credentials do not allow this operation.");
+        ngx_http_automations_metrics_refusal(
+            ngx_http_automations_refusal_scope);
         return ngx_http_automations_access_fail(
             r, NGX_HTTP_FORBIDDEN, NULL, &detail);
     }
@@ -293,6 +311,8 @@ ngx_http_automations_access_jwt(
 
     if (ctx->projects.len == 0 && alcf->project == NULL) {
         ngx_str_set(&detail, "The token names no project.");
+        ngx_http_automations_metrics_refusal(
+            ngx_http_automations_refusal_no_project);
         return ngx_http_automations_access_fail(
             r, NGX_HTTP_FORBIDDEN, NULL, &detail);
     }
@@ -344,6 +364,8 @@ ngx_http_automations_access_authenticate(
         || r->headers_in.authorization->value.len == 0
         || (alcf->schemes == NGX_HTTP_AUTOMATIONS_AUTH_TOKENPAIR
             && (x_api_key == NULL || x_api_key->value.len == 0))) {
+        ngx_http_automations_metrics_refusal(
+            ngx_http_automations_refusal_missing);
         return ngx_http_automations_access_fail(r, NGX_HTTP_UNAUTHORIZED,
             alcf->schemes == NGX_HTTP_AUTOMATIONS_AUTH_TOKENPAIR
                 ? "Token realm=\"automations\""
