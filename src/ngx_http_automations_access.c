@@ -24,6 +24,8 @@
 
 static ngx_int_t ngx_http_automations_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_automations_variable_execution_id(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_automations_variable_scopes(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -40,8 +42,7 @@ static ngx_http_variable_t ngx_http_automations_vars[] = {
         offsetof(ngx_http_automations_ctx_t, credential), 0, 0},
 
     {ngx_string("automations_execution_id"), NULL,
-        ngx_http_automations_variable,
-        offsetof(ngx_http_automations_ctx_t, execution_id), 0, 0},
+        ngx_http_automations_variable_execution_id, 0, 0, 0},
 
     {ngx_string("automations_scopes"), NULL,
         ngx_http_automations_variable_scopes, 0, 0, 0},
@@ -510,6 +511,30 @@ ngx_http_automations_variable(
     v->no_cacheable = 0;
     v->not_found = 0;
     v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+/* the execution a request created or read; "-" in logs for the others */
+static ngx_int_t
+ngx_http_automations_variable_execution_id(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_automations_ctx_t *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
+
+    if (ctx == NULL || !ctx->authenticated || ctx->execution_id.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->execution_id.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = ctx->execution_id.data;
 
     return NGX_OK;
 }

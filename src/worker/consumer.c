@@ -42,6 +42,8 @@ struct am_job_s {
 
     char entry[AM_ENTRY_ID_MAX];
     char project[AM_PROJECT_NAME_MAX + 1];
+    char automation[AM_AUTOMATION_NAME_MAX + 1]; /* for logs and metrics */
+    char runtime[AM_NAME_MAX + 1];
     char id[AM_EXECUTION_ID_LEN + 1];
     char key[AM_KEY_MAX];
 
@@ -456,6 +458,10 @@ am_job_run(am_job_t *job, redisReply *r)
     }
 
     code = am_reply_str(r, AM_EXECUTION_START_REPLY_CODE, &code_len);
+    snprintf(job->runtime, sizeof(job->runtime), "%s",
+        am_reply_str(r, AM_EXECUTION_START_REPLY_RUNTIME, NULL));
+    snprintf(job->automation, sizeof(job->automation), "%s",
+        am_reply_str(r, AM_EXECUTION_START_REPLY_AUTOMATION, NULL));
 
     job->state = AM_JOB_RUNNING;
     err[0] = '\0';
@@ -531,16 +537,28 @@ am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
 static void
 am_job_log(am_job_t *job, const char *outcome)
 {
+    am_log_fields_t f;
+
     if (strcmp(outcome, "ok") != 0) {
         am_log("execution %s finished already (%s)", job->id, outcome);
         return;
     }
 
+    am_stats_run(job->w, job->runtime, job->status, job->time_ms);
+
+    f.event = "run";
+    f.execution_id = job->id;
+    f.project = job->project;
+    f.automation = job->automation[0] ? job->automation : NULL;
+    f.status = job->status;
+    f.ms = job->time_ms;
+
     if (job->error != NULL && job->error[0] != '\0') {
-        am_log("execution %s %s in %ld ms: %.*s", job->id, job->status,
-            job->time_ms, AM_LOG_ERROR_MAX, job->error);
+        am_log_at(AM_LOG_WARN, &f, "execution %s %s in %ld ms: %.*s", job->id,
+            job->status, job->time_ms, AM_LOG_ERROR_MAX, job->error);
     } else {
-        am_log("execution %s %s in %ld ms", job->id, job->status, job->time_ms);
+        am_log_at(AM_LOG_INFO, &f, "execution %s %s in %ld ms", job->id,
+            job->status, job->time_ms);
     }
 }
 

@@ -6,7 +6,6 @@
 
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,44 +16,6 @@
 #include "am_version.h"
 #include "worker/worker.h"
 
-static const char *am_log_name = "-";
-
-void
-am_log(const char *fmt, ...)
-{
-    char      record[1280], msg[1024];
-    char     *p;
-    struct tm tm;
-    time_t    now;
-    va_list   ap;
-    size_t    n;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-
-    /* messages quote runs' errors, which may span lines */
-    for (p = msg; *p; p++) {
-        if ((unsigned char) *p < 0x20 || *p == 0x7f) {
-            *p = ' ';
-        }
-    }
-
-    now = time(NULL);
-    gmtime_r(&now, &tm);
-    n = strftime(record, sizeof(record), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(
-        record + n, sizeof(record) - n - 1, " worker %s: %s", am_log_name, msg);
-
-    /* one write per record: lines of processes sharing stderr never mix */
-    n = strlen(record);
-    record[n++] = '\n';
-
-    if (write(STDERR_FILENO, record, n) < 0) {
-        return;
-    }
-}
-
 /* A connection went up or down. */
 static void
 am_worker_redis_state(am_rds_t *r, int up, void *data)
@@ -63,6 +24,10 @@ am_worker_redis_state(am_rds_t *r, int up, void *data)
 
     if (up) {
         am_consumer_redis_up(w, r);
+    }
+
+    if (up && r == &w->cmd) {
+        am_stats_beat(w);
     }
 }
 
@@ -74,6 +39,7 @@ am_worker_close(am_worker_t *w)
 
     am_consumer_stop(w);
     am_deliver_stop(w);
+    am_stats_stop(w);
     am_rds_close(&w->reader);
     am_rds_close(&w->cmd);
     uv_close((uv_handle_t *) &w->sigterm, NULL);
@@ -147,6 +113,7 @@ am_worker_start(am_worker_t *w)
     }
 
     am_consumer_start(w);
+    am_stats_start(w);
 
     uv_signal_init(w->loop, &w->sigterm);
     uv_signal_init(w->loop, &w->sigint);
