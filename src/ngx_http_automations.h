@@ -218,6 +218,7 @@ ngx_http_automations_ctx_t *ngx_http_automations_get_ctx(ngx_http_request_t *r);
 
 /* routing (src/ngx_http_automations_route.c); the table ends with NULL */
 extern ngx_http_automations_route_t ngx_http_automations_routes[];
+
 void ngx_http_automations_route_find(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
 ngx_uint_t ngx_http_automations_route_scope(ngx_http_automations_ctx_t *ctx);
@@ -320,9 +321,9 @@ ngx_int_t ngx_http_automations_metrics_init(ngx_conf_t *cf);
 void      ngx_http_automations_metrics_process(ngx_flag_t start);
 void      ngx_http_automations_metrics_refusal(
          ngx_http_automations_refusal_e reason);
-void ngx_http_automations_metrics_redis(ngx_flag_t up);
-void ngx_http_automations_metrics_script(const char *name, ngx_msec_t ms);
-void ngx_http_automations_metrics_wait(ngx_http_request_t *r);
+void      ngx_http_automations_metrics_redis(ngx_flag_t up);
+void      ngx_http_automations_metrics_script(const char *name, ngx_msec_t ms);
+void      ngx_http_automations_metrics_wait(ngx_http_request_t *r);
 ngx_int_t ngx_http_automations_metrics_stats(ngx_http_request_t *r,
     void (*handler)(ngx_http_request_t *r, redisReply *reply),
     ngx_flag_t counters);

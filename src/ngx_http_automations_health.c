@@ -83,9 +83,8 @@ ngx_http_automations_health_reply(ngx_http_request_t *r, redisReply *reply)
     size_t  len;
 
     if (reply == NULL) {
-        ngx_http_finalize_request(r,
-            ngx_http_automations_health_unavailable(
-                r, "Redis did not answer in time"));
+        ngx_http_finalize_request(r, ngx_http_automations_health_unavailable(
+                                         r, "Redis did not answer in time"));
         return;
     }
 
@@ -94,9 +93,8 @@ ngx_http_automations_health_reply(ngx_http_request_t *r, redisReply *reply)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
             "automations: health check: redis answered %s",
             reply->type == REDIS_REPLY_ERROR ? reply->str : "an unknown reply");
-        ngx_http_finalize_request(r,
-            ngx_http_automations_health_unavailable(
-                r, "Redis answered with an error"));
+        ngx_http_finalize_request(r, ngx_http_automations_health_unavailable(
+                                         r, "Redis answered with an error"));
         return;
     }
 
@@ -115,8 +113,7 @@ ngx_http_automations_health_reply(ngx_http_request_t *r, redisReply *reply)
         "{\"status\":\"ok\",\"redis\":\"up\",\"pid\":%P,\"workers\":%L,"
         "\"queue\":{\"depth\":%L,\"pending\":%L,\"oldest_age_ms\":%L},"
         "\"webhooks_dead\":%L}",
-        ngx_pid,
-        ngx_http_automations_health_int(reply, AM_STATS_REPLY_WORKERS),
+        ngx_pid, ngx_http_automations_health_int(reply, AM_STATS_REPLY_WORKERS),
         ngx_http_automations_health_int(reply, AM_STATS_REPLY_DEPTH),
         ngx_http_automations_health_int(reply, AM_STATS_REPLY_PENDING),
         ngx_http_automations_health_int(reply, AM_STATS_REPLY_OLDEST_MS),
@@ -135,10 +132,10 @@ ngx_http_automations_health_handler(ngx_http_request_t *r)
     }
 
     if (!ngx_http_automations_redis_is_up()) {
-        return ngx_http_automations_health_unavailable(r,
-            ngx_http_automations_redis_ready()
-                ? "the Redis connection is being set up"
-                : "the Redis connection is down");
+        return ngx_http_automations_health_unavailable(
+            r, ngx_http_automations_redis_ready()
+                   ? "the Redis connection is being set up"
+                   : "the Redis connection is down");
     }
 
     if (ngx_http_automations_metrics_stats(

@@ -265,8 +265,8 @@ ngx_http_automations_jwt_identity(
  * part that does not decode is left out.
  */
 static void
-ngx_http_automations_jwt_describe(ngx_http_request_t *r,
-    ngx_http_automations_ctx_t *ctx, ngx_str_t *token)
+ngx_http_automations_jwt_describe(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx, ngx_str_t *token)
 {
     u_char    *p, *dot, *last, buf[256];
     ngx_str_t  src, dst, *out[3];

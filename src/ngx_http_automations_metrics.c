@@ -63,13 +63,14 @@ typedef struct {
  * table, then one per API for the requests that matched no route.
  */
 typedef struct {
-    ngx_uint_t                          endpoints;
-    ngx_atomic_t                        refusals[ngx_http_automations_refusal_n];
-    ngx_atomic_t                        reconnects;
-    ngx_http_automations_histogram_t    enqueue;
-    ngx_http_automations_histogram_t    wait;
-    ngx_http_automations_metrics_slot_t slots[NGX_HTTP_AUTOMATIONS_METRICS_SLOTS];
-    ngx_atomic_t                        requests[1];
+    ngx_uint_t                       endpoints;
+    ngx_atomic_t                     refusals[ngx_http_automations_refusal_n];
+    ngx_atomic_t                     reconnects;
+    ngx_http_automations_histogram_t enqueue;
+    ngx_http_automations_histogram_t wait;
+    ngx_http_automations_metrics_slot_t
+                 slots[NGX_HTTP_AUTOMATIONS_METRICS_SLOTS];
+    ngx_atomic_t requests[1];
 } ngx_http_automations_metrics_shm_t;
 
 
@@ -104,9 +105,9 @@ static ngx_str_t ngx_http_automations_metrics_type =
     ngx_string("text/plain; version=0.0.4; charset=utf-8");
 
 /* this process's view of the zone; NULL when not counting */
-static ngx_http_automations_metrics_shm_t *ngx_http_automations_shm;
+static ngx_http_automations_metrics_shm_t  *ngx_http_automations_shm;
 static ngx_http_automations_metrics_slot_t *ngx_http_automations_slot;
-static ngx_flag_t ngx_http_automations_was_up;
+static ngx_flag_t                           ngx_http_automations_was_up;
 
 
 static ngx_uint_t
@@ -424,10 +425,9 @@ ngx_http_automations_metrics_stats(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    keys[AM_STATS_KEY_DEAD].len =
-        ngx_sprintf(keys[AM_STATS_KEY_DEAD].data, "%Vwebhooks:dead",
-            &amcf->prefix)
-        - keys[AM_STATS_KEY_DEAD].data;
+    keys[AM_STATS_KEY_DEAD].len = ngx_sprintf(keys[AM_STATS_KEY_DEAD].data,
+                                      "%Vwebhooks:dead", &amcf->prefix)
+                                  - keys[AM_STATS_KEY_DEAD].data;
     keys[AM_STATS_KEY_WORKERS].len =
         ngx_sprintf(keys[AM_STATS_KEY_WORKERS].data, "%Vworkers", &amcf->prefix)
         - keys[AM_STATS_KEY_WORKERS].data;
@@ -530,8 +530,7 @@ ngx_http_automations_page_seconds(u_char *buf, ngx_msec_t ms)
 
 static ngx_int_t
 ngx_http_automations_page_histogram(ngx_http_automations_page_t *pg,
-    const char *name, ngx_http_automations_histogram_t *h,
-    ngx_msec_t *bounds)
+    const char *name, ngx_http_automations_histogram_t *h, ngx_msec_t *bounds)
 {
     u_char            le[32], sum[32];
     ngx_uint_t        i;
@@ -717,8 +716,8 @@ ngx_http_automations_page_int(redisReply *reply, ngx_uint_t i, u_char *buf)
 
 /* the workers' samples, copied as the stats script joined them */
 static ngx_int_t
-ngx_http_automations_page_workers(ngx_http_automations_page_t *pg,
-    redisReply *reply)
+ngx_http_automations_page_workers(
+    ngx_http_automations_page_t *pg, redisReply *reply)
 {
     u_char     *p;
     ngx_uint_t  i;
@@ -762,8 +761,8 @@ ngx_http_automations_page_workers(ngx_http_automations_page_t *pg,
 
 /* what Redis says: the queue, the dead letters, the workers */
 static ngx_int_t
-ngx_http_automations_page_redis(ngx_http_automations_page_t *pg,
-    redisReply *reply)
+ngx_http_automations_page_redis(
+    ngx_http_automations_page_t *pg, redisReply *reply)
 {
     u_char      buf[NGX_INT64_LEN + 8];
     ngx_flag_t  ok;
@@ -808,8 +807,7 @@ ngx_http_automations_page_redis(ngx_http_automations_page_t *pg,
 
     ngx_http_automations_page_int(reply, AM_STATS_REPLY_PENDING, buf);
     if (ngx_http_automations_page_gauge(pg, "automations_queue_pending",
-            "Entries a worker took and has not acknowledged yet.",
-            (char *) buf)
+            "Entries a worker took and has not acknowledged yet.", (char *) buf)
         != NGX_OK) {
         return NGX_ERROR;
     }
@@ -845,8 +843,8 @@ ngx_http_automations_metrics_send(ngx_http_request_t *r, redisReply *reply)
     pg.last = &pg.out;
     pg.b = NULL;
 
-    if (ngx_http_automations_page_family(&pg, "automations_build_info",
-            "gauge", "The module's release and nginx's; always 1.")
+    if (ngx_http_automations_page_family(&pg, "automations_build_info", "gauge",
+            "The module's release and nginx's; always 1.")
             != NGX_OK
         || ngx_http_automations_page_printf(&pg,
                "automations_build_info{version=\"" AM_VERSION

@@ -500,7 +500,8 @@ am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
         || reply->element[0]->type != REDIS_REPLY_STRING) {
-        am_log("execution %s: execution_start failed: %s", job->id,
+        am_log_at(AM_LOG_ERROR, NULL,
+            "execution %s: execution_start failed: %s", job->id,
             reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
         am_job_retry(job);
         return;
@@ -577,7 +578,8 @@ am_job_complete_cb(am_rds_t *r, redisReply *reply, void *data)
 
     if (reply->type != REDIS_REPLY_STATUS
         && reply->type != REDIS_REPLY_STRING) {
-        am_log("execution %s: execution_complete failed: %s", job->id,
+        am_log_at(AM_LOG_ERROR, NULL,
+            "execution %s: execution_complete failed: %s", job->id,
             reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
         am_job_retry(job);
         return;
@@ -793,7 +795,7 @@ am_consumer_read_cb(am_rds_t *r, redisReply *reply, void *data)
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        am_log("XREADGROUP: %s", reply->str);
+        am_log_at(AM_LOG_ERROR, NULL, "XREADGROUP: %s", reply->str);
         if (strncmp(reply->str, "NOGROUP", 7) == 0) {
             w->group_ok = 0;
         }
@@ -869,7 +871,8 @@ am_consumer_group_cb(am_rds_t *r, redisReply *reply, void *data)
 
     if (reply->type == REDIS_REPLY_ERROR
         && strncmp(reply->str, "BUSYGROUP", 9) != 0) {
-        am_log("XGROUP CREATE %s %s: %s", w->stream, w->group, reply->str);
+        am_log_at(AM_LOG_ERROR, NULL, "XGROUP CREATE %s %s: %s", w->stream,
+            w->group, reply->str);
         uv_timer_start(&w->read_retry, am_consumer_retry_cb, 1000, 0);
         return;
     }
@@ -919,7 +922,7 @@ am_consumer_reclaim_cb(am_rds_t *r, redisReply *reply, void *data)
     if (reply->type == REDIS_REPLY_ERROR) {
         /* NOGROUP before the reader created the group: nothing to reclaim */
         if (strncmp(reply->str, "NOGROUP", 7) != 0) {
-            am_log("XAUTOCLAIM: %s", reply->str);
+            am_log_at(AM_LOG_ERROR, NULL, "XAUTOCLAIM: %s", reply->str);
         }
         return;
     }

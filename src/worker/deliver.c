@@ -90,7 +90,7 @@ am_delivery_result_cb(am_rds_t *r, redisReply *reply, void *data)
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         if (reply != NULL) {
-            am_log(
+            am_log_at(AM_LOG_ERROR, NULL,
                 "webhook %s: webhook_result failed: %s", d->member, reply->str);
         }
         d->retry_ms = d->retry_ms ? d->retry_ms * 2 : AM_DELIVER_RETRY_MIN_MS;
@@ -206,8 +206,9 @@ am_delivery_log(am_delivery_t *d)
     f.ms = -1;
 
     if (strcmp(d->outcome, "delivered") == 0) {
-        am_log_at(AM_LOG_INFO, &f, "webhook %s delivered (HTTP %ld, attempt %ld)",
-            d->member, d->http_status, n);
+        am_log_at(AM_LOG_INFO, &f,
+            "webhook %s delivered (HTTP %ld, attempt %ld)", d->member,
+            d->http_status, n);
 
     } else if (strcmp(d->outcome, "retry") == 0) {
         am_log_at(AM_LOG_WARN, &f,
@@ -215,8 +216,9 @@ am_delivery_log(am_delivery_t *d)
             d->error, (unsigned long long) d->delay_ms);
 
     } else {
-        am_log_at(AM_LOG_WARN, &f, "webhook %s dead-lettered after attempt %ld: %s",
-            d->member, n, d->error);
+        am_log_at(AM_LOG_WARN, &f,
+            "webhook %s dead-lettered after attempt %ld: %s", d->member, n,
+            d->error);
     }
 }
 
@@ -352,7 +354,7 @@ am_deliver_claim_cb(am_rds_t *r, redisReply *reply, void *data)
 
     if (reply->type != REDIS_REPLY_ARRAY) {
         if (reply->type == REDIS_REPLY_ERROR) {
-            am_log("webhook_claim: %s", reply->str);
+            am_log_at(AM_LOG_ERROR, NULL, "webhook_claim: %s", reply->str);
         }
         return;
     }

@@ -92,8 +92,8 @@ am_log_jstr(char *buf, size_t n, size_t size, const char *s)
 }
 
 static void
-am_log_write(am_log_level_t level, const am_log_fields_t *f, const char *fmt,
-    va_list ap)
+am_log_write(
+    am_log_level_t level, const am_log_fields_t *f, const char *fmt, va_list ap)
 {
     char      record[AM_LOG_RECORD_MAX], msg[1024], now_s[32], ms[32];
     char     *p;
@@ -132,8 +132,9 @@ am_log_write(am_log_level_t level, const am_log_fields_t *f, const char *fmt,
             record, size, "%s worker %s: %s", now_s, am_log_name, msg);
 
     } else {
-        n = (size_t) snprintf(record, size, "{\"time\":\"%s\",\"level\":\"%s\","
-                                            "\"worker\":",
+        n = (size_t) snprintf(record, size,
+            "{\"time\":\"%s\",\"level\":\"%s\","
+            "\"worker\":",
             now_s, am_log_levels[level]);
         n = am_log_jstr(record, n, size, am_log_name);
         n += (size_t) snprintf(record + n, size - n, ",\"event\":");

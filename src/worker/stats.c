@@ -29,8 +29,8 @@ static const char *am_stats_outcomes[] = {"delivered", "retry", "dead"};
 #define AM_STATS_NOUTCOMES 3
 
 /* upper bounds of the run duration buckets, in ms */
-static const long am_stats_bounds[AM_STATS_BUCKETS] = {10, 50, 100, 250, 500,
-    1000, 2500, 5000, 10000, 30000, 60000, 300000};
+static const long am_stats_bounds[AM_STATS_BUCKETS] = {
+    10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000};
 
 typedef struct {
     char               name[AM_NAME_MAX + 1];
@@ -67,8 +67,8 @@ am_text_printf(am_text_t *t, const char *fmt, ...)
         }
 
         va_start(ap, fmt);
-        n = vsnprintf(t->p ? t->p + t->len : NULL,
-            t->p ? t->size - t->len : 0, fmt, ap);
+        n = vsnprintf(
+            t->p ? t->p + t->len : NULL, t->p ? t->size - t->len : 0, fmt, ap);
         va_end(ap);
 
         if (n < 0) {
@@ -316,8 +316,8 @@ am_stats_start(am_worker_t *w)
 {
     uint64_t every;
 
-    snprintf(w->beat_key, sizeof(w->beat_key), "%sworker:%s", w->prefix,
-        w->name);
+    snprintf(
+        w->beat_key, sizeof(w->beat_key), "%sworker:%s", w->prefix, w->name);
     snprintf(w->workers_key, sizeof(w->workers_key), "%sworkers", w->prefix);
 
     every = w->visibility_ms / 3;

@@ -71,7 +71,7 @@ typedef struct {
     uv_timer_t           deliver; /* webhook_claim every 200 ms */
 
     /* stats.c */
-    uv_timer_t beat; /* worker_beat every visibility/3 */
+    uv_timer_t beat;                    /* worker_beat every visibility/3 */
     char       beat_key[AM_KEY_MAX];    /* <prefix>worker:<name> */
     char       workers_key[AM_KEY_MAX]; /* <prefix>workers */
 
@@ -118,8 +118,8 @@ int am_log_set_level(const char *level);
 /* an info record with no fields */
 void am_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-void am_log_at(am_log_level_t level, const am_log_fields_t *f,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void am_log_at(am_log_level_t level, const am_log_fields_t *f, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
 
 /*
  * stats.c: the worker's counters, kept in Redis with its heartbeat
@@ -128,8 +128,8 @@ void am_log_at(am_log_level_t level, const am_log_fields_t *f,
 void am_stats_start(am_worker_t *w);
 void am_stats_beat(am_worker_t *w);
 void am_stats_stop(am_worker_t *w);
-void am_stats_run(am_worker_t *w, const char *runtime, const char *status,
-    long ms);
+void am_stats_run(
+    am_worker_t *w, const char *runtime, const char *status, long ms);
 void am_stats_webhook(am_worker_t *w, const char *outcome);
 
 /* main.c: closes everything once no job and no delivery is left */
