@@ -115,10 +115,24 @@ am_text_sample(am_text_t *t, const char *name)
     am_text_printf(t, "\",");
 }
 
+/* ms as seconds, as short as it goes: 2500 is 2.5, 10 is 0.01 */
 static void
 am_text_seconds(am_text_t *t, unsigned long long ms)
 {
-    am_text_printf(t, "%llu.%03llu", ms / 1000, ms % 1000);
+    char   s[48];
+    size_t n;
+
+    n = (size_t) snprintf(s, sizeof(s), "%llu.%03llu", ms / 1000, ms % 1000);
+
+    while (s[n - 1] == '0') {
+        n--;
+    }
+
+    if (s[n - 1] == '.') {
+        n--;
+    }
+
+    am_text_printf(t, "%.*s", (int) n, s);
 }
 
 static am_stats_runtime_t *
