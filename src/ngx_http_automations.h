@@ -249,6 +249,8 @@ char *ngx_http_automations_jwt_jwks(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_automations_jwt_verify(ngx_http_request_t *r,
     ngx_http_automations_ctx_t *ctx, ngx_str_t *token, ngx_str_t *reason);
+void      ngx_http_automations_jwt_describe(
+         ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
 
 /* request input (src/ngx_http_automations_input.c) */
 ngx_table_elt_t *ngx_http_automations_header(

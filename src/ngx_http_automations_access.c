@@ -109,6 +109,18 @@ ngx_http_automations_access_fail(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_DONE;
     }
 
+    if (status == NGX_HTTP_FORBIDDEN) {
+        if (ctx->credential.len == 3 && ctx->alg.len == 0
+            && ngx_strncmp(ctx->credential.data, "jwt", 3) == 0) {
+            ngx_http_automations_jwt_describe(r, ctx);
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+            "automations: access refused: %V (credential: %V, subject: "
+            "\"%V\", kid: \"%V\", alg: %V)",
+            detail, &ctx->credential, &ctx->subject, &ctx->kid, &ctx->alg);
+    }
+
     if (challenge) {
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {

@@ -185,7 +185,7 @@ subtest 'request, refusal and latency counters move' => sub {
     is_deeply([ map { $after->{$_} } @up ], [ 1, 1 ], 'both up');
 };
 
-subtest 'a refused JWT is logged with its kind, subject, kid and alg' => sub {
+subtest 'refused JWTs are logged with their kind, subject, kid and alg' => sub {
     my $jwt = AmTest::jwt(alg => 'HS256', key => 'not-the-right-secret' x 2,
                           kid => 'k1',
                           claims => { sub => 'alice', project => 'demo',
@@ -196,6 +196,16 @@ subtest 'a refused JWT is logged with its kind, subject, kid and alg' => sub {
     ok($t->wait_for(sub { $t->error_log =~
         /credentials refused: .*\(credential: jwt, subject: "alice", kid: "k1", alg: HS256\)/ },
         5, 'the refusal line'), 'the refusal line names jwt, alice, k1, HS256');
+
+    my $reader = AmTest::jwt(alg => 'HS256', key => 'observe-test-secret-' x 3,
+                             kid => 'k1',
+                             claims => { sub => 'bob', project => 'demo',
+                                         role => 'read', exp => time + 600 });
+    is($t->api($reader, DELETE => '/automations/v1/echo')->{status}, 403,
+       'a read-only JWT deletes: 403');
+    ok($t->wait_for(sub { $t->error_log =~
+        /access refused: These credentials do not allow this operation\. \(credential: jwt, subject: "bob", kid: "k1", alg: HS256\)/ },
+        5, 'the 403 line'), 'so does the line of a 403');
 };
 
 subtest 'the worker: JSON log lines, counters in the metrics, health' => sub {
