@@ -55,7 +55,7 @@ typedef struct {
 typedef struct {
     ngx_atomic_t pid; /* 0: free */
     ngx_atomic_t up;
-} ngx_http_automations_metrics_slot_t;
+} ngx_http_automations_slot_t;
 
 
 /*
@@ -68,9 +68,8 @@ typedef struct {
     ngx_atomic_t                     reconnects;
     ngx_http_automations_histogram_t enqueue;
     ngx_http_automations_histogram_t wait;
-    ngx_http_automations_metrics_slot_t
-                 slots[NGX_HTTP_AUTOMATIONS_METRICS_SLOTS];
-    ngx_atomic_t requests[1];
+    ngx_http_automations_slot_t      slots[NGX_HTTP_AUTOMATIONS_METRICS_SLOTS];
+    ngx_atomic_t                     requests[1];
 } ngx_http_automations_metrics_shm_t;
 
 
@@ -105,9 +104,9 @@ static ngx_str_t ngx_http_automations_metrics_type =
     ngx_string("text/plain; version=0.0.4; charset=utf-8");
 
 /* this process's view of the zone; NULL when not counting */
-static ngx_http_automations_metrics_shm_t  *ngx_http_automations_shm;
-static ngx_http_automations_metrics_slot_t *ngx_http_automations_slot;
-static ngx_flag_t                           ngx_http_automations_was_up;
+static ngx_http_automations_metrics_shm_t *ngx_http_automations_shm;
+static ngx_http_automations_slot_t        *ngx_http_automations_slot;
+static ngx_flag_t                          ngx_http_automations_was_up;
 
 
 static ngx_uint_t
@@ -235,8 +234,8 @@ ngx_http_automations_metrics_init(ngx_conf_t *cf)
 void
 ngx_http_automations_metrics_process(ngx_flag_t start)
 {
-    ngx_http_automations_metrics_slot_t *slot;
-    ngx_http_automations_main_conf_t    *amcf;
+    ngx_http_automations_slot_t      *slot;
+    ngx_http_automations_main_conf_t *amcf;
 
     if (!start) {
         slot = ngx_http_automations_slot;
@@ -283,7 +282,7 @@ ngx_http_automations_metrics_refusal(ngx_http_automations_refusal_e reason)
 void
 ngx_http_automations_metrics_redis(ngx_flag_t up)
 {
-    ngx_http_automations_metrics_slot_t *slot;
+    ngx_http_automations_slot_t *slot;
 
     slot = ngx_http_automations_slot;
 

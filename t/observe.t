@@ -18,13 +18,13 @@ use AmTest;
 
 my $t = AmTest->new;
 my $W = $t->build . '/automations-worker';
-my $PROMTOOL = '/usr/bin/promtool';
+my ($PROMTOOL) = grep { -x } map { "$_/promtool" } split /:/, $ENV{PATH};
 
 plan skip_all => 'module, worker or CLI not built'
     unless -f $t->build . '/ngx_http_automations_module.so'
         && -x $t->build . '/automationsctl' && -x $W;
 plan skip_all => 'promtool not installed (Debian package prometheus)'
-    unless -x $PROMTOOL;
+    unless $PROMTOOL;
 
 my $EXEC = qr/^exec_[0-9a-f]{24}$/;
 
@@ -263,6 +263,11 @@ subtest 'the worker: JSON log lines, counters in the metrics, health' => sub {
     like($t->read_file('access.log'),
          qr/^200 POST \/automations\/v1\/echo\/run exec=\Q$id\E$/m,
          'access log: the run with $automations_execution_id');
+    is($t->api($KEY, GET => "/automations/v1/echo/executions/$id")->{status},
+       200, 'its status read');
+    like($t->read_file('access.log'),
+         qr/^200 GET \/automations\/v1\/echo\/executions\/\Q$id\E exec=\Q$id\E$/m,
+         'access log: the status read with $automations_execution_id');
     like($t->read_file('access.log'),
          qr/^200 GET \/automations\/v1\/ exec=-$/m,
          'a list has none');
@@ -273,6 +278,31 @@ subtest 'the worker: JSON log lines, counters in the metrics, health' => sub {
        'a stopped worker drops out after its visibility timeout');
     ($m) = scrape();
     ok(!grep({ /worker="w1"/ } keys %$m), 'and its series with it');
+};
+
+subtest 'the worker: --log-level drops the records below it' => sub {
+    my ($code, undef, $err) = $t->_run_capture([ $W, '--log-format', 'xml' ]);
+    is($code, 2, '--log-format xml is refused');
+    like($err, qr/text or json/, 'naming the formats');
+
+    $t->start_worker('quiet', '--log-level', 'error', '--log-format', 'json');
+    $t->start_worker('chatty', '--log-level', 'info', '--log-format', 'json');
+    ok($t->wait_for(sub { ($t->proc_log('chatty') // '') =~ /"started: / },
+                    10, 'the info worker starts'), 'info: the start-up record');
+    $t->stop_proc($_) for 'quiet', 'chatty';
+    is($t->proc_log('quiet') // '', '', 'error: no record of a clean run');
+    like($t->proc_log('chatty'), qr/"level":"info".*"message":"stopped"/,
+         'info: the stop record');
+};
+
+subtest 'a reload keeps the nginx counters' => sub {
+    my ($before) = scrape();
+    my $k = 'automations_requests_total{api="automations",'
+          . 'endpoint="POST /NAME/run",status="202"}';
+    ok($before->{$k}, "$k before");
+    ok($t->reload_nginx, 'reloaded');
+    my ($after) = scrape();
+    is($after->{$k}, $before->{$k}, 'the same after the reload');
 };
 
 subtest 'health: 503 with a reason when Redis is down' => sub {
