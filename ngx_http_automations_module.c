@@ -15,6 +15,8 @@
  *   run.c         runs and execution status
  *   wait.c        waiting for a synchronous run's completion
  *   reply.c       JSON responses and script replies
+ *   metrics.c     the Prometheus page and the counters behind it
+ *   health.c      the health check
  *
  * Directives use nginx's conf slots where one fits; the few handlers here
  * add what a slot cannot say (an error naming the accepted values, checks
@@ -24,11 +26,13 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <nginx.h>
 
 #include "ngx_http_automations.h"
 #include "ngx_http_automations_redis.h"
 #include "am_name.h"
 #include "am_redis_addr.h"
+#include "am_version.h"
 
 
 static ngx_int_t ngx_http_automations_preconfiguration(ngx_conf_t *cf);
@@ -52,6 +56,7 @@ static char *ngx_http_automations_conf_value(ngx_conf_t *cf, ngx_str_t *value,
     ngx_conf_enum_t *values, const char *what);
 static char *ngx_http_automations_cstring(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_automations_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_automations_init_process(ngx_cycle_t *cycle);
 static void      ngx_http_automations_exit_process(ngx_cycle_t *cycle);
 
@@ -117,6 +122,17 @@ static ngx_command_t ngx_http_automations_commands[] = {
         NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_msec_slot,
         NGX_HTTP_MAIN_CONF_OFFSET,
         offsetof(ngx_http_automations_main_conf_t, timeout), NULL},
+
+    {ngx_string("automations_metrics_collect"),
+        NGX_HTTP_MAIN_CONF | NGX_CONF_FLAG, ngx_conf_set_flag_slot,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        offsetof(ngx_http_automations_main_conf_t, metrics_collect), NULL},
+
+    {ngx_string("automations_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        ngx_http_automations_metrics, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
+
+    {ngx_string("automations_health"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        ngx_http_automations_health, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
 
     {ngx_string("automations_api"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
         ngx_http_automations_endpoint, NGX_HTTP_LOC_CONF_OFFSET, 0,
@@ -233,7 +249,7 @@ ngx_module_t ngx_http_automations_module = {NGX_MODULE_V1,
     ngx_http_automations_commands,     /* module directives */
     NGX_HTTP_MODULE,                   /* module type */
     NULL,                              /* init master */
-    NULL,                              /* init module */
+    ngx_http_automations_init_module,  /* init module */
     ngx_http_automations_init_process, /* init process */
     NULL,                              /* init thread */
     NULL,                              /* exit thread */
@@ -264,6 +280,10 @@ ngx_http_automations_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_automations_access_handler;
 
+    if (ngx_http_automations_metrics_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_automations_filter_init(cf);
 }
 
@@ -281,6 +301,7 @@ ngx_http_automations_create_main_conf(ngx_conf_t *cf)
     amcf->redis_db = NGX_CONF_UNSET;
     amcf->connect_timeout = NGX_CONF_UNSET_MSEC;
     amcf->timeout = NGX_CONF_UNSET_MSEC;
+    amcf->metrics_collect = NGX_CONF_UNSET;
 
     return amcf;
 }
@@ -294,9 +315,14 @@ ngx_http_automations_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(amcf->redis_db, 0);
     ngx_conf_init_msec_value(amcf->connect_timeout, 1000);
     ngx_conf_init_msec_value(amcf->timeout, 1000);
+    ngx_conf_init_value(amcf->metrics_collect, 1);
 
     if (amcf->prefix.data == NULL) {
         ngx_str_set(&amcf->prefix, "am:");
+    }
+
+    if (ngx_http_automations_metrics_zone(cf, amcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
@@ -700,9 +726,22 @@ ngx_http_automations_get_ctx(ngx_http_request_t *r)
 }
 
 
+/* the release in the error log at each start and reload */
+static ngx_int_t
+ngx_http_automations_init_module(ngx_cycle_t *cycle)
+{
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+        "automations module " AM_VERSION " (nginx " NGINX_VERSION ")");
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_automations_init_process(ngx_cycle_t *cycle)
 {
+    ngx_http_automations_metrics_process(1);
+
     if (ngx_http_automations_redis_init_process(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -715,4 +754,5 @@ static void
 ngx_http_automations_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_automations_redis_exit_process(cycle);
+    ngx_http_automations_metrics_process(0);
 }

@@ -4,12 +4,14 @@
 #
 #   sh bench/crud.sh            (after `make`; needs wrk and redis-server)
 #   AM_BENCH_SECONDS=10 AM_BENCH_CONNECTIONS=64 AM_BENCH_WORKERS=2
+#   AM_BENCH_METRICS=off       without automations_metrics' counters
 
 set -eu
 
 . "$(dirname "$0")/lib.sh"
 conns=${AM_BENCH_CONNECTIONS:-64}
 workers=${AM_BENCH_WORKERS:-2}
+metrics=${AM_BENCH_METRICS:-on}
 
 bench_start_redis
 
@@ -25,6 +27,7 @@ worker_processes $workers;
 http {
     $bench_globals_http
     automations_redis 127.0.0.1:$redis_port;
+    automations_metrics_collect $metrics;
     automations_jwt_key $dir/jwt.secret alg=HS256;
 
     server {
@@ -59,7 +62,7 @@ set -- $(run -H "Authorization: Bearer $jwt" \
         "$base/automations/v1/hello")
 get_rps=$1 get_p50=$2 get_p99=$3
 
-echo "workers=$workers connections=$conns seconds=$secs"
+echo "workers=$workers connections=$conns seconds=$secs metrics=$metrics"
 printf '%-36s %12s %10s %10s\n' test 'requests/s' p50 p99
 printf '%-36s %12s %10s %10s\n' 'return 200' "$base_rps" "$base_p50" "$base_p99"
 printf '%-36s %12s %10s %10s\n' 'GET /automations/v1/hello (JWT)' \

@@ -55,6 +55,9 @@ typedef struct {
     ngx_str_t  prefix;
     ngx_msec_t connect_timeout;
     ngx_msec_t timeout;
+
+    ngx_flag_t      metrics_collect; /* automations_metrics_collect */
+    ngx_shm_zone_t *metrics_zone;
 } ngx_http_automations_main_conf_t;
 
 
@@ -113,6 +116,8 @@ typedef struct {
     ngx_str_t                                project; /* the one acted on */
     const ngx_http_automations_credential_t *lookup;  /* one under way */
     ngx_str_t                                digest;  /* of the secrets */
+    ngx_str_t                                kid;     /* of a JWT */
+    ngx_str_t                                alg;     /* of a JWT */
     unsigned                                 authenticated : 1;
 
     /* set when the module wrote the response, else nginx's error pages
@@ -197,10 +202,23 @@ typedef struct {
 extern ngx_module_t ngx_http_automations_module;
 
 
+/* why the access phase refused a request, a label of the metrics */
+typedef enum {
+    ngx_http_automations_refusal_missing = 0, /* no credentials */
+    ngx_http_automations_refusal_invalid,     /* not genuine */
+    ngx_http_automations_refusal_no_project,  /* a JWT naming none */
+    ngx_http_automations_refusal_project,     /* not this project */
+    ngx_http_automations_refusal_scope,       /* not this operation */
+    ngx_http_automations_refusal_n
+} ngx_http_automations_refusal_e;
+
+
 /* the module (ngx_http_automations_module.c) */
 ngx_http_automations_ctx_t *ngx_http_automations_get_ctx(ngx_http_request_t *r);
 
-/* routing (src/ngx_http_automations_route.c) */
+/* routing (src/ngx_http_automations_route.c); the table ends with NULL */
+extern ngx_http_automations_route_t ngx_http_automations_routes[];
+
 void ngx_http_automations_route_find(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
 ngx_uint_t ngx_http_automations_route_scope(ngx_http_automations_ctx_t *ctx);
@@ -231,6 +249,8 @@ char *ngx_http_automations_jwt_jwks(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_automations_jwt_verify(ngx_http_request_t *r,
     ngx_http_automations_ctx_t *ctx, ngx_str_t *token, ngx_str_t *reason);
+void      ngx_http_automations_jwt_describe(
+         ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
 
 /* request input (src/ngx_http_automations_input.c) */
 ngx_table_elt_t *ngx_http_automations_header(
@@ -293,5 +313,25 @@ void      ngx_http_automations_script_reply(
          ngx_http_request_t *r, redisReply *reply);
 ngx_int_t ngx_http_automations_reply_str(
     ngx_http_request_t *r, redisReply *e, ngx_str_t *s);
+
+/* counters and /metrics (src/ngx_http_automations_metrics.c) */
+char *ngx_http_automations_metrics(
+    ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_automations_metrics_zone(
+    ngx_conf_t *cf, ngx_http_automations_main_conf_t *amcf);
+ngx_int_t ngx_http_automations_metrics_init(ngx_conf_t *cf);
+void      ngx_http_automations_metrics_process(ngx_flag_t start);
+void      ngx_http_automations_metrics_refusal(
+         ngx_http_automations_refusal_e reason);
+void      ngx_http_automations_metrics_redis(ngx_flag_t up);
+void      ngx_http_automations_metrics_script(const char *name, ngx_msec_t ms);
+void      ngx_http_automations_metrics_wait(ngx_http_request_t *r);
+ngx_int_t ngx_http_automations_metrics_stats(ngx_http_request_t *r,
+    void (*handler)(ngx_http_request_t *r, redisReply *reply),
+    ngx_flag_t counters);
+
+/* the health check (src/ngx_http_automations_health.c) */
+char *ngx_http_automations_health(
+    ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 #endif /* _NGX_HTTP_AUTOMATIONS_H_INCLUDED_ */

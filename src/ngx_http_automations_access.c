@@ -24,6 +24,8 @@
 
 static ngx_int_t ngx_http_automations_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_automations_variable_execution_id(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_automations_variable_scopes(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -38,6 +40,9 @@ static ngx_http_variable_t ngx_http_automations_vars[] = {
 
     {ngx_string("automations_credential"), NULL, ngx_http_automations_variable,
         offsetof(ngx_http_automations_ctx_t, credential), 0, 0},
+
+    {ngx_string("automations_execution_id"), NULL,
+        ngx_http_automations_variable_execution_id, 0, 0, 0},
 
     {ngx_string("automations_scopes"), NULL,
         ngx_http_automations_variable_scopes, 0, 0, 0},
@@ -104,6 +109,18 @@ ngx_http_automations_access_fail(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_DONE;
     }
 
+    if (status == NGX_HTTP_FORBIDDEN) {
+        if (ctx->credential.len == 3 && ctx->alg.len == 0
+            && ngx_strncmp(ctx->credential.data, "jwt", 3) == 0) {
+            ngx_http_automations_jwt_describe(r, ctx);
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+            "automations: access refused: %V (credential: %V, subject: "
+            "\"%V\", kid: \"%V\", alg: %V)",
+            detail, &ctx->credential, &ctx->subject, &ctx->kid, &ctx->alg);
+    }
+
     if (challenge) {
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
@@ -128,12 +145,20 @@ ngx_int_t
 ngx_http_automations_access_invalid(ngx_http_request_t *r, ngx_str_t *reason)
 {
     ngx_str_t                        detail;
+    ngx_http_automations_ctx_t      *ctx;
     ngx_http_automations_loc_conf_t *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
+    ctx = ngx_http_automations_get_ctx(r);
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-        "automations: credentials refused: %V", reason);
+    if (ctx) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+            "automations: credentials refused: %V (credential: %V, "
+            "subject: \"%V\", kid: \"%V\", alg: %V)",
+            reason, &ctx->credential, &ctx->subject, &ctx->kid, &ctx->alg);
+    }
+
+    ngx_http_automations_metrics_refusal(ngx_http_automations_refusal_invalid);
 
     if (alcf->schemes == NGX_HTTP_AUTOMATIONS_AUTH_TOKENPAIR
         || alcf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_START) {
@@ -184,6 +209,8 @@ ngx_http_automations_access_project(
         ngx_str_set(
             &detail, "These credentials have no access to this project.");
         ctx->project.len = 0;
+        ngx_http_automations_metrics_refusal(
+            ngx_http_automations_refusal_project);
         return ngx_http_automations_access_fail(
             r, NGX_HTTP_FORBIDDEN, NULL, &detail);
     }
@@ -219,6 +246,8 @@ ngx_http_automations_access_decide(
                && !ngx_http_automations_list_has(
                    &ctx->projects, &ctx->project)) {
         /* the project is in the URL; the reference hides whether it exists */
+        ngx_http_automations_metrics_refusal(
+            ngx_http_automations_refusal_project);
         return ngx_http_automations_access_done(r, ctx,
             ngx_http_automations_send_message(r, NGX_HTTP_FORBIDDEN,
                 "This Project does not exist. consult API"));
@@ -230,6 +259,8 @@ ngx_http_automations_access_decide(
 
     if (scope & ~ctx->scopes) {
         ngx_str_set(&detail, "These credentials do not allow this operation.");
+        ngx_http_automations_metrics_refusal(
+            ngx_http_automations_refusal_scope);
         return ngx_http_automations_access_fail(
             r, NGX_HTTP_FORBIDDEN, NULL, &detail);
     }
@@ -293,6 +324,8 @@ ngx_http_automations_access_jwt(
 
     if (ctx->projects.len == 0 && alcf->project == NULL) {
         ngx_str_set(&detail, "The token names no project.");
+        ngx_http_automations_metrics_refusal(
+            ngx_http_automations_refusal_no_project);
         return ngx_http_automations_access_fail(
             r, NGX_HTTP_FORBIDDEN, NULL, &detail);
     }
@@ -344,6 +377,8 @@ ngx_http_automations_access_authenticate(
         || r->headers_in.authorization->value.len == 0
         || (alcf->schemes == NGX_HTTP_AUTOMATIONS_AUTH_TOKENPAIR
             && (x_api_key == NULL || x_api_key->value.len == 0))) {
+        ngx_http_automations_metrics_refusal(
+            ngx_http_automations_refusal_missing);
         return ngx_http_automations_access_fail(r, NGX_HTTP_UNAUTHORIZED,
             alcf->schemes == NGX_HTTP_AUTOMATIONS_AUTH_TOKENPAIR
                 ? "Token realm=\"automations\""
@@ -488,6 +523,30 @@ ngx_http_automations_variable(
     v->no_cacheable = 0;
     v->not_found = 0;
     v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+/* the execution a request created or read; "-" in logs for the others */
+static ngx_int_t
+ngx_http_automations_variable_execution_id(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_automations_ctx_t *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
+
+    if (ctx == NULL || !ctx->authenticated || ctx->execution_id.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->execution_id.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = ctx->execution_id.data;
 
     return NGX_OK;
 }

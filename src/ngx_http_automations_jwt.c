@@ -260,6 +260,83 @@ ngx_http_automations_jwt_identity(
 
 
 /*
+ * What the request's token claims to be, for the log line of a refusal:
+ * its header's kid and alg, its payload's sub. Nothing of it is trusted; a
+ * part that does not decode is left out. Not done for accepted requests,
+ * which it would only slow down.
+ */
+void
+ngx_http_automations_jwt_describe(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx)
+{
+    u_char    *p, *dot, *last, buf[256];
+    ngx_str_t  src, dst, *out[3];
+    yajl_val   v, f;
+    ngx_uint_t part, i;
+
+    static const char *names[] = {"kid", "alg", "sub"};
+
+    out[0] = &ctx->kid;
+    out[1] = &ctx->alg;
+    out[2] = &ctx->subject;
+
+    if (r->headers_in.authorization == NULL) {
+        return;
+    }
+
+    /* "Bearer <token>": the token starts after the last space */
+    p = r->headers_in.authorization->value.data;
+    last = p + r->headers_in.authorization->value.len;
+
+    while (p < last && ngx_strlchr(p, last, ' ')) {
+        p = ngx_strlchr(p, last, ' ') + 1;
+    }
+
+    for (part = 0; part < 2 && p < last; part++) {
+        dot = ngx_strlchr(p, last, '.');
+        if (dot == NULL) {
+            return;
+        }
+
+        src.data = p;
+        src.len = dot - p;
+        p = dot + 1;
+
+        dst.data = buf;
+
+        if (ngx_base64_decoded_length(src.len) >= sizeof(buf)
+            || ngx_decode_base64url(&dst, &src) != NGX_OK) {
+            continue;
+        }
+
+        buf[dst.len] = '\0';
+
+        v = yajl_tree_parse((char *) buf, NULL, 0);
+        if (v == NULL) {
+            continue;
+        }
+
+        for (i = part * 2; i < (part ? 3 : 2); i++) {
+            f = am_json_get(v, names[i]);
+
+            if (YAJL_IS_STRING(f) && ngx_strlen(f->u.string) <= 128) {
+                out[i]->len = ngx_strlen(f->u.string);
+                out[i]->data = ngx_pnalloc(r->pool, out[i]->len);
+
+                if (out[i]->data == NULL) {
+                    out[i]->len = 0;
+                } else {
+                    ngx_memcpy(out[i]->data, f->u.string, out[i]->len);
+                }
+            }
+        }
+
+        yajl_tree_free(v);
+    }
+}
+
+
+/*
  * Verifies token with the location's keys and rules. NGX_OK with the
  * identity in ctx; NGX_DECLINED with reason, for the log; NGX_ERROR.
  */
@@ -294,6 +371,9 @@ ngx_http_automations_jwt_verify(ngx_http_request_t *r,
 
         reason->len = len;
         ngx_memcpy(reason->data, err, len);
+
+        ngx_str_set(&ctx->credential, "jwt");
+        ngx_http_automations_jwt_describe(r, ctx);
 
         return NGX_DECLINED;
     }

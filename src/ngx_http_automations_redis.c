@@ -52,6 +52,7 @@ typedef struct {
     ngx_http_cleanup_t                   *cleanup;
     ngx_http_automations_redis_handler_pt handler;
     ngx_event_t                           timer;
+    ngx_msec_t                            start;
 
     /* kept for a script, to resend it with EVAL after NOSCRIPT */
     am_script_t *script;
@@ -238,6 +239,10 @@ ngx_http_automations_redis_cleanup(void *data)
     ngx_free_connection(c);
     c->fd = (ngx_socket_t) -1;
 
+    if (rd->state == ngx_http_automations_redis_up && !rd->pubsub) {
+        ngx_http_automations_metrics_redis(0);
+    }
+
     rd->ac = NULL;
     rd->conn = NULL;
     rd->state = ngx_http_automations_redis_down;
@@ -280,6 +285,10 @@ ngx_http_automations_redis_open(ngx_http_automations_redis_t *rd)
     ngx_log_error(NGX_LOG_INFO, rd->log, 0,
         "automations: redis %s connection to \"%V\" is up",
         rd->pubsub ? "subscriber" : "command", &rd->amcf->redis);
+
+    if (!rd->pubsub) {
+        ngx_http_automations_metrics_redis(1);
+    }
 
     if (!rd->pubsub && ngx_http_automations_redis_on_message) {
         /* waiters could not look at their runs while it was down */
@@ -658,6 +667,13 @@ ngx_http_automations_redis_subscribe(
 
 
 ngx_flag_t
+ngx_http_automations_redis_is_up(void)
+{
+    return ngx_http_automations_redis.state == ngx_http_automations_redis_up;
+}
+
+
+ngx_flag_t
 ngx_http_automations_redis_ready(void)
 {
     return ngx_http_automations_redis.state
@@ -736,6 +752,11 @@ ngx_http_automations_redis_reply(
 
         call->cleanup->handler = NULL;
         c = r->connection;
+
+        if (call->script && reply) {
+            ngx_http_automations_metrics_script(
+                call->script->name, ngx_current_msec - call->start);
+        }
 
         call->handler(r, reply);
         ngx_http_run_posted_requests(c);
@@ -852,6 +873,7 @@ ngx_http_automations_redis_send(ngx_http_request_t *r,
     call->request = r;
     call->cleanup = cln;
     call->handler = handler;
+    call->start = ngx_current_msec;
 
     if (script) {
         argv = call->argv;

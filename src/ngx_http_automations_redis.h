@@ -36,6 +36,9 @@ void ngx_http_automations_redis_exit_process(ngx_cycle_t *cycle);
 /* Whether commands can be sent now; when not, answer 503 at once. */
 ngx_flag_t ngx_http_automations_redis_ready(void);
 
+/* Whether the connection is up and its handshake has answered. */
+ngx_flag_t ngx_http_automations_redis_is_up(void);
+
 /*
  * Sends a command for r. Returns NGX_OK when sent (the handler will run
  * exactly once, unless r is finalized first), or NGX_ERROR when Redis is

@@ -32,7 +32,7 @@ typedef struct {
 } ngx_http_automations_params_t;
 
 
-static ngx_http_automations_route_t ngx_http_automations_routes[] = {
+ngx_http_automations_route_t ngx_http_automations_routes[] = {
 
     /* the Automations API, under automations_api */
 

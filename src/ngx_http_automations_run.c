@@ -203,6 +203,8 @@ ngx_http_automations_run_finish(ngx_http_request_t *r, redisReply *reply)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
 
+    ngx_http_automations_metrics_wait(r);
+
     rc = reply ? ngx_http_automations_script_result(r, reply, &code, &body)
                : NGX_DECLINED;
 

@@ -42,6 +42,8 @@ struct am_job_s {
 
     char entry[AM_ENTRY_ID_MAX];
     char project[AM_PROJECT_NAME_MAX + 1];
+    char automation[AM_AUTOMATION_NAME_MAX + 1]; /* for logs and metrics */
+    char runtime[AM_NAME_MAX + 1];
     char id[AM_EXECUTION_ID_LEN + 1];
     char key[AM_KEY_MAX];
 
@@ -468,6 +470,10 @@ am_job_run(am_job_t *job, redisReply *r)
     }
 
     code = am_reply_str(r, AM_EXECUTION_START_REPLY_CODE, &code_len);
+    snprintf(job->runtime, sizeof(job->runtime), "%s",
+        am_reply_str(r, AM_EXECUTION_START_REPLY_RUNTIME, NULL));
+    snprintf(job->automation, sizeof(job->automation), "%s",
+        am_reply_str(r, AM_EXECUTION_START_REPLY_AUTOMATION, NULL));
 
     job->state = AM_JOB_RUNNING;
     err[0] = '\0';
@@ -507,7 +513,8 @@ am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
         || reply->element[0]->type != REDIS_REPLY_STRING) {
-        am_log("execution %s: execution_start failed: %s", job->id,
+        am_log_at(AM_LOG_ERROR, NULL,
+            "execution %s: execution_start failed: %s", job->id,
             reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
         am_job_retry(job);
         return;
@@ -544,16 +551,28 @@ am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
 static void
 am_job_log(am_job_t *job, const char *outcome)
 {
+    am_log_fields_t f;
+
     if (strcmp(outcome, "ok") != 0) {
         am_log("execution %s finished already (%s)", job->id, outcome);
         return;
     }
 
+    am_stats_run(job->w, job->runtime, job->status, job->time_ms);
+
+    f.event = "run";
+    f.execution_id = job->id;
+    f.project = job->project;
+    f.automation = job->automation[0] ? job->automation : NULL;
+    f.status = job->status;
+    f.ms = job->time_ms;
+
     if (job->error != NULL && job->error[0] != '\0') {
-        am_log("execution %s %s in %ld ms: %.*s", job->id, job->status,
-            job->time_ms, AM_LOG_ERROR_MAX, job->error);
+        am_log_at(AM_LOG_WARN, &f, "execution %s %s in %ld ms: %.*s", job->id,
+            job->status, job->time_ms, AM_LOG_ERROR_MAX, job->error);
     } else {
-        am_log("execution %s %s in %ld ms", job->id, job->status, job->time_ms);
+        am_log_at(AM_LOG_INFO, &f, "execution %s %s in %ld ms", job->id,
+            job->status, job->time_ms);
     }
 }
 
@@ -572,7 +591,8 @@ am_job_complete_cb(am_rds_t *r, redisReply *reply, void *data)
 
     if (reply->type != REDIS_REPLY_STATUS
         && reply->type != REDIS_REPLY_STRING) {
-        am_log("execution %s: execution_complete failed: %s", job->id,
+        am_log_at(AM_LOG_ERROR, NULL,
+            "execution %s: execution_complete failed: %s", job->id,
             reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
         am_job_retry(job);
         return;
@@ -788,7 +808,7 @@ am_consumer_read_cb(am_rds_t *r, redisReply *reply, void *data)
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        am_log("XREADGROUP: %s", reply->str);
+        am_log_at(AM_LOG_ERROR, NULL, "XREADGROUP: %s", reply->str);
         if (strncmp(reply->str, "NOGROUP", 7) == 0) {
             w->group_ok = 0;
         }
@@ -864,7 +884,8 @@ am_consumer_group_cb(am_rds_t *r, redisReply *reply, void *data)
 
     if (reply->type == REDIS_REPLY_ERROR
         && strncmp(reply->str, "BUSYGROUP", 9) != 0) {
-        am_log("XGROUP CREATE %s %s: %s", w->stream, w->group, reply->str);
+        am_log_at(AM_LOG_ERROR, NULL, "XGROUP CREATE %s %s: %s", w->stream,
+            w->group, reply->str);
         uv_timer_start(&w->read_retry, am_consumer_retry_cb, 1000, 0);
         return;
     }
@@ -914,7 +935,7 @@ am_consumer_reclaim_cb(am_rds_t *r, redisReply *reply, void *data)
     if (reply->type == REDIS_REPLY_ERROR) {
         /* NOGROUP before the reader created the group: nothing to reclaim */
         if (strncmp(reply->str, "NOGROUP", 7) != 0) {
-            am_log("XAUTOCLAIM: %s", reply->str);
+            am_log_at(AM_LOG_ERROR, NULL, "XAUTOCLAIM: %s", reply->str);
         }
         return;
     }

@@ -98,7 +98,7 @@ am_delivery_result_cb(am_rds_t *r, redisReply *reply, void *data)
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         if (reply != NULL) {
-            am_log(
+            am_log_at(AM_LOG_ERROR, NULL,
                 "webhook %s: webhook_result failed: %s", d->member, reply->str);
         }
 
@@ -210,18 +210,39 @@ am_delivery_failed(am_delivery_t *d, const am_webhook_result_t *res)
 static void
 am_delivery_log(am_delivery_t *d)
 {
-    long n = d->attempts + 1;
+    long            n = d->attempts + 1;
+    char            project[AM_KEY_MAX], *slash;
+    am_log_fields_t f;
+
+    am_stats_webhook(d->w, d->outcome);
+
+    /* the member is "<project>/<execution id>" */
+    snprintf(project, sizeof(project), "%s", d->member);
+    slash = strchr(project, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+    }
+
+    f.event = "webhook";
+    f.execution_id = slash ? strchr(d->member, '/') + 1 : NULL;
+    f.project = slash ? project : NULL;
+    f.automation = NULL;
+    f.status = d->outcome;
+    f.ms = -1;
 
     if (strcmp(d->outcome, "delivered") == 0) {
-        am_log("webhook %s delivered (HTTP %ld, attempt %ld)", d->member,
+        am_log_at(AM_LOG_INFO, &f,
+            "webhook %s delivered (HTTP %ld, attempt %ld)", d->member,
             d->http_status, n);
 
     } else if (strcmp(d->outcome, "retry") == 0) {
-        am_log("webhook %s attempt %ld failed: %s; next in %llu ms", d->member,
-            n, d->error, (unsigned long long) d->delay_ms);
+        am_log_at(AM_LOG_WARN, &f,
+            "webhook %s attempt %ld failed: %s; next in %llu ms", d->member, n,
+            d->error, (unsigned long long) d->delay_ms);
 
     } else {
-        am_log("webhook %s dead-lettered after attempt %ld: %s", d->member, n,
+        am_log_at(AM_LOG_WARN, &f,
+            "webhook %s dead-lettered after attempt %ld: %s", d->member, n,
             d->error);
     }
 }
@@ -375,7 +396,7 @@ am_deliver_claim_cb(am_rds_t *r, redisReply *reply, void *data)
 
     if (reply->type != REDIS_REPLY_ARRAY) {
         if (reply->type == REDIS_REPLY_ERROR) {
-            am_log("webhook_claim: %s", reply->str);
+            am_log_at(AM_LOG_ERROR, NULL, "webhook_claim: %s", reply->str);
         }
         return;
     }

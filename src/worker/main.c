@@ -6,7 +6,6 @@
 
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,44 +29,6 @@
 #define AM_STOP_GRACE_MS 3000
 #define AM_EXIT_GRACE_MS 2000
 
-static const char *am_log_name = "-";
-
-void
-am_log(const char *fmt, ...)
-{
-    char      record[1280], msg[1024];
-    char     *p;
-    struct tm tm;
-    time_t    now;
-    va_list   ap;
-    size_t    n;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-
-    /* messages quote runs' errors, which may span lines */
-    for (p = msg; *p; p++) {
-        if ((unsigned char) *p < 0x20 || *p == 0x7f) {
-            *p = ' ';
-        }
-    }
-
-    now = time(NULL);
-    gmtime_r(&now, &tm);
-    n = strftime(record, sizeof(record), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(
-        record + n, sizeof(record) - n - 1, " worker %s: %s", am_log_name, msg);
-
-    /* one write per record: lines of processes sharing stderr never mix */
-    n = strlen(record);
-    record[n++] = '\n';
-
-    if (write(STDERR_FILENO, record, n) < 0) {
-        return;
-    }
-}
-
 /* A connection went up or down. */
 static void
 am_worker_redis_state(am_rds_t *r, int up, void *data)
@@ -76,6 +37,10 @@ am_worker_redis_state(am_rds_t *r, int up, void *data)
 
     if (up) {
         am_consumer_redis_up(w, r);
+    }
+
+    if (up && r == &w->cmd) {
+        am_stats_beat(w);
     }
 }
 
@@ -87,6 +52,7 @@ am_worker_close(am_worker_t *w)
 
     am_consumer_stop(w);
     am_deliver_stop(w);
+    am_stats_stop(w);
     am_rds_close(&w->reader);
     am_rds_close(&w->cmd);
     uv_close((uv_handle_t *) &w->stop_timer, NULL);
@@ -253,6 +219,7 @@ am_worker_start(am_worker_t *w)
     }
 
     am_consumer_start(w);
+    am_stats_start(w);
 
     uv_timer_init(w->loop, &w->stop_timer);
     w->stop_timer.data = w;

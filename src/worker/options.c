@@ -68,6 +68,10 @@ static int am_opt_schedule(
     am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
 static int am_opt_python_warm(
     am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
+static int am_opt_log_format(
+    am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
+static int am_opt_log_level(
+    am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
 
 /* a row a paragraph: the table reads better than one field a line */
 /* clang-format off */
@@ -106,6 +110,17 @@ static const am_option_t am_options_table[] = {
     {.flag = "name", .arg = "NAME", .env = "AUTOMATIONS_WORKER_NAME",
         .kind = AM_OPT_CALL, .set = am_opt_name, .shown = "HOST-PID",
         .help = "this worker's consumer name, in logs and execution records"},
+
+    {.flag = "log-format", .arg = "FORMAT", .env = "AUTOMATIONS_LOG_FORMAT",
+        .kind = AM_OPT_CALL, .set = am_opt_log_format, .dflt = "text",
+        .help = "text, or json: one object a line with time, level, worker, "
+                "event, execution_id, project, automation, status, ms and "
+                "message"},
+
+    {.flag = "log-level", .arg = "LEVEL", .env = "AUTOMATIONS_LOG_LEVEL",
+        .kind = AM_OPT_CALL, .set = am_opt_log_level, .dflt = "info",
+        .help = "error, warn (failed runs and webhook attempts), info (every "
+                "run and attempt) or debug"},
 
     {.flag = "visibility-timeout", .arg = "MS",
         .env = "AUTOMATIONS_VISIBILITY_TIMEOUT", .kind = AM_OPT_NUMBER,
@@ -572,6 +587,36 @@ am_opt_usage(FILE *f)
         f);
 }
 
+
+static int
+am_opt_log_format(
+    am_worker_t *w, const char *value, int from_env, char *err, size_t errlen)
+{
+    (void) w;
+    (void) from_env;
+
+    if (am_log_set_format(value) != 0) {
+        snprintf(err, errlen, "use text or json");
+        return -1;
+    }
+
+    return 0;
+}
+
+static int
+am_opt_log_level(
+    am_worker_t *w, const char *value, int from_env, char *err, size_t errlen)
+{
+    (void) w;
+    (void) from_env;
+
+    if (am_log_set_level(value) != 0) {
+        snprintf(err, errlen, "use error, warn, info or debug");
+        return -1;
+    }
+
+    return 0;
+}
 
 int
 am_options(am_worker_t *w, int argc, char **argv)

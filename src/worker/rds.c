@@ -90,7 +90,8 @@ am_rds_lost(am_rds_t *r, const char *why)
     }
 
     if (!r->down_logged) {
-        am_log("redis %s connection to %s: %s; reconnecting", r->name,
+        am_log_at(AM_LOG_WARN, NULL,
+            "redis %s connection to %s: %s; reconnecting", r->name,
             r->conf->addr, why);
         r->down_logged = 1;
     }

@@ -70,6 +70,11 @@ typedef struct {
     int                  claiming_webhooks;
     uv_timer_t           deliver; /* webhook_claim every 200 ms */
 
+    /* stats.c */
+    uv_timer_t beat;                    /* worker_beat every visibility/3 */
+    char       beat_key[AM_KEY_MAX];    /* <prefix>worker:<name> */
+    char       workers_key[AM_KEY_MAX]; /* <prefix>workers */
+
     /* main.c */
     int         draining; /* 1 finish, 2 cancel runs, 3 stop now */
     int         closed;
@@ -88,8 +93,46 @@ int am_options(am_worker_t *w, int argc, char **argv);
 
 void am_options_free(am_worker_t *w);
 
-/* main.c: one line on stderr, "<time> worker <name>: <message>" */
+/* log.c: records on stderr, as --log-format and --log-level say */
+typedef enum {
+    AM_LOG_ERROR,
+    AM_LOG_WARN,
+    AM_LOG_INFO,
+    AM_LOG_DEBUG
+} am_log_level_t;
+
+/* what a record is about; NULL fields and ms < 0 do not apply */
+typedef struct {
+    const char *event; /* "run", "webhook"; NULL: "message" */
+    const char *execution_id;
+    const char *project;
+    const char *automation;
+    const char *status;
+    long        ms;
+} am_log_fields_t;
+
+extern const char *am_log_name; /* the worker's, once the options are read */
+
+/* 0, or -1 when the value is not one of the format's or level's names */
+int am_log_set_format(const char *format);
+int am_log_set_level(const char *level);
+
+/* an info record with no fields */
 void am_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void am_log_at(am_log_level_t level, const am_log_fields_t *f, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * stats.c: the worker's counters, kept in Redis with its heartbeat
+ * (redis/worker_beat.lua) for the module's metrics page.
+ */
+void am_stats_start(am_worker_t *w);
+void am_stats_beat(am_worker_t *w);
+void am_stats_stop(am_worker_t *w);
+void am_stats_run(
+    am_worker_t *w, const char *runtime, const char *status, long ms);
+void am_stats_webhook(am_worker_t *w, const char *outcome);
 
 /* main.c: closes everything once no job and no delivery is left */
 void am_worker_check_done(am_worker_t *w);
