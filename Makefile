@@ -133,6 +133,14 @@ $(BUILD)/unit/test_webhook: t/unit/test_webhook.c t/unit/tap.h \
 	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_webhook.c src/worker/webhook.c \
 	    src/am_crypto.c src/am_header.c -luv -lcurl -lcrypto
 
+# the JSON Schema validator and its conformance run over the official
+# test suite (../shared/testdata/json-schema-test-suite, or $AM_SCHEMA_SUITE)
+$(BUILD)/unit/test_schema: t/unit/test_schema.c t/unit/tap.h src/am_schema.c \
+        src/am_schema.h src/am_json.c src/am_json.h
+	@mkdir -p $(dir $@)
+	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_schema.c src/am_schema.c \
+	    src/am_json.c -pthread -lyajl -lpcre2-8 -lm
+
 $(BUILD)/unit/%: t/unit/%.c t/unit/tap.h $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(AM_CFLAGS) -o $@ $< $(SHARED_SRCS) $(GEN) -lhiredis -lyajl -lcrypto
