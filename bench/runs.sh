@@ -3,17 +3,27 @@
 #   1. enqueue throughput of POST /api/start-automation against nginx's own
 #      `return 200` on the same nginx (no worker running meanwhile);
 #   2. worker throughput: two automations-worker processes draining N queued
-#      runs of a trivial sh automation, then of a trivial python one;
+#      runs of a trivial sh automation, then of a trivial python one, with
+#      cold python runs (--python-warm off) and warm ones (the default),
+#      against the floor of cold python starts: the same runner and code
+#      run directly, as many at once as the workers run;
 #   3. sync run overhead: p50 of POST /automations/v1/NAME/run (one client)
-#      minus the p50 of the runs' own execution_time_ms.
+#      minus the p50 of the runs' own execution_time_ms;
+#   4. as root, what confining runs costs: the trivial sh drain of 2. with
+#      --no-confine, and one run after another of `echo {}` through
+#      automations-sandbox unconfined, confined, confined without network,
+#      and through bubblewrap (bwrap) with the same namespaces and mounts,
+#      in interleaved rounds.
 #
 #   sh bench/runs.sh     (after `make`; needs wrk, redis-server, redis-cli)
-#   AM_BENCH_SECONDS=10 AM_BENCH_RUNS=5000 AM_BENCH_CONCURRENCY=8
+#   AM_BENCH_SECONDS=10 AM_BENCH_RUNS=5000 AM_BENCH_PY_RUNS=1000
+#   AM_BENCH_CONCURRENCY=8 AM_BENCH_SEQUENTIAL=500 (runs per way in 4.)
 
 set -eu
 
 . "$(dirname "$0")/lib.sh"
 runs=${AM_BENCH_RUNS:-5000}
+py_runs=${AM_BENCH_PY_RUNS:-1000}
 conc=${AM_BENCH_CONCURRENCY:-8}
 
 bench_start_redis
@@ -76,8 +86,10 @@ $rcli del am:runs >/dev/null
 clear_executions
 
 # 2. worker throughput: queue N runs through the API, then start 2 workers
+# (with the worker options given after the automation and the count)
 drain() {
-    automation=$1
+    automation=$1 count=$2
+    shift 2
     cat > "$dir/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{}'
@@ -86,22 +98,22 @@ wrk.headers["X-Api-Key"] = "$pair_api_key"
 local n = 0
 request = function()
     n = n + 1
-    if n > $runs / 2 then return wrk.format("GET", "/ok") end
+    if n > $count / 2 then return wrk.format("GET", "/ok") end
     return wrk.format()
 end
 LUA
     wrk -t2 -c2 -d60s -s "$dir/post.lua" \
         "$base/api/start-automation/bench/$automation" >/dev/null &
     wrk_pid=$!
-    # each wrk thread queues about runs/2, then only asks for /ok
-    until [ "$($rcli xlen am:runs)" -ge $((runs * 9 / 10)) ]; do sleep 0.2; done
+    # each wrk thread queues about count/2, then only asks for /ok
+    until [ "$($rcli xlen am:runs)" -ge $((count * 9 / 10)) ]; do sleep 0.2; done
     sleep 1
     kill $wrk_pid 2>/dev/null; wait $wrk_pid 2>/dev/null || true
     n=$($rcli xlen am:runs)
     t0=$(date +%s.%N)
     for i in 1 2; do
         "$build/automations-worker" --redis 127.0.0.1:$redis_port \
-            --concurrency "$conc" --name "bench$i" 2>>"$dir/worker.log" &
+            --concurrency "$conc" --name "bench$i" "$@" 2>>"$dir/worker.log" &
         worker_pids="$worker_pids $!"
     done
     until [ "$($rcli xlen am:runs)" -eq 0 ]; do sleep 0.05; done
@@ -110,10 +122,32 @@ LUA
     worker_pids=""
     awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d %.0f\n", n, n / (b - a) }'
 }
-set -- $(drain noop)
+
+# the floor: cold starts of the runner with the same trivial code, no
+# sandbox, as many at once as the two workers run
+floor() {
+    cp "$top/src/worker/python_runner.py" "$dir/python_runner.py"
+    printf 'from datallog import core_task\n@core_task\ndef f(seed):\n    return {}\n' \
+        > "$dir/main.py"
+    t0=$(date +%s.%N)
+    seq "$1" | xargs -P "$2" -n 1 /usr/bin/python3 -I "$dir/python_runner.py" \
+        "$dir/main.py" >/dev/null
+    t1=$(date +%s.%N)
+    awk -v n="$1" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d %.0f\n", n, n / (b - a) }'
+}
+
+set -- $(drain noop "$runs")
 sh_runs=$1 sh_rate=$2
-set -- $(drain noop-py)
-py_runs=$1 py_rate=$2
+set -- $(floor "$py_runs" $((2 * conc)))
+floor_runs=$1 floor_rate=$2
+set -- $(drain noop-py "$py_runs" --python-warm off)
+cold_runs=$1 cold_rate=$2
+set -- $(drain noop-py "$py_runs" --python-warm on)
+warm_runs=$1 warm_rate=$2
+if [ "$(id -u)" = 0 ]; then
+    set -- $(drain noop "$runs" --no-confine)
+    free_runs=$1 free_rate=$2
+fi
 
 # 3. sync run overhead, one client, one worker waiting
 "$build/automations-worker" --redis 127.0.0.1:$redis_port --concurrency 4 \
@@ -151,9 +185,89 @@ awk -v a="$start_rps" -v b="$ok_rps" \
     'BEGIN { printf "  ratio: %.1f %% of return 200 (target >= 20 %%)\n", 100 * a / b }'
 echo "workers: 2 processes, --concurrency $conc each"
 printf '  %-34s %10s executions/s (%s runs)  (target >= 500)\n' 'trivial sh' "$sh_rate" "$sh_runs"
-printf '  %-34s %10s executions/s (%s runs)\n' 'trivial python' "$py_rate" "$py_runs"
+printf '  %-34s %10s executions/s (%s runs)\n' 'trivial python, cold' "$cold_rate" "$cold_runs"
+printf '  %-34s %10s executions/s (%s runs)\n' 'trivial python, warm' "$warm_rate" "$warm_runs"
+printf '  %-34s %10s starts/s (%s, %d at once)\n' 'floor: python3 -I runner, cold' \
+    "$floor_rate" "$floor_runs" $((2 * conc))
+awk -v w="$warm_rate" -v c="$cold_rate" -v f="$floor_rate" 'BEGIN {
+    printf "  ratio: warm python runs %.2f x the floor (goal >= 5), cold ones %.2f x\n",
+        w / f, c / f }'
 echo "sync run, 1 client:"
 printf '  request p50 %s ms, p99 %s; automation own p50 %s ms\n' \
     "$(ms "$sync_p50")" "$sync_p99" "$own_p50"
 awk -v a="$(ms "$sync_p50")" -v b="$own_p50" \
     'BEGIN { printf "  overhead p50: %.2f ms (target < 3 ms)\n", a - b }'
+
+[ "$(id -u)" = 0 ] || exit 0
+
+# 4. confinement
+for pid in $worker_pids; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
+worker_pids=""
+echo "confinement: trivial sh drain as above"
+printf '  %-34s %10s executions/s (%s runs)\n' 'unconfined (--no-confine)' \
+    "$free_rate" "$free_runs"
+printf '  %-34s %10s executions/s (%s runs)\n' 'confined (default as root)' \
+    "$sh_rate" "$sh_runs"
+
+# one run after another, the way the worker starts them (own session, in
+# the run folder, as a user of its own), each way in turn per round
+seq_runs=${AM_BENCH_SEQUENTIAL:-500}
+sandbox="$build/automations-sandbox"
+uid=2999999
+runs_root=$(mktemp -d -p /tmp)
+chmod 711 "$runs_root"
+run_dir=$(mktemp -d -p "$runs_root" am-run-XXXXXX)
+echo 'echo {}' > "$run_dir/main.sh"
+chown -R "$uid:$uid" "$run_dir"
+limits="--cpu 5 --memory-mb 512 --nproc 64 --nofile 64 --fsize-mb 64"
+limits="$limits --uid $uid --gid $uid --own-uid 1"
+hidden=/etc/nginx:/etc/automations:/etc/redis:/etc/ssl/private:/root
+hidden=$hidden:/run/secrets
+bwrap="bwrap --new-session --die-with-parent --unshare-pid --unshare-ipc"
+bwrap="$bwrap --unshare-uts --hostname automation --ro-bind / /"
+bwrap="$bwrap --size 67108864 --tmpfs /tmp --size 67108864 --tmpfs /dev/shm"
+bwrap="$bwrap --proc /proc"
+for p in $(echo "$hidden" | tr : ' '); do
+    [ -d "$p" ] && bwrap="$bwrap --tmpfs $p --remount-ro $p"
+done
+bwrap="$bwrap --tmpfs $runs_root --bind $run_dir $run_dir --chdir $run_dir"
+
+way() {
+    case $1 in
+    unconfined) set -- $sandbox --sandbox $limits ;;
+    confined) set -- $sandbox --sandbox $limits --confine 1 --no-network 0 \
+        --tmp-mb 64 --hide $hidden ;;
+    no-network) set -- $sandbox --sandbox $limits --confine 1 --no-network 1 \
+        --tmp-mb 64 --hide $hidden ;;
+    bwrap) set -- $bwrap -- $sandbox --sandbox $limits ;;
+    bwrap-no-network) set -- $bwrap --unshare-net -- $sandbox --sandbox \
+        $limits ;;
+    esac
+    setsid "$@" -- /bin/sh "$run_dir/main.sh"
+}
+
+ways="unconfined confined no-network bwrap bwrap-no-network"
+for w in $ways; do
+    [ "$(cd "$run_dir" && way $w </dev/null 2>&1)" = "{}" ] || {
+        echo "  $w: a run failed"; exit 1; }
+    echo 0 > "$dir/$w.ns"
+done
+rounds=5
+for r in $(seq $rounds); do
+    for w in $ways; do
+        t0=$(date +%s%N)
+        (cd "$run_dir" && i=0 && while [ $i -lt $((seq_runs / rounds)) ]; do
+            way $w </dev/null >/dev/null 2>&1 || exit 1; i=$((i + 1))
+        done) || { echo "  $w: a run failed"; exit 1; }
+        t1=$(date +%s%N)
+        echo $(($(cat "$dir/$w.ns") + t1 - t0)) > "$dir/$w.ns"
+    done
+done
+rm -rf "$runs_root"
+
+echo "confinement: $seq_runs runs of \`echo {}\` one after another, each way"
+for w in $ways; do
+    awk -v w="$w" -v n="$seq_runs" -v ns="$(cat "$dir/$w.ns")" \
+        'BEGIN { printf "  %-34s %7.2f ms/run %7.0f runs/s\n", w, ns / n / 1e6,
+                 n / (ns / 1e9) }'
+done

@@ -20,6 +20,17 @@ local function num(v)
     return v
 end
 
+-- every attempt webhook_result.lua kept, oldest first
+local function attempt_log()
+    local log = {}
+    local n = tonumber(e.webhook_attempt_seq or '0')
+    while n > 0 and e['webhook_attempt:' .. n] ~= nil do
+        table.insert(log, 1, e['webhook_attempt:' .. n])
+        n = n - 1
+    end
+    return '[' .. table.concat(log, ',') .. ']'
+end
+
 local webhook = 'null'
 if e.webhook ~= nil and e.webhook ~= '' then
     webhook = '{"url":' .. jstr(e.webhook)
@@ -30,6 +41,7 @@ if e.webhook ~= nil and e.webhook ~= '' then
                                     and e.webhook_last_error or nil)
         .. ',"next_attempt_at":' .. jstr(e.webhook_next_at ~= ''
                                          and e.webhook_next_at or nil)
+        .. ',"attempt_log":' .. attempt_log()
         .. '}'
 end
 

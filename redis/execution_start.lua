@@ -9,7 +9,7 @@
 --          worker for the same entry is not another attempt)
 --
 -- Returns { "run", runtime, code, timeout_ms, seed, input, build_id,
---   project, automation, ddn_headers } | { "gone" } (expired) |
+--   project, automation, ddn_headers, network } | { "gone" } (expired) |
 --   { "done" } (finished already) | { "exhausted", attempts }
 
 local e = hash(redis.call('HGETALL', KEYS[1]))
@@ -42,4 +42,4 @@ local ddn = redis.call('HGET', KEYS[1] .. ':secret', 'ddn_headers')
 
 return { 'run', e.runtime or 'python', e.code or '', e.timeout_ms or '',
     e.seed or '', e.input or '', e.build_id or '', e.project, e.automation,
-    ddn or '' }
+    ddn or '', e.network or '' }

@@ -27,7 +27,8 @@ import sys
 import traceback
 import types
 
-RUNNER = os.path.abspath(__file__)
+# this file's name in tracebacks, also when the warm parent compiled it
+RUNNER = sys._getframe().f_code.co_filename
 TASKS = []
 
 
@@ -171,4 +172,7 @@ def main():
     finish(0, out_fd, text)
 
 
-main()
+# the warm parent (python_warm.py) imports this file and calls main() in
+# each run's child
+if __name__ == "__main__":
+    main()
