@@ -257,7 +257,8 @@ subtest 'reference example: get my_automation' => sub {
 
     is_deeply([ sort keys %$a ], [ sort qw(automation_name code input_schema
         output_schema description created_at updated_at runtime timeout_ms
-        webhook) ], 'the reference fields plus runtime, timeout_ms, webhook');
+        webhook network) ],
+        'the reference fields plus runtime, timeout_ms, webhook, network');
     is($a->{automation_name}, 'my_automation', 'automation_name');
     is($a->{code}, $CODE, 'code');
     is_deeply($a->{input_schema}, $IN_SCHEMA, 'input_schema');
@@ -427,6 +428,44 @@ subtest 'runtime, timeout_ms and webhook' => sub {
         create_refused($b->[0], "$base$b->[1]}", 422, $b->[2]);
     }
     is(api(GET => "${API}bad_extra")->{status}, 404, 'never created');
+};
+
+subtest 'network: none or default, copied into each execution' => sub {
+    for my $net (qw(none default)) {
+        create_ok({ automation_name => "net_$net", code => 'echo {}',
+            runtime => 'sh', network => $net }, "network $net");
+        is($t->hgetall("am:{demo}:automation:net_$net")->{network}, $net,
+            "redis: network $net");
+        is(api(GET => "${API}net_$net")->{json}{network}, $net,
+            "GET: network $net");
+
+        # no worker here: the run stays queued, its record as enqueued
+        my $r = api(POST => "${API}net_$net/run", json => { input => [] },
+            headers => { Prefer => 'respond-async' });
+        is($r->{status}, 202, "run net_$net: queued") or diag($r->{body});
+        my $id = $r->{json}{execution_id} // '';
+        is($t->hgetall("am:{demo}:execution:$id")->{network}, $net,
+            "redis: the execution of net_$net has network $net");
+    }
+
+    create_ok({ automation_name => 'net_absent', code => 'c' },
+        'network not given');
+    ok(!exists $t->hgetall('am:{demo}:automation:net_absent')->{network},
+        'redis: no network field');
+    my $r = api(GET => "${API}net_absent");
+    ok(exists $r->{json}{network} && !defined $r->{json}{network},
+        'GET: network null');
+
+    my $base = '{"automation_name":"bad_net","code":"c",';
+    for my $b ([ 'network "host"', '"network":"host"' ],
+               [ 'network ""', '"network":""' ],
+               [ 'network "None"', '"network":"None"' ],
+               [ 'network 0', '"network":0' ],
+               [ 'network ["none"]', '"network":["none"]' ]) {
+        create_refused($b->[0], "$base$b->[1]}", 422,
+            qr/network must be "none" or "default"/);
+    }
+    is(api(GET => "${API}bad_net")->{status}, 404, 'never created');
 };
 
 subtest 'bad bodies: clear errors, nothing written' => sub {
