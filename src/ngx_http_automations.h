@@ -145,6 +145,7 @@ struct ngx_http_automations_route_s {
     const char                     *path;    /* "NAME/executions/ID" */
     ngx_uint_t                      scope;   /* SCOPE_* needed */
     ngx_http_automations_handler_pt handler;
+    const char                     *denied; /* 404 detail, NULL: 403 */
 };
 
 

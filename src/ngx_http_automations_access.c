@@ -123,6 +123,30 @@ ngx_http_automations_access_fail(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/*
+ * A genuine credential without the access a request needs. The Automations
+ * API answers 404 there, as its reference does, so that a credential cannot
+ * tell another project's automations from absent ones; elsewhere, 403.
+ */
+static ngx_int_t
+ngx_http_automations_access_denied(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx, ngx_str_t *detail)
+{
+    ngx_str_t denied;
+
+    if (ctx->route_state == ngx_http_automations_route_found
+        && ctx->route->denied) {
+        denied.data = (u_char *) ctx->route->denied;
+        denied.len = ngx_strlen(ctx->route->denied);
+        return ngx_http_automations_access_fail(
+            r, NGX_HTTP_NOT_FOUND, NULL, &denied);
+    }
+
+    return ngx_http_automations_access_fail(
+        r, NGX_HTTP_FORBIDDEN, NULL, detail);
+}
+
+
 /* 401 for credentials that are not genuine; reason goes to the log only */
 ngx_int_t
 ngx_http_automations_access_invalid(ngx_http_request_t *r, ngx_str_t *reason)
@@ -184,8 +208,7 @@ ngx_http_automations_access_project(
         ngx_str_set(
             &detail, "These credentials have no access to this project.");
         ctx->project.len = 0;
-        return ngx_http_automations_access_fail(
-            r, NGX_HTTP_FORBIDDEN, NULL, &detail);
+        return ngx_http_automations_access_denied(r, ctx, &detail);
     }
 
     return NGX_OK;
@@ -230,8 +253,7 @@ ngx_http_automations_access_decide(
 
     if (scope & ~ctx->scopes) {
         ngx_str_set(&detail, "These credentials do not allow this operation.");
-        return ngx_http_automations_access_fail(
-            r, NGX_HTTP_FORBIDDEN, NULL, &detail);
+        return ngx_http_automations_access_denied(r, ctx, &detail);
     }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -293,8 +315,7 @@ ngx_http_automations_access_jwt(
 
     if (ctx->projects.len == 0 && alcf->project == NULL) {
         ngx_str_set(&detail, "The token names no project.");
-        return ngx_http_automations_access_fail(
-            r, NGX_HTTP_FORBIDDEN, NULL, &detail);
+        return ngx_http_automations_access_denied(r, ctx, &detail);
     }
 
     return ngx_http_automations_access_decide(r, ctx);

@@ -23,6 +23,14 @@ my $JSON = JSON::PP->new->utf8->canonical;
 my $TIME = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 my $API = '/automations/v1/';
 
+# the reference's 404 for a credential without the access a call needs
+my $NO_PROJECT = qr/^Project not found or user doesn't have access\z/;
+my $NO_PROJECT_ADMIN =
+    qr/^Project not found or user doesn't have admin access\z/;
+my $NO_AUTOMATION = qr/^Automation not found or user doesn't have access\z/;
+my $NO_AUTOMATION_ADMIN =
+    qr/^Automation not found or user doesn't have admin access\z/;
+
 $t->start_redis;
 $t->ctl('project', 'create', 'demo');
 $t->ctl('project', 'create', 'other');
@@ -727,16 +735,16 @@ subtest 'scopes' => sub {
         'read key: get');
     is_error(api(POST => $API, auth => $KEY{read},
             json => { automation_name => 'by_reader', code => 'c' }),
-        403, qr/not allow/i, 'read key: create');
-    is_error(api(DELETE => "${API}alpha", auth => $KEY{read}), 403,
-        qr/not allow/i, 'read key: delete');
+        404, $NO_PROJECT_ADMIN, 'read key: create');
+    is_error(api(DELETE => "${API}alpha", auth => $KEY{read}), 404,
+        $NO_AUTOMATION_ADMIN, 'read key: delete');
     redis_unchanged($before, 'read key: nothing changed');
 
     # write only
-    is_error(api(GET => $API, auth => $KEY{write}), 403, qr/not allow/i,
+    is_error(api(GET => $API, auth => $KEY{write}), 404, $NO_PROJECT,
         'write key: list');
-    is_error(api(GET => "${API}alpha", auth => $KEY{write}), 403,
-        qr/not allow/i, 'write key: get');
+    is_error(api(GET => "${API}alpha", auth => $KEY{write}), 404,
+        $NO_AUTOMATION, 'write key: get');
     create_ok({ automation_name => 'by_writer', code => 'c' },
         'write key: create', auth => $KEY{write});
     ok($t->redis('EXISTS', 'am:{demo}:automation:by_writer'),
@@ -747,10 +755,13 @@ subtest 'scopes' => sub {
         'write key: deleted in Redis');
 
     # run only: nothing of the management API
-    for my $req ([ GET => $API ], [ GET => "${API}alpha" ],
-                 [ DELETE => "${API}alpha" ]) {
-        is_error(api(@$req, auth => $KEY{run}), 403, qr/not allow/i,
-            "run key: @$req");
+    for my $req ([ $NO_PROJECT, GET => $API ],
+                 [ $NO_PROJECT_ADMIN, POST => $API, json => {} ],
+                 [ $NO_AUTOMATION, GET => "${API}alpha" ],
+                 [ $NO_AUTOMATION_ADMIN, DELETE => "${API}alpha" ]) {
+        my ($re, @call) = @$req;
+        is_error(api(@call, auth => $KEY{run}), 404, $re,
+            "run key: @call[0, 1]");
     }
 
     # admin: everything
@@ -769,13 +780,13 @@ subtest 'scopes' => sub {
     my $snap = $t->redis_snapshot;
     is_error(api(POST => $API, auth => $reader,
             json => { automation_name => 'by_jwt_reader', code => 'c' }),
-        403, qr/not allow/i, 'JWT read: create');
-    is_error(api(DELETE => "${API}alpha", auth => $reader), 403,
-        qr/not allow/i, 'JWT read: delete');
+        404, $NO_PROJECT_ADMIN, 'JWT read: create');
+    is_error(api(DELETE => "${API}alpha", auth => $reader), 404,
+        $NO_AUTOMATION_ADMIN, 'JWT read: delete');
     redis_unchanged($snap, 'JWT read: nothing changed');
 
     my $writer = jwt(project => 'demo', role => 'write');
-    is_error(api(GET => $API, auth => $writer), 403, qr/not allow/i,
+    is_error(api(GET => $API, auth => $writer), 404, $NO_PROJECT,
         'JWT write: list');
     create_ok({ automation_name => 'by_jwt_writer', code => 'c' },
         'JWT write: create', auth => $writer);
@@ -798,8 +809,13 @@ subtest 'scopes' => sub {
         'JWT admin: get');
 
     my $none = jwt(project => 'demo');
-    is_error(api(GET => $API, auth => $none), 403, qr/not allow/i,
+    is_error(api(GET => $API, auth => $none), 404, $NO_PROJECT,
         'JWT without a role: list');
+    is_error(api(POST => "${API}alpha/run", auth => $none, json => {}), 404,
+        $NO_AUTOMATION, 'JWT without a role: run');
+    is_error(api(GET => "${API}alpha/executions/exec_" . ("0" x 24),
+            auth => $none), 404,
+        $NO_AUTOMATION, 'JWT without a role: execution');
 
     # no or bad credentials
     my $r = api(GET => $API, auth => undef);
@@ -879,14 +895,16 @@ subtest 'automations_project' => sub {
         200, 'X-Project demo: get');
 
     my $snap = $t->redis_snapshot;
-    is_error(api(GET => '/p/', headers => { 'X-Project' => 'other' }), 403,
-        qr/project/i, 'demo key, X-Project other');
+    is_error(api(GET => '/p/', headers => { 'X-Project' => 'other' }), 404,
+        $NO_PROJECT, 'demo key, X-Project other');
     is_error(api(POST => '/p/', headers => { 'X-Project' => 'other' },
             json => { automation_name => 'sneaky', code => 'c' }),
-        403, qr/project/i, 'demo key, X-Project other: create');
-    is_error(api(GET => '/p/'), 403, qr/project/i, 'no X-Project');
-    is_error(api(GET => '/p/', headers => { 'X-Project' => 'ghost' }), 403,
-        qr/project/i, 'X-Project of an unknown project');
+        404, $NO_PROJECT_ADMIN, 'demo key, X-Project other: create');
+    is_error(api(GET => '/p/alpha', headers => { 'X-Project' => 'other' }),
+        404, $NO_AUTOMATION, 'demo key, X-Project other: get');
+    is_error(api(GET => '/p/'), 404, $NO_PROJECT, 'no X-Project');
+    is_error(api(GET => '/p/', headers => { 'X-Project' => 'ghost' }), 404,
+        $NO_PROJECT, 'X-Project of an unknown project');
     redis_unchanged($snap, 'nothing written');
 
     # a JWT of two projects picks one with X-Project
