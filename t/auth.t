@@ -85,6 +85,8 @@ http {
         location /claims/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
                             automations_jwt_project_claim tenant;
                             automations_jwt_role_claim perms; }
+        location /tiny/   { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
+                            automations_jwt_max_size 512; }
         location /pinned/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
                             automations_project demo; }
         location /rs256/  { automations_api; automations_jwt_key $rsa_pub alg=RS256 kid=k1;
@@ -512,6 +514,21 @@ subtest 'other header and signature tricks' => sub {
 };
 
 # ------------------------------------------------------------------ claims
+
+subtest 'automations_jwt_max_size: a longer token is refused with JSON' => sub {
+    is_200_list(get('/tiny/', bearer(tok())), 'a short token', ['demo-only']);
+    my $long = tok(claims => { project => 'demo', role => 'admin',
+                               exp => now() + 600, pad => 'x' x 600 });
+    cmp_ok(length $long, '>', 512, 'the token is over 512 bytes');
+    my $r = get('/tiny/', bearer($long));
+    is($r->{status}, 401, 'over automations_jwt_max_size: 401')
+        or diag($r->{body});
+    like($r->{headers}{'content-type'} // '', qr{^application/json},
+        '401: JSON');
+    ok(defined(($r->{json} || {})->{detail}), '401: a detail');
+    is(get('/hs/', bearer($long))->{status}, 200,
+        'the same token under the 8k default');
+};
 
 subtest 'missing project claim' => sub {
     my $r = get('/hs/', bearer(tok(claims => { role => 'admin', exp => now() + 600 })));
