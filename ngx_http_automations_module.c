@@ -478,6 +478,14 @@ ngx_http_automations_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         /* nginx enforces it while reading, also for chunked bodies */
         clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
         clcf->client_max_body_size = conf->max_body_size;
+
+        /*
+         * a body that fits is read into memory, never into a temp file
+         * that the workers' user may not be allowed to write
+         */
+        clcf->client_body_buffer_size = conf->max_body_size;
+        clcf->client_body_in_single_buffer = 1;
+        clcf->client_body_in_file_only = 0;
     }
 
     ngx_http_automations_merge_schemes(conf);

@@ -35,12 +35,12 @@ if ARGV[7] ~= '' then
 end
 
 local f = redis.call('HMGET', base .. 'automation:' .. name,
-    'automation_name', 'runtime', 'code', 'timeout_ms', 'webhook')
+    'automation_name', 'runtime', 'code', 'timeout_ms', 'webhook', 'network')
 if not f[1] then
     return { 'no_automation' }
 end
 local a = { runtime = f[2] or nil, code = f[3] or nil,
-    timeout_ms = f[4] or nil, webhook = f[5] or nil }
+    timeout_ms = f[4] or nil, webhook = f[5] or nil, network = f[6] or nil }
 
 local _, _, ts = now()
 local key = base .. 'execution:' .. id
@@ -53,7 +53,8 @@ redis.call('HSET', key,
     'execution_id', id, 'project', project, 'automation', name,
     'source', ARGV[5], 'status', 'queued', 'created_at', ts,
     'runtime', a.runtime or 'python', 'code', a.code or '',
-    'timeout_ms', a.timeout_ms or '', 'seed', ARGV[9], 'input', ARGV[10],
+    'timeout_ms', a.timeout_ms or '', 'network', a.network or 'default',
+    'seed', ARGV[9], 'input', ARGV[10],
     'build_id', ARGV[11], 'attempts', 0, 'retention', ARGV[6],
     'webhook', webhook, 'webhook_state', webhook == '' and 'none' or 'pending',
     'webhook_attempts', 0)

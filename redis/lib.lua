@@ -81,6 +81,7 @@ local function automation_document(a)
         .. ',"runtime":' .. jstr(a.runtime)
         .. ',"timeout_ms":' .. (a.timeout_ms or 'null')
         .. ',"webhook":' .. jstr(a.webhook)
+        .. ',"network":' .. jstr(a.network)
         .. ',"created_at":' .. jstr(a.created_at)
         .. ',"updated_at":' .. jstr(a.updated_at) .. '}'
 end

@@ -150,6 +150,7 @@ struct ngx_http_automations_route_s {
     const char                     *path;    /* "NAME/executions/ID" */
     ngx_uint_t                      scope;   /* SCOPE_* needed */
     ngx_http_automations_handler_pt handler;
+    const char                     *denied; /* 404 detail, NULL: 403 */
 };
 
 
@@ -175,6 +176,8 @@ struct ngx_http_automations_route_s {
 #define NGX_HTTP_AUTOMATIONS_URL_EXPECTED "must be an http:// or https:// URL"
 #define NGX_HTTP_AUTOMATIONS_RUNTIME_EXPECTED                                  \
     "must be a runtime name such as \"python\" or \"sh\""
+#define NGX_HTTP_AUTOMATIONS_NETWORK_EXPECTED                                  \
+    "must be \"none\" or \"default\""
 /* clang-format off */
 #define NGX_HTTP_AUTOMATIONS_TIMEOUT_EXPECTED                                  \
     "must be an integer from "                                                 \
@@ -267,6 +270,7 @@ const char *ngx_http_automations_check_webhook_headers(yajl_val v);
 const char *ngx_http_automations_check_automation_name(yajl_val v);
 const char *ngx_http_automations_check_runtime(yajl_val v);
 const char *ngx_http_automations_check_timeout(yajl_val v);
+const char *ngx_http_automations_check_network(yajl_val v);
 const char *ngx_http_automations_check_objects(yajl_val v);
 
 /* automations CRUD (src/ngx_http_automations_automation.c) */

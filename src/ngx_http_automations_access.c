@@ -96,6 +96,23 @@ ngx_http_automations_access_done(
 }
 
 
+/* the refusal of genuine credentials, with who they are, for the log */
+static void
+ngx_http_automations_access_log_refusal(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx, ngx_str_t *detail)
+{
+    if (ctx->credential.len == 3 && ctx->alg.len == 0
+        && ngx_strncmp(ctx->credential.data, "jwt", 3) == 0) {
+        ngx_http_automations_jwt_describe(r, ctx);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        "automations: access refused: %V (credential: %V, subject: "
+        "\"%V\", kid: \"%V\", alg: %V)",
+        detail, &ctx->credential, &ctx->subject, &ctx->kid, &ctx->alg);
+}
+
+
 static ngx_int_t
 ngx_http_automations_access_fail(ngx_http_request_t *r, ngx_uint_t status,
     const char *challenge, ngx_str_t *detail)
@@ -110,15 +127,7 @@ ngx_http_automations_access_fail(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     if (status == NGX_HTTP_FORBIDDEN) {
-        if (ctx->credential.len == 3 && ctx->alg.len == 0
-            && ngx_strncmp(ctx->credential.data, "jwt", 3) == 0) {
-            ngx_http_automations_jwt_describe(r, ctx);
-        }
-
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-            "automations: access refused: %V (credential: %V, subject: "
-            "\"%V\", kid: \"%V\", alg: %V)",
-            detail, &ctx->credential, &ctx->subject, &ctx->kid, &ctx->alg);
+        ngx_http_automations_access_log_refusal(r, ctx, detail);
     }
 
     if (challenge) {
@@ -137,6 +146,31 @@ ngx_http_automations_access_fail(ngx_http_request_t *r, ngx_uint_t status,
 
     return ngx_http_automations_access_done(
         r, ctx, ngx_http_automations_send_detail(r, status, "%V", detail));
+}
+
+
+/*
+ * A genuine credential without the access a request needs. The Automations
+ * API answers 404 there, as its reference does, so that a credential cannot
+ * tell another project's automations from absent ones; elsewhere, 403.
+ */
+static ngx_int_t
+ngx_http_automations_access_denied(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx, ngx_str_t *detail)
+{
+    ngx_str_t denied;
+
+    if (ctx->route_state == ngx_http_automations_route_found
+        && ctx->route->denied) {
+        denied.data = (u_char *) ctx->route->denied;
+        denied.len = ngx_strlen(ctx->route->denied);
+        ngx_http_automations_access_log_refusal(r, ctx, detail);
+        return ngx_http_automations_access_fail(
+            r, NGX_HTTP_NOT_FOUND, NULL, &denied);
+    }
+
+    return ngx_http_automations_access_fail(
+        r, NGX_HTTP_FORBIDDEN, NULL, detail);
 }
 
 
@@ -211,8 +245,7 @@ ngx_http_automations_access_project(
         ctx->project.len = 0;
         ngx_http_automations_metrics_refusal(
             ngx_http_automations_refusal_project);
-        return ngx_http_automations_access_fail(
-            r, NGX_HTTP_FORBIDDEN, NULL, &detail);
+        return ngx_http_automations_access_denied(r, ctx, &detail);
     }
 
     return NGX_OK;
@@ -261,8 +294,7 @@ ngx_http_automations_access_decide(
         ngx_str_set(&detail, "These credentials do not allow this operation.");
         ngx_http_automations_metrics_refusal(
             ngx_http_automations_refusal_scope);
-        return ngx_http_automations_access_fail(
-            r, NGX_HTTP_FORBIDDEN, NULL, &detail);
+        return ngx_http_automations_access_denied(r, ctx, &detail);
     }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -326,8 +358,7 @@ ngx_http_automations_access_jwt(
         ngx_str_set(&detail, "The token names no project.");
         ngx_http_automations_metrics_refusal(
             ngx_http_automations_refusal_no_project);
-        return ngx_http_automations_access_fail(
-            r, NGX_HTTP_FORBIDDEN, NULL, &detail);
+        return ngx_http_automations_access_denied(r, ctx, &detail);
     }
 
     return ngx_http_automations_access_decide(r, ctx);

@@ -31,6 +31,7 @@ typedef struct {
     ngx_str_t runtime;
     ngx_str_t webhook;
     ngx_str_t timeout_ms;
+    ngx_str_t network;
     ngx_str_t input_schema;
     ngx_str_t output_schema;
 } ngx_http_automations_automation_t;
@@ -74,6 +75,12 @@ static ngx_http_automations_field_t ngx_http_automations_create_fields[] = {
         NGX_HTTP_AUTOMATIONS_TIMEOUT_EXPECTED,
         ngx_http_automations_stored(timeout_ms)},
 
+    {ngx_string("network"), NGX_HTTP_AUTOMATIONS_JSON_STRING,
+        NGX_HTTP_AUTOMATIONS_FIELD_NULL | NGX_HTTP_AUTOMATIONS_FIELD_HASH,
+        ngx_http_automations_check_network,
+        NGX_HTTP_AUTOMATIONS_NETWORK_EXPECTED,
+        ngx_http_automations_stored(network)},
+
     {ngx_string("input_schema"), NGX_HTTP_AUTOMATIONS_JSON_OBJECT,
         NGX_HTTP_AUTOMATIONS_FIELD_NULL | NGX_HTTP_AUTOMATIONS_FIELD_HASH, NULL,
         "must be an object", ngx_http_automations_stored(input_schema)},
@@ -86,7 +93,7 @@ static ngx_http_automations_field_t ngx_http_automations_create_fields[] = {
 
 /* the arguments before the fields of the automation hash, and its fields */
 #define NGX_HTTP_AUTOMATIONS_CREATE_ARGS                                       \
-    (AM_AUTOMATION_CREATE_ARG_FIELDS + 7 * 2)
+    (AM_AUTOMATION_CREATE_ARG_FIELDS + 8 * 2)
 
 
 /*

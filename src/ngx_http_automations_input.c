@@ -189,6 +189,22 @@ ngx_http_automations_check_automation_name(yajl_val v)
 }
 
 
+/*
+ * the network a run gets: "none" (the worker gives it an empty network
+ * namespace) or "default"; the worker fails a run with any other value
+ */
+const char *
+ngx_http_automations_check_network(yajl_val v)
+{
+    if (ngx_strcmp(v->u.string, "none") != 0
+        && ngx_strcmp(v->u.string, "default") != 0) {
+        return NGX_HTTP_AUTOMATIONS_NETWORK_EXPECTED;
+    }
+
+    return NULL;
+}
+
+
 /* a runtime's name; whether the workers have it is theirs to say */
 const char *
 ngx_http_automations_check_runtime(yajl_val v)

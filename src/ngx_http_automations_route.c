@@ -37,36 +37,41 @@ ngx_http_automations_route_t ngx_http_automations_routes[] = {
     /* the Automations API, under automations_api */
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD, "",
-        NGX_HTTP_AUTOMATIONS_SCOPE_READ, ngx_http_automations_automation_list},
+        NGX_HTTP_AUTOMATIONS_SCOPE_READ, ngx_http_automations_automation_list,
+        "Project not found or user doesn't have access"},
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_POST, "",
         NGX_HTTP_AUTOMATIONS_SCOPE_WRITE,
-        ngx_http_automations_automation_create},
+        ngx_http_automations_automation_create,
+        "Project not found or user doesn't have admin access"},
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD, "NAME",
-        NGX_HTTP_AUTOMATIONS_SCOPE_READ, ngx_http_automations_automation_get},
+        NGX_HTTP_AUTOMATIONS_SCOPE_READ, ngx_http_automations_automation_get,
+        "Automation not found or user doesn't have access"},
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_DELETE, "NAME",
         NGX_HTTP_AUTOMATIONS_SCOPE_WRITE,
-        ngx_http_automations_automation_delete},
+        ngx_http_automations_automation_delete,
+        "Automation not found or user doesn't have admin access"},
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_POST, "NAME/run",
-        NGX_HTTP_AUTOMATIONS_SCOPE_RUN, ngx_http_automations_run},
+        NGX_HTTP_AUTOMATIONS_SCOPE_RUN, ngx_http_automations_run,
+        "Automation not found or user doesn't have access"},
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD,
         "NAME/executions/ID", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
-        ngx_http_automations_execution},
+        ngx_http_automations_execution, "Automation not found or user doesn't have access"},
 
     /* the Start Automation API, under automations_start_api */
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_POST, "PROJECT/NAME",
-        NGX_HTTP_AUTOMATIONS_SCOPE_RUN, ngx_http_automations_start},
+        NGX_HTTP_AUTOMATIONS_SCOPE_RUN, ngx_http_automations_start, NULL},
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_GET | NGX_HTTP_HEAD,
         "PROJECT/NAME/executions/ID", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
-        ngx_http_automations_start_execution},
+        ngx_http_automations_start_execution, NULL},
 
-    {0, 0, NULL, 0, NULL}};
+    {0, 0, NULL, 0, NULL, NULL}};
 
 
 /* the methods an Allow header may name, in its order; HEAD goes with GET */

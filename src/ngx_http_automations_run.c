@@ -307,6 +307,52 @@ ngx_http_automations_enqueued(ngx_http_request_t *r, ngx_str_t *id)
 }
 
 
+/*
+ * The script was sent but its answer was lost: Redis may have queued the
+ * run. The 503 names the execution the script would have created, so that
+ * the client can look at it instead of starting a duplicate.
+ */
+static void
+ngx_http_automations_enqueue_unknown(ngx_http_request_t *r)
+{
+    u_char                     *body;
+    size_t                      len;
+    ngx_str_t                   url;
+    ngx_http_automations_ctx_t *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
+
+    if (ngx_http_automations_status_url(r, &ctx->execution_id, &url)
+        != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    len = sizeof("{\"detail\":\"" NGX_HTTP_AUTOMATIONS_UNAVAILABLE
+                 " The run may have been queued: look at status_url before "
+                 "starting it again.\",\"execution_id\":\"\","
+                 "\"status_url\":\"\"}")
+          + ctx->execution_id.len + url.len;
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    len = ngx_sprintf(body,
+              "{\"detail\":\"" NGX_HTTP_AUTOMATIONS_UNAVAILABLE
+              " The run may have been queued: look at status_url before "
+              "starting it again.\",\"execution_id\":\"%V\","
+              "\"status_url\":\"%V\"}",
+              &ctx->execution_id, &url)
+          - body;
+
+    ngx_http_finalize_request(r,
+        ngx_http_automations_send(r, NGX_HTTP_SERVICE_UNAVAILABLE, body, len));
+}
+
+
 static void
 ngx_http_automations_enqueue_reply(ngx_http_request_t *r, redisReply *reply)
 {
@@ -318,8 +364,7 @@ ngx_http_automations_enqueue_reply(ngx_http_request_t *r, redisReply *reply)
                 "automations: redis error: %s", reply->str);
         }
 
-        ngx_http_automations_finish(
-            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
+        ngx_http_automations_enqueue_unknown(r);
         return;
     }
 

@@ -23,6 +23,14 @@ my $JSON = JSON::PP->new->utf8->canonical;
 my $TIME = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 my $API = '/automations/v1/';
 
+# the reference's 404 for a credential without the access a call needs
+my $NO_PROJECT = qr/^Project not found or user doesn't have access\z/;
+my $NO_PROJECT_ADMIN =
+    qr/^Project not found or user doesn't have admin access\z/;
+my $NO_AUTOMATION = qr/^Automation not found or user doesn't have access\z/;
+my $NO_AUTOMATION_ADMIN =
+    qr/^Automation not found or user doesn't have admin access\z/;
+
 $t->start_redis;
 $t->ctl('project', 'create', 'demo');
 $t->ctl('project', 'create', 'other');
@@ -257,7 +265,8 @@ subtest 'reference example: get my_automation' => sub {
 
     is_deeply([ sort keys %$a ], [ sort qw(automation_name code input_schema
         output_schema description created_at updated_at runtime timeout_ms
-        webhook) ], 'the reference fields plus runtime, timeout_ms, webhook');
+        webhook network) ],
+        'the reference fields plus runtime, timeout_ms, webhook, network');
     is($a->{automation_name}, 'my_automation', 'automation_name');
     is($a->{code}, $CODE, 'code');
     is_deeply($a->{input_schema}, $IN_SCHEMA, 'input_schema');
@@ -427,6 +436,44 @@ subtest 'runtime, timeout_ms and webhook' => sub {
         create_refused($b->[0], "$base$b->[1]}", 422, $b->[2]);
     }
     is(api(GET => "${API}bad_extra")->{status}, 404, 'never created');
+};
+
+subtest 'network: none or default, copied into each execution' => sub {
+    for my $net (qw(none default)) {
+        create_ok({ automation_name => "net_$net", code => 'echo {}',
+            runtime => 'sh', network => $net }, "network $net");
+        is($t->hgetall("am:{demo}:automation:net_$net")->{network}, $net,
+            "redis: network $net");
+        is(api(GET => "${API}net_$net")->{json}{network}, $net,
+            "GET: network $net");
+
+        # no worker here: the run stays queued, its record as enqueued
+        my $r = api(POST => "${API}net_$net/run", json => { input => [] },
+            headers => { Prefer => 'respond-async' });
+        is($r->{status}, 202, "run net_$net: queued") or diag($r->{body});
+        my $id = $r->{json}{execution_id} // '';
+        is($t->hgetall("am:{demo}:execution:$id")->{network}, $net,
+            "redis: the execution of net_$net has network $net");
+    }
+
+    create_ok({ automation_name => 'net_absent', code => 'c' },
+        'network not given');
+    ok(!exists $t->hgetall('am:{demo}:automation:net_absent')->{network},
+        'redis: no network field');
+    my $r = api(GET => "${API}net_absent");
+    ok(exists $r->{json}{network} && !defined $r->{json}{network},
+        'GET: network null');
+
+    my $base = '{"automation_name":"bad_net","code":"c",';
+    for my $b ([ 'network "host"', '"network":"host"' ],
+               [ 'network ""', '"network":""' ],
+               [ 'network "None"', '"network":"None"' ],
+               [ 'network 0', '"network":0' ],
+               [ 'network ["none"]', '"network":["none"]' ]) {
+        create_refused($b->[0], "$base$b->[1]}", 422,
+            qr/network must be "none" or "default"/);
+    }
+    is(api(GET => "${API}bad_net")->{status}, 404, 'never created');
 };
 
 subtest 'bad bodies: clear errors, nothing written' => sub {
@@ -688,16 +735,16 @@ subtest 'scopes' => sub {
         'read key: get');
     is_error(api(POST => $API, auth => $KEY{read},
             json => { automation_name => 'by_reader', code => 'c' }),
-        403, qr/not allow/i, 'read key: create');
-    is_error(api(DELETE => "${API}alpha", auth => $KEY{read}), 403,
-        qr/not allow/i, 'read key: delete');
+        404, $NO_PROJECT_ADMIN, 'read key: create');
+    is_error(api(DELETE => "${API}alpha", auth => $KEY{read}), 404,
+        $NO_AUTOMATION_ADMIN, 'read key: delete');
     redis_unchanged($before, 'read key: nothing changed');
 
     # write only
-    is_error(api(GET => $API, auth => $KEY{write}), 403, qr/not allow/i,
+    is_error(api(GET => $API, auth => $KEY{write}), 404, $NO_PROJECT,
         'write key: list');
-    is_error(api(GET => "${API}alpha", auth => $KEY{write}), 403,
-        qr/not allow/i, 'write key: get');
+    is_error(api(GET => "${API}alpha", auth => $KEY{write}), 404,
+        $NO_AUTOMATION, 'write key: get');
     create_ok({ automation_name => 'by_writer', code => 'c' },
         'write key: create', auth => $KEY{write});
     ok($t->redis('EXISTS', 'am:{demo}:automation:by_writer'),
@@ -708,10 +755,13 @@ subtest 'scopes' => sub {
         'write key: deleted in Redis');
 
     # run only: nothing of the management API
-    for my $req ([ GET => $API ], [ GET => "${API}alpha" ],
-                 [ DELETE => "${API}alpha" ]) {
-        is_error(api(@$req, auth => $KEY{run}), 403, qr/not allow/i,
-            "run key: @$req");
+    for my $req ([ $NO_PROJECT, GET => $API ],
+                 [ $NO_PROJECT_ADMIN, POST => $API, json => {} ],
+                 [ $NO_AUTOMATION, GET => "${API}alpha" ],
+                 [ $NO_AUTOMATION_ADMIN, DELETE => "${API}alpha" ]) {
+        my ($re, @call) = @$req;
+        is_error(api(@call, auth => $KEY{run}), 404, $re,
+            "run key: @call[0, 1]");
     }
 
     # admin: everything
@@ -730,13 +780,13 @@ subtest 'scopes' => sub {
     my $snap = $t->redis_snapshot;
     is_error(api(POST => $API, auth => $reader,
             json => { automation_name => 'by_jwt_reader', code => 'c' }),
-        403, qr/not allow/i, 'JWT read: create');
-    is_error(api(DELETE => "${API}alpha", auth => $reader), 403,
-        qr/not allow/i, 'JWT read: delete');
+        404, $NO_PROJECT_ADMIN, 'JWT read: create');
+    is_error(api(DELETE => "${API}alpha", auth => $reader), 404,
+        $NO_AUTOMATION_ADMIN, 'JWT read: delete');
     redis_unchanged($snap, 'JWT read: nothing changed');
 
     my $writer = jwt(project => 'demo', role => 'write');
-    is_error(api(GET => $API, auth => $writer), 403, qr/not allow/i,
+    is_error(api(GET => $API, auth => $writer), 404, $NO_PROJECT,
         'JWT write: list');
     create_ok({ automation_name => 'by_jwt_writer', code => 'c' },
         'JWT write: create', auth => $writer);
@@ -759,8 +809,13 @@ subtest 'scopes' => sub {
         'JWT admin: get');
 
     my $none = jwt(project => 'demo');
-    is_error(api(GET => $API, auth => $none), 403, qr/not allow/i,
+    is_error(api(GET => $API, auth => $none), 404, $NO_PROJECT,
         'JWT without a role: list');
+    is_error(api(POST => "${API}alpha/run", auth => $none, json => {}), 404,
+        $NO_AUTOMATION, 'JWT without a role: run');
+    is_error(api(GET => "${API}alpha/executions/exec_" . ("0" x 24),
+            auth => $none), 404,
+        $NO_AUTOMATION, 'JWT without a role: execution');
 
     # no or bad credentials
     my $r = api(GET => $API, auth => undef);
@@ -840,14 +895,16 @@ subtest 'automations_project' => sub {
         200, 'X-Project demo: get');
 
     my $snap = $t->redis_snapshot;
-    is_error(api(GET => '/p/', headers => { 'X-Project' => 'other' }), 403,
-        qr/project/i, 'demo key, X-Project other');
+    is_error(api(GET => '/p/', headers => { 'X-Project' => 'other' }), 404,
+        $NO_PROJECT, 'demo key, X-Project other');
     is_error(api(POST => '/p/', headers => { 'X-Project' => 'other' },
             json => { automation_name => 'sneaky', code => 'c' }),
-        403, qr/project/i, 'demo key, X-Project other: create');
-    is_error(api(GET => '/p/'), 403, qr/project/i, 'no X-Project');
-    is_error(api(GET => '/p/', headers => { 'X-Project' => 'ghost' }), 403,
-        qr/project/i, 'X-Project of an unknown project');
+        404, $NO_PROJECT_ADMIN, 'demo key, X-Project other: create');
+    is_error(api(GET => '/p/alpha', headers => { 'X-Project' => 'other' }),
+        404, $NO_AUTOMATION, 'demo key, X-Project other: get');
+    is_error(api(GET => '/p/'), 404, $NO_PROJECT, 'no X-Project');
+    is_error(api(GET => '/p/', headers => { 'X-Project' => 'ghost' }), 404,
+        $NO_PROJECT, 'X-Project of an unknown project');
     redis_unchanged($snap, 'nothing written');
 
     # a JWT of two projects picks one with X-Project

@@ -85,6 +85,8 @@ http {
         location /claims/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
                             automations_jwt_project_claim tenant;
                             automations_jwt_role_claim perms; }
+        location /tiny/   { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
+                            automations_jwt_max_size 512; }
         location /pinned/ { automations_api; automations_jwt_key $d/hs.secret alg=HS256;
                             automations_project demo; }
         location /rs256/  { automations_api; automations_jwt_key $rsa_pub alg=RS256 kid=k1;
@@ -175,6 +177,20 @@ sub is_403 {
         or diag($r->{body});
     ok(!defined $r->{headers}{'www-authenticate'},
        "$name: no WWW-Authenticate on 403");
+}
+
+# A genuine credential without the access an Automations API call needs:
+# 404 with the reference's detail for that endpoint (not 403), so that it
+# cannot tell another project's automations from absent ones.
+sub is_denied {
+    my ($r, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    is($r->{status}, 404, "$name: 404") or diag($r->{body});
+    like($r->{json}{detail} // '',
+        qr{^(?:Project|Automation) not found or user doesn't have (?:admin )?access\z},
+        "$name: the reference's detail");
+    ok(!defined $r->{headers}{'www-authenticate'},
+       "$name: no WWW-Authenticate");
 }
 
 # Creates an automation in a project with an admin JWT.
@@ -499,13 +515,27 @@ subtest 'other header and signature tricks' => sub {
 
 # ------------------------------------------------------------------ claims
 
+subtest 'automations_jwt_max_size: a longer token is refused with JSON' => sub {
+    is_200_list(get('/tiny/', bearer(tok())), 'a short token', ['demo-only']);
+    my $long = tok(claims => { project => 'demo', role => 'admin',
+                               exp => now() + 600, pad => 'x' x 600 });
+    cmp_ok(length $long, '>', 512, 'the token is over 512 bytes');
+    my $r = get('/tiny/', bearer($long));
+    is($r->{status}, 401, 'over automations_jwt_max_size: 401')
+        or diag($r->{body});
+    like($r->{headers}{'content-type'} // '', qr{^application/json},
+        '401: JSON');
+    ok(defined(($r->{json} || {})->{detail}), '401: a detail');
+    is(get('/hs/', bearer($long))->{status}, 200,
+        'the same token under the 8k default');
+};
+
 subtest 'missing project claim' => sub {
     my $r = get('/hs/', bearer(tok(claims => { role => 'admin', exp => now() + 600 })));
-    is_403($r, $NOPROJ, 'no project claim');
-    is_403(get('/hs/', bearer(tok(claims => { project => [], role => 'admin' }))),
-           $NOPROJ, 'empty project array');
+    is_denied($r, 'no project claim');
+    is_denied(get('/hs/', bearer(tok(claims => { project => [], role => 'admin' }))), 'empty project array');
     # a pinned project is not a grant: the token must name it
-    is_403(get('/pinned/', bearer(tok(claims => { role => 'admin' }))), $NOACCESS,
+    is_denied(get('/pinned/', bearer(tok(claims => { role => 'admin' }))),
            'no project claim where automations_project names the project');
     is_200_list(get('/pinned/', bearer(tok())), 'a demo token there', ['demo-only']);
 };
@@ -519,7 +549,7 @@ subtest "a token for project 'other' sees other's data only" => sub {
     is($r->{status}, 404, "delete demo's automation: 404");
     ok($t->redis('EXISTS', 'am:{demo}:automation:demo-only'),
        "demo's automation is still there");
-    is_403(get('/pinned/', bearer($o)), $NOACCESS,
+    is_denied(get('/pinned/', bearer($o)),
            "other's token where automations_project is demo");
 };
 
@@ -538,32 +568,29 @@ subtest 'custom claim names' => sub {
     is_200_list(get('/claims/', bearer(tok(claims => { tenant => 'other', perms => 'read',
                                                        exp => now() + 600 }))),
                 'tenant/perms', ['other-only']);
-    is_403(get('/claims/', bearer(tok(claims => \%std))), $NOPROJ,
+    is_denied(get('/claims/', bearer(tok(claims => \%std))),
            'project/role claims are not read there');
-    is_403(get('/claims/', bearer(tok(claims => { tenant => 'demo', role => 'admin' }))),
-           $DENIED, 'role claim ignored: no perms');
+    is_denied(get('/claims/', bearer(tok(claims => { tenant => 'demo', role => 'admin' }))), 'role claim ignored: no perms');
     my $r = $t->http(POST => '/claims/',
         headers => bearer(tok(claims => { tenant => 'demo', perms => 'read' })),
         json => { automation_name => 'nope', code => 'x' });
-    is_403($r, $DENIED, 'perms read cannot create');
+    is_denied($r, 'perms read cannot create');
     is_200_list(get('/claims/', bearer(tok(claims => { tenant => 'demo',
                                                        perms => [ 'write', 'read' ] }))),
                 'perms as an array');
 };
 
-subtest 'role missing: 403 on every operation' => sub {
+subtest 'role missing: 404 on every operation' => sub {
     my $tk = tok(claims => { project => 'demo', sub => 'norole', exp => now() + 600 });
     my $h = bearer($tk);
-    is_403(get('/hs/', $h), $DENIED, 'list');
-    is_403(get('/hs/demo-only', $h), $DENIED, 'get');
-    is_403($t->http(POST => '/hs/', headers => $h,
-                    json => { automation_name => 'sneaky', code => 'x' }),
-           $DENIED, 'create');
-    is_403($t->http(DELETE => '/hs/demo-only', headers => $h), $DENIED, 'delete');
+    is_denied(get('/hs/', $h), 'list');
+    is_denied(get('/hs/demo-only', $h), 'get');
+    is_denied($t->http(POST => '/hs/', headers => $h,
+                    json => { automation_name => 'sneaky', code => 'x' }), 'create');
+    is_denied($t->http(DELETE => '/hs/demo-only', headers => $h), 'delete');
     ok(!$t->redis('EXISTS', 'am:{demo}:automation:sneaky'), 'nothing created');
     ok($t->redis('EXISTS', 'am:{demo}:automation:demo-only'), 'nothing deleted');
-    is_403(get('/hs/', bearer(tok(claims => { project => 'demo', role => 'superuser' }))),
-           $DENIED, 'unknown role');
+    is_denied(get('/hs/', bearer(tok(claims => { project => 'demo', role => 'superuser' }))), 'unknown role');
     is_200_list(get('/hs/', bearer(tok(claims => { project => 'demo', role => 'read' }))),
                 'role read can list');
 };
@@ -618,15 +645,15 @@ subtest 'revoked API key' => sub {
 
 subtest "another project's key on automations_project demo" => sub {
     is_200_list(get('/pinned/', bearer($read->{key})), "demo's key", ['demo-only']);
-    is_403(get('/pinned/', bearer($other_key->{key})), $NOACCESS, "other's key");
+    is_denied(get('/pinned/', bearer($other_key->{key})), "other's key");
 };
 
 subtest 'API key scopes' => sub {
     my $r = $t->http(POST => '/hs/', headers => bearer($read->{key}),
                      json => { automation_name => 'by-read-key', code => 'x' });
-    is_403($r, $DENIED, 'read key: create');
+    is_denied($r, 'read key: create');
     $r = $t->http(DELETE => '/hs/demo-only', headers => bearer($read->{key}));
-    is_403($r, $DENIED, 'read key: delete');
+    is_denied($r, 'read key: delete');
     is(get('/hs/demo-only', bearer($read->{key}))->{status}, 200, 'read key: get');
     ok(!$t->redis('EXISTS', 'am:{demo}:automation:by-read-key'), 'nothing created');
     ok($t->redis('EXISTS', 'am:{demo}:automation:demo-only'), 'nothing deleted');
@@ -635,7 +662,7 @@ subtest 'API key scopes' => sub {
     $r = $t->http(POST => '/hs/', headers => bearer($w->{key}),
                   json => { automation_name => 'by-write-key', code => 'x' });
     is($r->{status}, 200, 'write key: create') or diag($r->{body});
-    is_403(get('/hs/', bearer($w->{key})), $DENIED, 'write key: list');
+    is_denied(get('/hs/', bearer($w->{key})), 'write key: list');
     is($t->http(DELETE => '/hs/by-write-key', headers => bearer($w->{key}))->{status},
        200, 'write key: delete');
 };

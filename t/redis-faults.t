@@ -295,6 +295,34 @@ subtest 'Redis paused' => sub {
     $t->error_log_clean;
 };
 
+subtest 'Redis stalls after a run was sent: the 503 names the execution' => sub {
+    my $runner = jwt_token(project => 'demo', role => 'admin');
+
+    # the JWT needs no Redis: the first command is the enqueue itself
+    $t->redis('CLIENT', 'PAUSE', '2500', 'ALL');
+    my $r = $t->http(POST => "${API}before_stop/run",
+        json => { input => [] },
+        headers => { Authorization => "Bearer $runner",
+                     Prefer => 'respond-async' });
+    is($r->{status}, 503, 'stalled enqueue: 503') or diag($r->{body});
+    like(($r->{json} || {})->{detail} // '', qr/may have been queued/,
+        '503: detail says the run may be queued');
+    my $id = ($r->{json} || {})->{execution_id} // '';
+    like($id, qr/^exec_[0-9a-f]{24}\z/, '503: execution_id');
+    is(($r->{json} || {})->{status_url},
+        "${API}before_stop/executions/$id", '503: status_url');
+
+    # here nginx dropped the stalled connection before Redis ran the
+    # script, so the status URL says for sure that nothing was queued
+    sleep 3;
+    my $s = call($t, $runner, GET => "${API}before_stop/executions/$id");
+    is($s->{status}, 404, 'the status URL answers: not queued')
+        or diag($s->{body});
+    like(($s->{json} || {})->{detail} // '', qr/not found/i,
+        'the status URL: JSON detail');
+    $t->error_log_clean;
+};
+
 subtest 'Redis loses its scripts' => sub {
     $t->redis('CONFIG', 'RESETSTAT');
     $t->redis('SCRIPT', 'FLUSH');

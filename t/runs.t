@@ -695,7 +695,8 @@ subtest 'run: refused bodies and credentials, nothing queued' => sub {
     }
     is_json_error(api(POST => "${API}data_processor/run", json => {},
                       auth => $KEY{read}),
-                  403, detail => qr/.+/, 'a read-only API key');
+                  404, detail => qr/^Automation not found or user doesn't have access\z/,
+                  'a read-only API key');
     is_json_error(api(POST => "${API}data_processor/run", json => {},
                       auth => undef),
                   401, detail => 'Authentication credentials were not provided.',
