@@ -33,7 +33,7 @@ UNITDIR     ?= $(PREFIX)/lib/systemd/system
 PACKAGES = gcc make perl python3 nginx-core nginx-dev libpcre2-dev \
            zlib1g-dev libssl-dev libhiredis-dev libyajl-dev libuv1-dev \
            libcurl4-openssl-dev redis-server redis-tools valgrind wrk curl \
-           openssl debhelper dpkg-dev fakeroot lintian systemd
+           openssl debhelper dpkg-dev fakeroot lintian systemd prometheus
 # the webhook tests verify signatures with the standardwebhooks npm library;
 # a Node.js that brings its own npm (nodesource's) is taken as it is
 NODE_PACKAGES = nodejs npm

@@ -448,6 +448,15 @@ ngx_http_automations_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     const char               *err;
     ngx_http_core_loc_conf_t *clcf;
 
+    /*
+     * A header too large for nginx's buffers (a long JWT) is refused before
+     * any location is chosen, with the server's configuration: the server
+     * holding an API location answers such errors in JSON too.
+     */
+    if (conf->handler != NGX_HTTP_AUTOMATIONS_HANDLER_NONE) {
+        prev->api_inside = 1;
+    }
+
     /* auth stays unset through the levels that do not set it */
     if (conf->auth == 0) {
         conf->auth = prev->auth;

@@ -272,7 +272,8 @@ ngx_http_automations_header_filter(ngx_http_request_t *r)
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
 
-    if (alcf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_NONE
+    if ((alcf->handler == NGX_HTTP_AUTOMATIONS_HANDLER_NONE
+            && !alcf->api_inside)
         || (ctx && ctx->own_response)) {
         return ngx_http_next_header_filter(r);
     }

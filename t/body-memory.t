@@ -3,7 +3,7 @@
 # they work even where nginx cannot write a body temp file (a make run as
 # root from a folder the "nobody" workers cannot enter got 500 for bodies
 # over ~8 KB). Here client_body_temp_path is a plain file, so any temp file
-# would fail.
+# would fail. Errors nginx gives before it picks a location are JSON too.
 
 use strict;
 use warnings;
@@ -78,5 +78,14 @@ is($t->hgetall('am:{demo}:automation:huge')->{code}, undef,
 
 unlike($t->read_file('error.log') // '', qr/\[(?:crit|alert|emerg)\]/,
     'no temp file attempted');
+
+# a JWT longer than nginx's header buffers is refused before any location
+# is chosen: in a server with an API location, that answer is JSON too
+$r = $t->http(GET => '/automations/v1/',
+    headers => { Authorization => 'Bearer ' . ('x' x 20000) });
+is($r->{status}, 400, 'a header over the buffers: 400');
+like($r->{headers}{'content-type'} // '', qr{^application/json},
+    'that 400 is JSON');
+ok(defined $r->{json}{detail}, '400: a detail') or diag($r->{body});
 
 done_testing;

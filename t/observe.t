@@ -164,8 +164,8 @@ subtest 'request, refusal and latency counters move' => sub {
         for 1 .. 3;
     is($t->api(undef, GET => '/automations/v1/')->{status}, 401,
        'no credentials');
-    is($t->api($READ, DELETE => '/automations/v1/echo')->{status}, 403,
-       'read key deletes');
+    is($t->api($READ, DELETE => '/automations/v1/echo')->{status}, 404,
+       'read key deletes: the reference\'s 404');
     is($t->api($KEY, GET => '/automations/v1/a/b/c/d/e')->{status}, 404,
        'no such route');
 
@@ -201,11 +201,11 @@ subtest 'refused JWTs are logged with their kind, subject, kid and alg' => sub {
                              kid => 'k1',
                              claims => { sub => 'bob', project => 'demo',
                                          role => 'read', exp => time + 600 });
-    is($t->api($reader, DELETE => '/automations/v1/echo')->{status}, 403,
-       'a read-only JWT deletes: 403');
+    is($t->api($reader, DELETE => '/automations/v1/echo')->{status}, 404,
+       'a read-only JWT deletes: the reference\'s 404');
     ok($t->wait_for(sub { $t->error_log =~
         /access refused: These credentials do not allow this operation\. \(credential: jwt, subject: "bob", kid: "k1", alg: HS256\)/ },
-        5, 'the 403 line'), 'so does the line of a 403');
+        5, 'the refusal line'), 'so does the line of a refusal answered 404');
 };
 
 subtest 'the worker: JSON log lines, counters in the metrics, health' => sub {
