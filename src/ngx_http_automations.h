@@ -63,10 +63,9 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                handler;
-    ngx_uint_t                api_inside; /* a location within serves an
-                                             API: errors nginx gives
-                                             before a location is found
-                                             are JSON */
+    /* a location within serves an API: errors given before a location is
+     * found are JSON */
+    ngx_uint_t                api_inside;
     ngx_uint_t                auth;    /* AUTH_* as set, 0: unset */
     ngx_uint_t                schemes; /* AUTH_* enforced, 0: off */
     ngx_uint_t                scope;   /* SCOPE_* needed, 0: any */
