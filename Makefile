@@ -48,7 +48,7 @@ SANDBOX     = $(BUILD)/automations-sandbox
 PY_RUNNER   = $(BUILD)/gen/am_python_runner.c
 UNIT_TESTS  = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
-              $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
+              $(SHARED_SRCS) $(SHARED_HDRS) $(GEN) src/am_schema.c
 
 .PHONY: all deps module cli worker unit run test test-unit test-prove test-valgrind \
         bench clean install deb
@@ -112,9 +112,10 @@ $(PY_RUNNER): src/worker/python_runner.py
 	mv $@.tmp $@
 
 $(WORKER): $(wildcard src/worker/*.c src/worker/*.h) $(SHARED_SRCS) \
-           $(SHARED_HDRS) $(GEN) $(PY_RUNNER)
+           $(SHARED_HDRS) $(GEN) $(PY_RUNNER) src/am_schema.c
 	$(CC) $(AM_CFLAGS) -o $@ $(wildcard src/worker/*.c) $(SHARED_SRCS) \
-	    $(GEN) $(PY_RUNNER) -lhiredis -lyajl -lcrypto -luv -lcurl
+	    src/am_schema.c $(GEN) $(PY_RUNNER) -lhiredis -lyajl -lcrypto -luv \
+	    -lcurl -lpcre2-8 -lm
 
 unit: $(UNIT_TESTS)
 

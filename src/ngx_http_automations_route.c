@@ -22,7 +22,7 @@
 
 
 /* paths have at most this many segments */
-#define NGX_HTTP_AUTOMATIONS_SEGMENTS 4
+#define NGX_HTTP_AUTOMATIONS_SEGMENTS 5
 
 
 typedef struct {
@@ -43,6 +43,11 @@ static ngx_http_automations_route_t ngx_http_automations_routes[] = {
         NGX_HTTP_AUTOMATIONS_SCOPE_WRITE,
         ngx_http_automations_automation_create},
 
+    /* before NAME: "executions" lists, it names no automation here */
+    {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD,
+        "executions", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_list},
+
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD, "NAME",
         NGX_HTTP_AUTOMATIONS_SCOPE_READ, ngx_http_automations_automation_get},
 
@@ -57,6 +62,18 @@ static ngx_http_automations_route_t ngx_http_automations_routes[] = {
         "NAME/executions/ID", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
         ngx_http_automations_execution},
 
+    {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD,
+        "NAME/executions", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_list},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_POST,
+        "NAME/executions/ID/cancel", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_cancel},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_POST,
+        "NAME/executions/ID/retry", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_retry},
+
     /* the Start Automation API, under automations_start_api */
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_POST, "PROJECT/NAME",
@@ -65,6 +82,22 @@ static ngx_http_automations_route_t ngx_http_automations_routes[] = {
     {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_GET | NGX_HTTP_HEAD,
         "PROJECT/NAME/executions/ID", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
         ngx_http_automations_start_execution},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_GET | NGX_HTTP_HEAD,
+        "PROJECT/executions", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_list},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_GET | NGX_HTTP_HEAD,
+        "PROJECT/NAME/executions", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_list},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_POST,
+        "PROJECT/NAME/executions/ID/cancel", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_cancel},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_POST,
+        "PROJECT/NAME/executions/ID/retry", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_retry},
 
     {0, 0, NULL, 0, NULL}};
 
@@ -196,6 +229,7 @@ ngx_http_automations_route_match(ngx_http_request_t *r,
     ngx_str_t                        seg[NGX_HTTP_AUTOMATIONS_SEGMENTS];
     ngx_uint_t                       n;
     ngx_http_automations_route_t    *rt;
+    ngx_http_automations_params_t    found;
     ngx_http_automations_loc_conf_t *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
@@ -207,14 +241,21 @@ ngx_http_automations_route_match(ngx_http_request_t *r,
 
     for (rt = ngx_http_automations_routes; rt->path; rt++) {
         if (rt->api != alcf->handler
-            || !ngx_http_automations_path_match(rt->path, seg, n, params)) {
+            || !ngx_http_automations_path_match(rt->path, seg, n, &found)) {
             continue;
+        }
+
+        /* the parameters of the row chosen, or of the first that matched:
+         * a literal row ("executions") comes before a NAME row */
+        if (ctx->allow == 0) {
+            *params = found;
         }
 
         ctx->allow |= rt->methods;
 
         if (ctx->route == NULL && (rt->methods & r->method)) {
             ctx->route = rt;
+            *params = found;
         }
     }
 }
