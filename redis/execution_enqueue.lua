@@ -55,7 +55,7 @@ local a = { runtime = f[2] or nil, code = f[3] or nil,
 -- the input was checked with the schema in force, or the caller is told it
 local schema = f[6] or ''
 local sha1 = schema ~= '' and redis.sha1hex(schema) or ''
-local checked, refused = ARGV[15], false
+local checked, refused = ARGV[15] or '', false
 if string.sub(checked, 1, 1) == '!' then
     checked, refused = string.sub(checked, 2), true
 end

@@ -186,8 +186,8 @@ ngx_http_automations_query_time(
         mi = ngx_http_automations_digits(p + 14, 2);
         s = ngx_http_automations_digits(p + 17, 2);
 
-        if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0
-            || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 60) {
+        if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23
+            || mi < 0 || mi > 59 || s < 0 || s > 60) {
             return NGX_DECLINED;
         }
 
@@ -218,8 +218,8 @@ ngx_http_automations_query_time(
             return NGX_DECLINED;
         }
 
-        sec = ngx_http_automations_days(y, mo, d) * 86400
-              + (h * 60 + mi) * 60 + s - off;
+        sec = ngx_http_automations_days(y, mo, d) * 86400 + (h * 60 + mi) * 60
+              + s - off;
 
         if (sec < 0) {
             return NGX_DECLINED;
@@ -283,8 +283,9 @@ ngx_http_automations_list_args(
         limit = v.len <= 3 ? ngx_atoi(v.data, v.len) : NGX_ERROR;
 
         if (limit < 1 || limit > NGX_HTTP_AUTOMATIONS_LIST_MAX) {
-            *detail = "limit must be an integer from 1 to "
-                NGX_HTTP_AUTOMATIONS_STR(NGX_HTTP_AUTOMATIONS_LIST_MAX) ".";
+            *detail =
+                "limit must be an integer from 1 to " NGX_HTTP_AUTOMATIONS_STR(
+                    NGX_HTTP_AUTOMATIONS_LIST_MAX) ".";
             return NGX_DECLINED;
         }
 
@@ -315,8 +316,8 @@ ngx_http_automations_list_args(
     if (st->data) {
         for (i = 0; ngx_http_automations_statuses[i].len; i++) {
             if (st->len == ngx_http_automations_statuses[i].len
-                && ngx_strncmp(st->data, ngx_http_automations_statuses[i].data,
-                       st->len)
+                && ngx_strncmp(
+                       st->data, ngx_http_automations_statuses[i].data, st->len)
                        == 0) {
                 break;
             }
@@ -402,8 +403,8 @@ ngx_http_automations_execution_list(
 
     args[AM_EXECUTION_LIST_ARG_AUTOMATION] = ctx->name;
 
-    if (ngx_http_automations_project_key(r, &ctx->project, ":project",
-            &keys[AM_EXECUTION_LIST_KEY_PROJECT])
+    if (ngx_http_automations_project_key(
+            r, &ctx->project, ":project", &keys[AM_EXECUTION_LIST_KEY_PROJECT])
             != NGX_OK
         || ngx_http_automations_project_key(
                r, &ctx->project, ":", &args[AM_EXECUTION_LIST_ARG_BASE])

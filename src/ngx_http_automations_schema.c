@@ -101,8 +101,8 @@ ngx_http_automations_schema_find(ngx_str_t *project, ngx_str_t *name)
         if (e->key.len == project->len + 1 + name->len
             && ngx_strncmp(e->key.data, project->data, project->len) == 0
             && e->key.data[project->len] == '/'
-            && ngx_strncmp(e->key.data + project->len + 1, name->data,
-                   name->len)
+            && ngx_strncmp(
+                   e->key.data + project->len + 1, name->data, name->len)
                    == 0) {
             /* the most recently used first */
             ngx_queue_remove(q);
@@ -159,16 +159,16 @@ ngx_http_automations_schema_learn(ngx_http_request_t *r, ngx_str_t *project,
             return NGX_ERROR;
         }
 
-        detail->len = ngx_snprintf(detail->data, 256,
-                          "The automation's input_schema cannot be used: %s",
-                          err)
-                      - detail->data;
+        detail->len =
+            ngx_snprintf(detail->data, 256,
+                "The automation's input_schema cannot be used: %s", err)
+            - detail->data;
 
         return NGX_DECLINED;
     }
 
-    e = ngx_alloc(sizeof(ngx_http_automations_schema_t) + project->len + 1
-                      + name->len,
+    e = ngx_alloc(
+        sizeof(ngx_http_automations_schema_t) + project->len + 1 + name->len,
         r->connection->log);
     if (e == NULL) {
         am_schema_free(schema);
@@ -183,9 +183,9 @@ ngx_http_automations_schema_learn(ngx_http_request_t *r, ngx_str_t *project,
     e->schema = schema;
 
     if (ngx_http_automations_nschemas == NGX_HTTP_AUTOMATIONS_SCHEMAS) {
-        ngx_http_automations_schema_free(ngx_queue_data(
-            ngx_queue_last(&ngx_http_automations_schemas),
-            ngx_http_automations_schema_t, queue));
+        ngx_http_automations_schema_free(
+            ngx_queue_data(ngx_queue_last(&ngx_http_automations_schemas),
+                ngx_http_automations_schema_t, queue));
     }
 
     ngx_queue_insert_head(&ngx_http_automations_schemas, &e->queue);

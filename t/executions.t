@@ -555,6 +555,58 @@ subtest 'retry from the same snapshot' => sub {
     is($t->redis_snapshot, $before, 'nothing changed');
 };
 
+# ---------------------------------------------------------------- CLI
+
+subtest 'automationsctl execution list, cancel, retry' => sub {
+    my $out = $t->ctl('execution', 'list', 'demo', '--automation', 'lister',
+                      '--limit', '2');
+    my @lines = split /\n/, $out;
+    is(scalar @lines, 3, 'list: two executions and the next cursor');
+    like($lines[0], qr/^exec_[0-9a-f]{24} lister success \d{4}-\d\d-\d\dT/,
+         'list: id, automation, status, created_at');
+    my ($cursor) = ($lines[2] // '') =~ /^next (\S+)$/;
+    ok(defined $cursor, 'list: next cursor');
+
+    my $next = $t->ctl('execution', 'list', 'demo', '--automation', 'lister',
+                       '--limit', '2', '--cursor', $cursor);
+    my ($a) = $lines[0] =~ /^(\S+)/;
+    my ($b) = $next =~ /^(\S+)/;
+    isnt($b, $a, 'list --cursor: the next page');
+
+    my $errs = $t->ctl('execution', 'list', 'demo', '--status', 'error');
+    unlike($errs, qr/ (?!error)\w+ \d{4}-/, '--status error: only errors');
+
+    my $id = run_async('sleeper');
+    $t->wait_for(sub { (record($id)->{status} // '') eq 'running' },
+                 10 * $SLOW, 'running');
+    is($t->ctl('execution', 'cancel', 'demo', $id),
+       "execution $id cancelled\n", 'cancel');
+    is(record($id)->{status}, 'cancelled', 'cancelled in Redis');
+
+    my ($code, undef, $err) = $t->ctl('execution', 'cancel', 'demo', $id);
+    is($code, 1, 'cancel again: fails');
+    like($err, qr/already finished: cancelled/, 'and says why');
+
+    ($code, undef, $err) = $t->ctl('execution', 'cancel', 'other', $id);
+    is($code, 1, 'another project: fails');
+    like($err, qr/Execution not found/, 'not found');
+
+    ($code, undef, $err) = $t->ctl('execution', 'cancel', 'demo', 'exec_x');
+    is($code, 2, 'a malformed id: usage error');
+
+    ($code, undef, $err) = $t->ctl('execution', 'list', 'demo', '--cursor',
+                                   'nonsense');
+    is($code, 1, 'a bad cursor: fails');
+    like($err, qr/Invalid cursor/, 'and says so');
+
+    my $new = $t->ctl('execution', 'retry', 'demo', $id);
+    chomp $new;
+    like($new, $EXEC, 'retry: the new id');
+    is(record($new)->{retry_of}, $id, 'retry: linked');
+    is($t->ctl('execution', 'cancel', 'demo', $new),
+       "execution $new cancelled\n", 'and cancel it');
+};
+
 $t->stop_nginx;
 $t->error_log_clean;
 

@@ -43,6 +43,10 @@ static const char *ctl_usage_text =
     "  webhook secret PROJECT [--rotate]\n"
     "  webhook dead\n"
     "  webhook resend PROJECT EXECUTION_ID\n"
+    "  execution list PROJECT [--automation NAME] [--status STATUS]\n"
+    "                 [--limit 20] [--cursor CURSOR]\n"
+    "  execution cancel PROJECT EXECUTION_ID\n"
+    "  execution retry PROJECT EXECUTION_ID [--retention 604800]\n"
     "  help\n"
     "\n"
     "Scopes and roles: read, write, run, admin. Secrets are shown once.\n";
@@ -174,6 +178,10 @@ ctl_run(ctl_t *ctl, int argc, char **argv)
 
     if (strcmp(cmd, "webhook") == 0) {
         return ctl_webhook(ctl, argc - 1, argv + 1);
+    }
+
+    if (strcmp(cmd, "execution") == 0) {
+        return ctl_execution(ctl, argc - 1, argv + 1);
     }
 
     ctl_error("unknown command \"%s\"", cmd);
