@@ -555,6 +555,59 @@ subtest 'retry from the same snapshot' => sub {
     is($t->redis_snapshot, $before, 'nothing changed');
 };
 
+# ---------------------------------------------------------------- progress
+
+subtest 'a running execution shows its last progress' => sub {
+    create({ automation_name => 'pyprogress', runtime => 'python',
+             code => <<'PY' });
+from datallog import core_task, progress
+import time
+
+@core_task
+def work(seed):
+    progress(0.1, "starting")
+    time.sleep(0.3)
+    progress(0.5, "halfway\nthere")
+    time.sleep(30)
+    return {}
+PY
+    create({ automation_name => 'shprogress', code =>
+        qq(cat >/dev/null; echo "0.25 a quarter" > .progress; sleep 30\n) });
+    create({ automation_name => 'badprogress', code =>
+        qq(cat >/dev/null; ln -s /etc/hostname .progress; sleep 1;)
+        . qq( rm .progress; echo 7 > .progress; sleep 30\n) });
+
+    for my $case ([ 'pyprogress', 0.5, 'halfway there' ],
+                  [ 'shprogress', 0.25, 'a quarter' ]) {
+        my ($name, $fraction, $message) = @$case;
+        my $id = run_async($name);
+        my $g;
+        $t->wait_for(sub {
+            $g = api(GET => "$API$name/executions/$id")->{json};
+            return ($g->{progress}{message} // '') eq $message;
+        }, 10 * $SLOW, "$name: progress");
+        is($g->{status}, 'running', "$name: running");
+        is_deeply($g->{progress}, { fraction => $fraction,
+                                    message => $message },
+                  "$name: the last progress");
+        my $l = api(GET => "$API$name/executions")->{json}{executions}[0];
+        is_deeply($l->{progress}, $g->{progress}, "$name: listed too");
+        is(api(POST => "$API$name/executions/$id/cancel")->{status}, 200,
+           "$name: cancelled");
+        is_deeply(api(GET => "$API$name/executions/$id")->{json}{progress},
+                  $g->{progress}, "$name: kept once cancelled");
+    }
+
+    my $id = run_async('badprogress');
+    $t->wait_for(sub { (record($id)->{status} // '') eq 'running' },
+                 10 * $SLOW, 'running');
+    sleep 2;
+    my $rec = record($id);
+    ok(!exists $rec->{progress_fraction},
+       'a symbolic link, a fraction over 1: nothing recorded');
+    api(POST => "${API}badprogress/executions/$id/cancel");
+};
+
 # ---------------------------------------------------------------- CLI
 
 subtest 'automationsctl execution list, cancel, retry' => sub {

@@ -17,6 +17,7 @@
 #include "am_name.h"
 #include "am_scripts.h"
 #include "worker/outschema.h"
+#include "worker/progress.h"
 #include "worker/worker.h"
 
 #define AM_READ_BLOCK_MS 2000
@@ -48,11 +49,12 @@ struct am_job_s {
     char id[AM_EXECUTION_ID_LEN + 1];
     char key[AM_KEY_MAX];
 
-    am_run_t  *run;
-    char      *output_schema; /* the execution's snapshot, or NULL */
-    size_t     output_schema_len;
-    uv_timer_t timer; /* retries of a Redis write */
-    uint64_t   retry_ms;
+    am_run_t     *run;
+    char         *output_schema; /* the execution's snapshot, or NULL */
+    am_progress_t progress;      /* the last one recorded */
+    size_t        output_schema_len;
+    uv_timer_t    timer; /* retries of a Redis write */
+    uint64_t      retry_ms;
 
     /* the result, kept until execution_complete succeeds */
     const char *status;
@@ -1058,6 +1060,36 @@ am_watch_cb(am_rds_t *r, redisReply *reply, void *data)
     am_run_cancel(job->run);
 }
 
+/* Records the run's progress when it said something new. */
+static void
+am_job_progress(am_job_t *job)
+{
+    am_worker_t  *w = job->w;
+    am_progress_t p;
+    const char *argv[AM_EXECUTION_PROGRESS_NKEYS + AM_EXECUTION_PROGRESS_NARGS];
+
+    memset(&p, 0, sizeof(p));
+
+    if (!am_progress_read(am_run_dir(job->run), &p)
+        || memcmp(&p, &job->progress, sizeof(p)) == 0) {
+        return;
+    }
+
+    argv[AM_EXECUTION_PROGRESS_KEY_EXECUTION] = job->key;
+    argv[AM_EXECUTION_PROGRESS_NKEYS + AM_EXECUTION_PROGRESS_ARG_FRACTION] =
+        p.fraction;
+    argv[AM_EXECUTION_PROGRESS_NKEYS + AM_EXECUTION_PROGRESS_ARG_MESSAGE] =
+        p.message;
+
+    if (am_rds_eval(&w->cmd, AM_SCRIPT_EXECUTION_PROGRESS,
+            AM_EXECUTION_PROGRESS_NKEYS,
+            AM_EXECUTION_PROGRESS_NKEYS + AM_EXECUTION_PROGRESS_NARGS, argv,
+            NULL, am_job_ignore_cb, NULL)
+        == 0) {
+        job->progress = p;
+    }
+}
+
 /*
  * Every AM_WATCH_MS: the status of each running execution, so that a
  * cancelled one is killed well within a second. A read of one short field
@@ -1095,6 +1127,8 @@ am_consumer_watch(uv_timer_t *t)
             free(entry);
             return;
         }
+
+        am_job_progress(job);
     }
 }
 
