@@ -33,7 +33,7 @@ UNITDIR     ?= $(PREFIX)/lib/systemd/system
 PACKAGES = gcc make perl python3 nginx-core nginx-dev libpcre2-dev \
            zlib1g-dev libssl-dev libhiredis-dev libyajl-dev libuv1-dev \
            libcurl4-openssl-dev redis-server redis-tools valgrind wrk curl \
-           openssl debhelper dpkg-dev fakeroot lintian systemd
+           openssl debhelper dpkg-dev fakeroot lintian systemd nodejs npm
 
 SHARED_SRCS = src/am_scripts.c src/am_crypto.c src/am_jwt.c src/am_jwt_keys.c \
               src/am_json.c \

@@ -5,10 +5,16 @@
 #   2. worker throughput: two automations-worker processes draining N queued
 #      runs of a trivial sh automation, then of a trivial python one;
 #   3. sync run overhead: p50 of POST /automations/v1/NAME/run (one client)
-#      minus the p50 of the runs' own execution_time_ms.
+#      minus the p50 of the runs' own execution_time_ms;
+#   4. as root, what confining runs costs: the trivial sh drain of 2. with
+#      --no-confine, and one run after another of `echo {}` through
+#      automations-sandbox unconfined, confined, confined without network,
+#      and through bubblewrap (bwrap) with the same namespaces and mounts,
+#      in interleaved rounds.
 #
 #   sh bench/runs.sh     (after `make`; needs wrk, redis-server, redis-cli)
 #   AM_BENCH_SECONDS=10 AM_BENCH_RUNS=5000 AM_BENCH_CONCURRENCY=8
+#   AM_BENCH_SEQUENTIAL=500 (runs per way in 4.)
 
 set -eu
 
@@ -76,8 +82,10 @@ $rcli del am:runs >/dev/null
 clear_executions
 
 # 2. worker throughput: queue N runs through the API, then start 2 workers
+# (with the worker options given after the automation)
 drain() {
     automation=$1
+    shift
     cat > "$dir/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{}'
@@ -101,7 +109,7 @@ LUA
     t0=$(date +%s.%N)
     for i in 1 2; do
         "$build/automations-worker" --redis 127.0.0.1:$redis_port \
-            --concurrency "$conc" --name "bench$i" 2>>"$dir/worker.log" &
+            --concurrency "$conc" --name "bench$i" "$@" 2>>"$dir/worker.log" &
         worker_pids="$worker_pids $!"
     done
     until [ "$($rcli xlen am:runs)" -eq 0 ]; do sleep 0.05; done
@@ -114,6 +122,10 @@ set -- $(drain noop)
 sh_runs=$1 sh_rate=$2
 set -- $(drain noop-py)
 py_runs=$1 py_rate=$2
+if [ "$(id -u)" = 0 ]; then
+    set -- $(drain noop --no-confine)
+    free_runs=$1 free_rate=$2
+fi
 
 # 3. sync run overhead, one client, one worker waiting
 "$build/automations-worker" --redis 127.0.0.1:$redis_port --concurrency 4 \
@@ -157,3 +169,77 @@ printf '  request p50 %s ms, p99 %s; automation own p50 %s ms\n' \
     "$(ms "$sync_p50")" "$sync_p99" "$own_p50"
 awk -v a="$(ms "$sync_p50")" -v b="$own_p50" \
     'BEGIN { printf "  overhead p50: %.2f ms (target < 3 ms)\n", a - b }'
+
+[ "$(id -u)" = 0 ] || exit 0
+
+# 4. confinement
+for pid in $worker_pids; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
+worker_pids=""
+echo "confinement: trivial sh drain as above"
+printf '  %-34s %10s executions/s (%s runs)\n' 'unconfined (--no-confine)' \
+    "$free_rate" "$free_runs"
+printf '  %-34s %10s executions/s (%s runs)\n' 'confined (default as root)' \
+    "$sh_rate" "$sh_runs"
+
+# one run after another, the way the worker starts them (own session, in
+# the run folder, as a user of its own), each way in turn per round
+seq_runs=${AM_BENCH_SEQUENTIAL:-500}
+sandbox="$build/automations-sandbox"
+uid=2999999
+runs_root=$(mktemp -d -p /tmp)
+chmod 711 "$runs_root"
+run_dir=$(mktemp -d -p "$runs_root" am-run-XXXXXX)
+echo 'echo {}' > "$run_dir/main.sh"
+chown -R "$uid:$uid" "$run_dir"
+limits="--cpu 5 --memory-mb 512 --nproc 64 --nofile 64 --fsize-mb 64"
+limits="$limits --uid $uid --gid $uid --own-uid 1"
+hidden=/etc/nginx:/etc/automations:/etc/redis:/etc/ssl/private:/root
+hidden=$hidden:/run/secrets
+bwrap="bwrap --new-session --die-with-parent --unshare-pid --unshare-ipc"
+bwrap="$bwrap --unshare-uts --hostname automation --ro-bind / /"
+bwrap="$bwrap --size 67108864 --tmpfs /tmp --size 67108864 --tmpfs /dev/shm"
+bwrap="$bwrap --proc /proc"
+for p in $(echo "$hidden" | tr : ' '); do
+    [ -d "$p" ] && bwrap="$bwrap --tmpfs $p --remount-ro $p"
+done
+bwrap="$bwrap --tmpfs $runs_root --bind $run_dir $run_dir --chdir $run_dir"
+
+way() {
+    case $1 in
+    unconfined) set -- $sandbox --sandbox $limits ;;
+    confined) set -- $sandbox --sandbox $limits --confine 1 --no-network 0 \
+        --tmp-mb 64 --hide $hidden ;;
+    no-network) set -- $sandbox --sandbox $limits --confine 1 --no-network 1 \
+        --tmp-mb 64 --hide $hidden ;;
+    bwrap) set -- $bwrap -- $sandbox --sandbox $limits ;;
+    bwrap-no-network) set -- $bwrap --unshare-net -- $sandbox --sandbox \
+        $limits ;;
+    esac
+    setsid "$@" -- /bin/sh "$run_dir/main.sh"
+}
+
+ways="unconfined confined no-network bwrap bwrap-no-network"
+for w in $ways; do
+    [ "$(cd "$run_dir" && way $w </dev/null 2>&1)" = "{}" ] || {
+        echo "  $w: a run failed"; exit 1; }
+    echo 0 > "$dir/$w.ns"
+done
+rounds=5
+for r in $(seq $rounds); do
+    for w in $ways; do
+        t0=$(date +%s%N)
+        (cd "$run_dir" && i=0 && while [ $i -lt $((seq_runs / rounds)) ]; do
+            way $w </dev/null >/dev/null 2>&1 || exit 1; i=$((i + 1))
+        done) || { echo "  $w: a run failed"; exit 1; }
+        t1=$(date +%s%N)
+        echo $(($(cat "$dir/$w.ns") + t1 - t0)) > "$dir/$w.ns"
+    done
+done
+rm -rf "$runs_root"
+
+echo "confinement: $seq_runs runs of \`echo {}\` one after another, each way"
+for w in $ways; do
+    awk -v w="$w" -v n="$seq_runs" -v ns="$(cat "$dir/$w.ns")" \
+        'BEGIN { printf "  %-34s %7.2f ms/run %7.0f runs/s\n", w, ns / n / 1e6,
+                 n / (ns / 1e9) }'
+done

@@ -8,13 +8,28 @@
 -- ARGV[3]  most deliveries
 --
 -- Returns a flat list, 7 items a delivery: member, url, webhook id,
--- attempts so far, body, webhook headers JSON or "", signing secret or "".
+-- attempts so far, body, webhook headers JSON or "", signing secrets or "":
+-- the secret in force, then the one it replaced while that still signs
+-- (webhook_secret.lua), separated by a space.
 
 local sec, usec = now()
 local now_ms = sec * 1000 + math.floor(usec / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0,
     tonumber(ARGV[3]))
 local out = {}
+
+local function secrets(project)
+    local p = redis.call('HMGET', project, 'webhook_secret',
+        'webhook_secret_previous', 'webhook_secret_previous_until')
+    local current, previous = p[1] or '', p[2] or ''
+
+    if current ~= '' and previous ~= '' and previous ~= current
+        and (tonumber(p[3]) or 0) > now_ms then
+        return current .. ' ' .. previous
+    end
+
+    return current
+end
 
 for _, member in ipairs(due) do
     local project, id = string.match(member, '^([^/]+)/(.+)$')
@@ -45,8 +60,7 @@ for _, member in ipairs(due) do
         out[#out + 1] = body
         out[#out + 1] = redis.call('HGET', key .. ':secret', 'webhook_header')
             or ''
-        out[#out + 1] = redis.call('HGET', base .. 'project', 'webhook_secret')
-            or ''
+        out[#out + 1] = secrets(base .. 'project')
     end
 end
 

@@ -74,6 +74,47 @@ subtest 'help and usage errors' => sub {
     is_deeply(keys_of('*'), [], 'usage errors stored nothing');
 };
 
+subtest 'every command answers --help with its own usage' => sub {
+    my $usage = $t->ctl('--help');
+    my @cmds = $usage =~ /^  ((?:project|apikey|tokenpair|jwt|webhook) \S+(?: set)?)/mg;
+    is(scalar @cmds, 14, 'the usage lists 14 commands') or diag($usage);
+
+    # a closed port: help needs no Redis
+    my @closed = ('--redis', '127.0.0.1:1');
+    for my $cmd (@cmds) {
+        my @words = split / /, $cmd;
+        my ($code, $out, $err) = $t->ctl(@closed, @words, '--help');
+        is("$code $err", '0 ', "$cmd --help: exit 0, nothing on stderr");
+        like($out, qr/^usage: automationsctl \[OPTIONS\] \Q$cmd\E /,
+            "$cmd --help: its own usage");
+        like($out, qr/\n\n[A-Z].+\.\n/s, "$cmd --help: says what it does");
+        is(($t->ctl(@closed, 'help', @words))[1], $out, "help $cmd: the same");
+        is(($t->ctl(@closed, @words, '-h'))[1], $out, "$cmd -h: the same");
+    }
+
+    my ($code, $out) = $t->ctl('apikey', '--help');
+    is($code, 0, 'apikey --help: exit 0');
+    is_deeply([ $out =~ /^  (apikey \w+)/mg ],
+        [ 'apikey create', 'apikey list', 'apikey revoke' ],
+        'a group: the usage of each of its commands');
+
+    ($code, $out) = $t->ctl('apikey', 'create', 'demo', '--name', 'x',
+        '--help');
+    like($out, qr/^usage: automationsctl \[OPTIONS\] apikey create PROJECT/,
+        '--help after the arguments: the usage of the command they name');
+    ($code, $out) = $t->ctl('webhook', 'secret', 'set', '--help');
+    like($out, qr/^usage: .* webhook secret set PROJECT whsec_/,
+        'webhook secret set --help: the usage of set, not of secret');
+    is_deeply(keys_of('*'), [], '--help ran nothing');
+
+    my ($o, $err) = fails(2, 'apikey create: wrong number of arguments',
+        'a wrong command line', 'apikey', 'create');
+    like($err, qr/^usage: automationsctl \[OPTIONS\] apikey create PROJECT/m,
+        'and the usage of that command on stderr');
+    fails(2, 'unknown command "nope"', 'help of an unknown command',
+        'help', 'nope');
+};
+
 subtest 'redis address and connection errors' => sub {
     fails(1, 'redis: cannot resolve no-such-host\.invalid',
         'a host name that does not resolve', '--redis',
@@ -122,7 +163,7 @@ subtest 'project list' => sub {
     $t->ctl('project', 'create', $_) for qw(beta alpha Zed a-b_9);
     is($t->ctl('project', 'list'),
         join('', map { "$_\n" }
-            sort('demo', 'x' x 64, qw(beta alpha Zed a-b_9))),
+            'NAME', sort('demo', 'x' x 64, qw(beta alpha Zed a-b_9))),
         'one name per line, sorted');
 };
 
@@ -185,7 +226,7 @@ subtest 'apikey list' => sub {
     my ($code, $out) = $t->ctl('apikey', 'list', 'demo');
     is($code, 0, 'exit 0');
 
-    my @lines = split /\n/, $out;
+    my (undef, @lines) = split /\n/, $out;
     is(scalar @lines, 3, 'one line per key');
     my %line = map { (split / /)[0] => $_ } @lines;
     like($line{ $key{default}{id} },
@@ -269,7 +310,8 @@ subtest 'tokenpair list and revoke' => sub {
     my %second = $out =~ /^(\w+)=(\S+)$/mg;
 
     $out = $t->ctl('tokenpair', 'list');
-    my %line = map { (split / /)[0] => $_ } split /\n/, $out;
+    my (undef, @lines) = split /\n/, $out;
+    my %line = map { (split / /)[0] => $_ } @lines;
     is(scalar keys %line, 2, 'one line per pair');
     like($line{ $pair{id} }, qr/^$pair{id} demo,other $TIME partner$/,
         'id projects created_at name');
@@ -286,7 +328,79 @@ subtest 'tokenpair list and revoke' => sub {
         'index entry deleted');
     fails(1, "token pair $second{id} not found", 'revoked twice',
         'tokenpair', 'revoke', $second{id});
-    like($t->ctl('tokenpair', 'list'), qr/^$pair{id} /, 'the other pair stays');
+    like($t->ctl('tokenpair', 'list'), qr/^$pair{id} /m,
+        'the other pair stays');
+};
+
+subtest 'listings: a header line, or --json' => sub {
+    my $json = JSON::PP->new;
+
+    my @lines = split /\n/, $t->ctl('apikey', 'list', 'demo');
+    is($lines[0], 'ID SCOPES CREATED_AT NAME', 'apikey list: header');
+    @lines = split /\n/, $t->ctl('tokenpair', 'list');
+    is($lines[0], 'ID PROJECTS CREATED_AT NAME', 'tokenpair list: header');
+    like($t->ctl('project', 'list'), qr/^NAME\nZed\n/, 'project list: header');
+    is($t->ctl('webhook', 'dead'), '', 'an empty listing: no header either');
+
+    my $out = $t->ctl('project', 'list', '--json');
+    like($out, qr/^\[.*\]\n\z/, 'project list --json: one line');
+    is_deeply($json->decode($out),
+        [ map { { name => $_ } } sort('demo', 'x' x 64,
+            qw(beta alpha Zed a-b_9 other)) ],
+        'project list --json: an object per project, by name');
+
+    my $keys = $json->decode(scalar $t->ctl('apikey', 'list', 'demo', '--json'));
+    my %by_id = map { $_->{id} => $_ } @$keys;
+    is(scalar @$keys, 2, 'apikey list --json: an object per key');
+    is_deeply([ sort keys %{ $keys->[0] } ],
+        [ qw(created_at id name scopes) ], 'with id, scopes, created_at, name');
+    is_deeply([ @{ $by_id{ $key{ci}{id} } }{qw(scopes name)} ],
+        [ [ 'run', 'admin' ], 'ci bot' ], 'scopes as an array, the label');
+    my (undef, @text) = split /\n/, $t->ctl('apikey', 'list', 'demo');
+    is_deeply([ map { (split / /)[0] } @text ], [ map { $_->{id} } @$keys ],
+        'in the order of the text listing');
+    for my $k (values %key) {
+        my $hex = substr($k->{key}, -64);
+        unlike(join('', map { values %$_ } @$keys), qr/\Q$hex\E/,
+            'no secret in the JSON');
+    }
+    is_deeply($json->decode(scalar $t->ctl('apikey', '--json', 'list', 'demo')),
+        $keys, '--json before the subcommand');
+    is($t->ctl('apikey', 'list', 'alpha', '--json'), "[]\n",
+        'no keys: an empty array');
+
+    my $pairs = $json->decode(scalar $t->ctl('tokenpair', 'list', '--json'));
+    is_deeply([ map { [ @$_{qw(id name)}, $_->{projects} ] } @$pairs ],
+        [ [ $pair{id}, 'partner', [ 'demo', 'other' ] ] ],
+        'tokenpair list --json: id, name, projects as an array');
+    like($pairs->[0]{created_at}, qr/^$TIME$/, 'and created_at');
+
+    # a label as JSON must carry quotes, backslashes and UTF-8 as they are
+    my $label = qq(say "hi" \\ caf\x{e9});
+    utf8::encode(my $bytes = $label);
+    my $f = $t->ctl_fields('apikey', 'create', 'alpha', '--name', $bytes);
+    is($json->decode(scalar $t->ctl('apikey', 'list', 'alpha', '--json'))->[0]{name},
+        $bytes, 'a label with quotes, a backslash and UTF-8 survives');
+    $t->ctl('apikey', 'revoke', 'alpha', $f->{id});
+
+    $t->redis('ZADD', 'am:webhooks:dead', 1764300000000, 'demo/exec_dead1');
+    is($t->ctl('webhook', 'dead'),
+        "PROJECT/EXECUTION_ID DEAD_SINCE\ndemo/exec_dead1 2025-11-28T03:20:00Z\n",
+        'webhook dead: header, then project/execution and since when');
+    is_deeply($json->decode(scalar $t->ctl('webhook', 'dead', '--json')),
+        [ { project => 'demo', execution_id => 'exec_dead1',
+            dead_since => '2025-11-28T03:20:00Z' } ],
+        'webhook dead --json');
+    $t->redis('DEL', 'am:webhooks:dead');
+
+    my $before = keys_of('*');
+    for my $cmd ([ 'project', 'create', 'j1' ], [ 'apikey', 'create', 'demo' ],
+                 [ 'webhook', 'secret', 'demo' ], [ 'jwt', 'mint' ]) {
+        fails(2, '--json goes with the listings only: project list, apikey '
+            . 'list, tokenpair list, webhook dead', "@$cmd --json",
+            @$cmd, '--json');
+    }
+    is_deeply(keys_of('*'), $before, '--json refused: nothing stored');
 };
 
 subtest 'project delete' => sub {
@@ -325,7 +439,7 @@ subtest 'global options: --prefix, --db, password, password file' => sub {
     is($t->redis('HGET', 'x:{p1}:project', 'name'), 'p1', 'keys use it');
     is($t->redis('ZSCORE', 'x:projects', 'p1'), 0, 'list key uses it');
     is($t->ctl({ env => { AUTOMATIONS_PREFIX => 'x:' } }, 'project', 'list'),
-        "p1\n", 'AUTOMATIONS_PREFIX');
+        "NAME\np1\n", 'AUTOMATIONS_PREFIX');
 
     $t->ctl('--db', '2', 'project', 'create', 'indb2');
     is($t->redis('EXISTS', 'am:{indb2}:project'), 0, 'not in db 0');
@@ -333,7 +447,7 @@ subtest 'global options: --prefix, --db, password, password file' => sub {
     is($t->redis('EXISTS', 'am:{indb2}:project'), 1, '--db 2');
     $t->redis('SELECT', 0);
     is($t->ctl({ env => { AUTOMATIONS_REDIS_DB => 2 } }, 'project', 'list'),
-        "indb2\n", 'AUTOMATIONS_REDIS_DB');
+        "NAME\nindb2\n", 'AUTOMATIONS_REDIS_DB');
 
     my $t2 = AmTest->new;
     $t2->start_redis(requirepass => 'pw');
@@ -343,12 +457,12 @@ subtest 'global options: --prefix, --db, password, password file' => sub {
     is($t2->ctl('--password', 'pw', 'project', 'create', 'sec'),
         "project=sec\n", '--password');
     is($t2->ctl({ env => { AUTOMATIONS_REDIS_PASSWORD => 'pw' } },
-        'project', 'list'), "sec\n", 'AUTOMATIONS_REDIS_PASSWORD');
+        'project', 'list'), "NAME\nsec\n", 'AUTOMATIONS_REDIS_PASSWORD');
     my $file = $t2->write_file('redis-password', "pw\n");
-    is($t2->ctl('--password-file', $file, 'project', 'list'), "sec\n",
+    is($t2->ctl('--password-file', $file, 'project', 'list'), "NAME\nsec\n",
         '--password-file: its first line');
     is($t2->ctl({ env => { AUTOMATIONS_REDIS_PASSWORD_FILE => $file } },
-        'project', 'list'), "sec\n", 'AUTOMATIONS_REDIS_PASSWORD_FILE');
+        'project', 'list'), "NAME\nsec\n", 'AUTOMATIONS_REDIS_PASSWORD_FILE');
     ($code, $out, $err) = $t2->ctl('--password-file', "$file.none",
         'project', 'list');
     is($code, 2, 'a missing password file: exit 2');
@@ -451,6 +565,10 @@ subtest 'no leaks under valgrind' => sub {
 
     for my $cmd ([ 'project', 'create', 'vgproject' ],
                  [ 'apikey', 'create', 'vgproject', '--name', 'vg' ],
+                 [ 'apikey', 'list', 'vgproject', '--json' ],
+                 [ 'apikey', 'list', 'vgproject' ],
+                 [ 'webhook', 'secret', 'vgproject', '--rotate' ],
+                 [ 'webhook', 'secret', 'set', '--help' ],
                  [ 'project', 'create', 'vgproject' ])
     {
         my $rc = system(join(' ', map { quotemeta } @vg, @$cmd)

@@ -28,33 +28,24 @@ static const char *ctl_usage_text =
     "  --prefix PREFIX             AUTOMATIONS_PREFIX, am:\n"
     "  --version\n"
     "\n"
-    "commands:\n"
-    "  project create NAME\n"
-    "  project list\n"
-    "  project delete NAME\n"
-    "  apikey create PROJECT [--scopes \"read write run\"] [--name LABEL]\n"
-    "  apikey list PROJECT\n"
-    "  apikey revoke PROJECT ID\n"
-    "  tokenpair create PROJECT [PROJECT...] [--name LABEL]\n"
-    "  tokenpair list\n"
-    "  tokenpair revoke ID\n"
-    "  jwt mint --key FILE --alg ALG --project P [--kid KID] [--role admin]\n"
-    "           [--sub dev] [--ttl 3600] [--iss ISS] [--aud AUD]\n"
-    "  webhook secret PROJECT [--rotate]\n"
-    "  webhook dead\n"
-    "  webhook resend PROJECT EXECUTION_ID\n"
-    "  execution list PROJECT [--automation NAME] [--status STATUS]\n"
-    "                 [--limit 20] [--cursor CURSOR]\n"
-    "  execution cancel PROJECT EXECUTION_ID\n"
-    "  execution retry PROJECT EXECUTION_ID [--retention 604800]\n"
-    "  help\n"
+    "commands (automationsctl COMMAND ... --help tells more of each):\n";
+
+static const char *ctl_usage_end =
+    "  help [COMMAND [SUBCOMMAND]]\n"
     "\n"
+    "Listings start with a header line naming their columns; --json prints\n"
+    "them as a JSON array of objects instead.\n"
     "Scopes and roles: read, write, run, admin. Secrets are shown once.\n";
 
 void
 ctl_usage(int to_stderr)
 {
-    fputs(ctl_usage_text, to_stderr ? stderr : stdout);
+    FILE *f;
+
+    f = to_stderr ? stderr : stdout;
+    fputs(ctl_usage_text, f);
+    ctl_commands_usage(f);
+    fputs(ctl_usage_end, f);
 }
 
 static const char *
@@ -149,15 +140,84 @@ ctl_options(ctl_t *ctl, int argc, char **argv)
     return i;
 }
 
+/*
+ * Takes the flags every command knows out of its arguments (up to "--"):
+ * --json into ctl, --help and -h into help. Returns the new argc.
+ */
+static int
+ctl_flags(ctl_t *ctl, int argc, char **argv, int *help)
+{
+    int i, n, options;
+
+    n = 0;
+    options = 1;
+
+    for (i = 0; i < argc; i++) {
+        if (options && strcmp(argv[i], "--json") == 0) {
+            ctl->json = 1;
+
+        } else if (options
+                   && (strcmp(argv[i], "--help") == 0
+                       || strcmp(argv[i], "-h") == 0)) {
+            *help = 1;
+
+        } else {
+            if (strcmp(argv[i], "--") == 0) {
+                options = 0;
+            }
+            argv[n++] = argv[i];
+        }
+    }
+
+    return n;
+}
+
+/* help [COMMAND [SUBCOMMAND]] */
+static int
+ctl_help(int argc, char **argv)
+{
+    if (argc == 0) {
+        ctl_usage(0);
+        return CTL_OK;
+    }
+
+    if (!ctl_group_known(argv[0])) {
+        ctl_error("unknown command \"%s\"", argv[0]);
+        ctl_usage(1);
+        return CTL_USAGE;
+    }
+
+    ctl_command_help(stdout, argv[0], argc - 1, argv + 1);
+    return CTL_OK;
+}
+
 static int
 ctl_run(ctl_t *ctl, int argc, char **argv)
 {
     const char *cmd = argv[0];
+    int         help;
 
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0
         || strcmp(cmd, "--help") == 0) {
-        ctl_usage(0);
+        return ctl_help(argc - 1, argv + 1);
+    }
+
+    if (!ctl_group_known(cmd)) {
+        ctl_error("unknown command \"%s\"", cmd);
+        ctl_usage(1);
+        return CTL_USAGE;
+    }
+
+    help = 0;
+    argc = 1 + ctl_flags(ctl, argc - 1, argv + 1, &help);
+
+    if (help) {
+        ctl_command_help(stdout, cmd, argc - 1, argv + 1);
         return CTL_OK;
+    }
+
+    if (ctl->json && ctl_command_json_check(cmd, argc - 1, argv + 1) != 0) {
+        return CTL_USAGE;
     }
 
     if (strcmp(cmd, "project") == 0) {
@@ -184,9 +244,8 @@ ctl_run(ctl_t *ctl, int argc, char **argv)
         return ctl_execution(ctl, argc - 1, argv + 1);
     }
 
-    ctl_error("unknown command \"%s\"", cmd);
-    ctl_usage(1);
-    return CTL_USAGE;
+    ctl_error("internal error: command \"%s\" has no handler", cmd);
+    return CTL_FAILED;
 }
 
 int

@@ -7,8 +7,10 @@
 #define CTL_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <hiredis/hiredis.h>
+#include <yajl/yajl_gen.h>
 
 #include "am_name.h"
 
@@ -33,6 +35,7 @@ typedef struct {
     char         *password_buf; /* read from --password-file */
     int           db;
     const char   *prefix; /* every key starts with it, "am:" by default */
+    int           json;   /* --json: listings as a JSON array of objects */
     redisContext *c;      /* NULL until ctl_connect() */
 } ctl_t;
 
@@ -79,6 +82,26 @@ redisReply *ctl_eval(
 
 int ctl_list(
     ctl_t *ctl, const char *index, const char *record, const char *what);
+
+/* ctl_commands.c: the table of commands, their usage and help */
+void ctl_commands_usage(FILE *f);
+
+int ctl_group_known(const char *group);
+
+void ctl_command_help(FILE *f, const char *group, int argc, char **argv);
+
+int ctl_command_json_check(const char *group, int argc, char **argv);
+
+/* ctl_output.c: listings, as text under a header line or as JSON */
+void ctl_header(const char *const *columns);
+
+yajl_gen ctl_json_open(void);
+
+int ctl_json_string(yajl_gen g, const char *name, const char *value);
+
+int ctl_json_words(yajl_gen g, const char *name, const char *words);
+
+int ctl_json_close(yajl_gen g);
 
 /* the command groups, argv[0] being the subcommand */
 int ctl_project(ctl_t *ctl, int argc, char **argv);

@@ -146,6 +146,8 @@ ctl_execution_list(ctl_t *ctl, const char *project, const char *automation,
 
     list = am_json_get(body, "executions");
 
+    printf("EXECUTION_ID AUTOMATION STATUS CREATED_AT\n");
+
     for (i = 0; YAJL_IS_ARRAY(list) && i < list->u.array.len; i++) {
         e = list->u.array.values[i];
         printf("%s %s %s %s\n", ctl_str(e, "execution_id"),

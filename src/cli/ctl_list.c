@@ -4,6 +4,7 @@
  * is changed, and a record revoked meanwhile is simply not shown.
  */
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,11 +93,71 @@ ctl_fetch(ctl_t *ctl, redisReply *index, const char *record, const char *what,
     return n;
 }
 
+/* The rows as text under a header line, none when there are no rows. */
+static void
+ctl_list_text(redisReply **rows, long n, const char *what)
+{
+    const char *columns[] = {"ID", NULL, "CREATED_AT", "NAME", NULL};
+    char        upper[32];
+    size_t      i;
+    long        r;
+
+    for (i = 0; what[i] != '\0' && i + 1 < sizeof(upper); i++) {
+        upper[i] = (char) toupper((unsigned char) what[i]);
+    }
+    upper[i] = '\0';
+    columns[1] = upper;
+
+    if (n > 0) {
+        ctl_header(columns);
+    }
+
+    for (r = 0; r < n; r++) {
+        ctl_commas(rows[r]->element[CTL_F_WHAT]->str);
+        printf("%s %s %s%s%s\n", rows[r]->element[CTL_F_ID]->str,
+            rows[r]->element[CTL_F_WHAT]->str,
+            rows[r]->element[CTL_F_CREATED]->str,
+            rows[r]->element[CTL_F_NAME]->len ? " " : "",
+            rows[r]->element[CTL_F_NAME]->str);
+    }
+}
+
+/* The rows as a JSON array of objects, WHAT as an array of words. */
+static int
+ctl_list_json(redisReply **rows, long n, const char *what)
+{
+    yajl_gen g;
+    long     r;
+
+    g = ctl_json_open();
+    if (g == NULL) {
+        return -1;
+    }
+
+    for (r = 0; r < n; r++) {
+        if (yajl_gen_map_open(g) != yajl_gen_status_ok
+            || ctl_json_string(g, "id", rows[r]->element[CTL_F_ID]->str) != 0
+            || ctl_json_words(g, what, rows[r]->element[CTL_F_WHAT]->str) != 0
+            || ctl_json_string(
+                   g, "created_at", rows[r]->element[CTL_F_CREATED]->str)
+                   != 0
+            || ctl_json_string(g, "name", rows[r]->element[CTL_F_NAME]->str)
+                   != 0
+            || yajl_gen_map_close(g) != yajl_gen_status_ok) {
+            yajl_gen_free(g);
+            return -1;
+        }
+    }
+
+    return ctl_json_close(g);
+}
+
 /*
- * Prints the records of an index one per line, sorted by created_at then
- * id: "id WHAT created_at name". WHAT (scopes or projects) is a
- * space-separated list shown with commas, so that only the name, last,
- * may contain spaces; an empty name is left out with its space.
+ * Prints the records of an index sorted by created_at then id, as text
+ * ("ID WHAT CREATED_AT NAME", see ctl_list_text) or JSON. WHAT (scopes or
+ * projects) is a space-separated list shown with commas, so that only the
+ * name, last, may contain spaces; an empty name is left out with its
+ * space.
  */
 int
 ctl_list(ctl_t *ctl, const char *index, const char *record, const char *what)
@@ -104,6 +165,7 @@ ctl_list(ctl_t *ctl, const char *index, const char *record, const char *what)
     const char *argv[2] = {"HGETALL", index};
     redisReply *r, **rows;
     long        n, i;
+    int         rc;
 
     r = ctl_command(ctl, 2, argv);
     if (r == NULL) {
@@ -127,16 +189,18 @@ ctl_list(ctl_t *ctl, const char *index, const char *record, const char *what)
 
     qsort(rows, (size_t) n, sizeof(redisReply *), ctl_row_cmp);
 
+    rc = 0;
+
+    if (ctl->json) {
+        rc = ctl_list_json(rows, n, what);
+    } else {
+        ctl_list_text(rows, n, what);
+    }
+
     for (i = 0; i < n; i++) {
-        ctl_commas(rows[i]->element[CTL_F_WHAT]->str);
-        printf("%s %s %s%s%s\n", rows[i]->element[CTL_F_ID]->str,
-            rows[i]->element[CTL_F_WHAT]->str,
-            rows[i]->element[CTL_F_CREATED]->str,
-            rows[i]->element[CTL_F_NAME]->len ? " " : "",
-            rows[i]->element[CTL_F_NAME]->str);
         freeReplyObject(rows[i]);
     }
 
     free(rows);
-    return 0;
+    return rc;
 }

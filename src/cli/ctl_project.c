@@ -73,13 +73,40 @@ ctl_project_change(ctl_t *ctl, const char *script, const char *name)
     return CTL_OK;
 }
 
+/* [{"name": ...}, ...] */
+static int
+ctl_project_list_json(redisReply *r)
+{
+    yajl_gen g;
+    size_t   i;
+
+    g = ctl_json_open();
+    if (g == NULL) {
+        return CTL_FAILED;
+    }
+
+    for (i = 0; i < r->elements; i++) {
+        if (yajl_gen_map_open(g) != yajl_gen_status_ok
+            || ctl_json_string(g, "name", r->element[i]->str) != 0
+            || yajl_gen_map_close(g) != yajl_gen_status_ok) {
+            yajl_gen_free(g);
+            return CTL_FAILED;
+        }
+    }
+
+    return ctl_json_close(g) == 0 ? CTL_OK : CTL_FAILED;
+}
+
 static int
 ctl_project_list(ctl_t *ctl)
 {
+    static const char *const columns[] = {"NAME", NULL};
+
     char        key[CTL_KEY_MAX];
     const char *argv[4];
     redisReply *r;
     size_t      i;
+    int         rc;
 
     if (ctl_key(ctl, key, NULL, "projects") != 0 || ctl_connect(ctl) != 0) {
         return CTL_FAILED;
@@ -96,12 +123,21 @@ ctl_project_list(ctl_t *ctl)
         return CTL_FAILED;
     }
 
-    for (i = 0; i < r->elements; i++) {
-        printf("%s\n", r->element[i]->str);
+    rc = CTL_OK;
+
+    if (ctl->json) {
+        rc = ctl_project_list_json(r);
+
+    } else if (r->elements > 0) {
+        ctl_header(columns);
+
+        for (i = 0; i < r->elements; i++) {
+            printf("%s\n", r->element[i]->str);
+        }
     }
 
     freeReplyObject(r);
-    return CTL_OK;
+    return rc;
 }
 
 int

@@ -247,8 +247,9 @@ ctl_new_secret(const char *prefix, char *out, char *digest)
 
 /*
  * Explains a command line that matches no form of a command group (subs:
- * its subcommands, NULL-terminated), then shows the usage. n < 0: the
- * parser has already said what is wrong. Returns CTL_USAGE.
+ * its subcommands, NULL-terminated), then shows the usage of the command
+ * it names, or of the group. n < 0: the parser has already said what is
+ * wrong. Returns CTL_USAGE.
  */
 int
 ctl_bad_usage(const char *group, const char *const *subs, char **pos, int n)
@@ -271,6 +272,6 @@ ctl_bad_usage(const char *group, const char *const *subs, char **pos, int n)
         ctl_error("%s %s: wrong number of arguments", group, pos[0]);
     }
 
-    ctl_usage(1);
+    ctl_command_help(stderr, group, n > 0 ? n : 0, pos);
     return CTL_USAGE;
 }

@@ -168,6 +168,7 @@ main(int argc, char **argv)
 {
     static am_worker_t w;
     char               self[PATH_MAX], sandbox[PATH_MAX], *p;
+    char               confinement[512];
     sigset_t           stop;
     ssize_t            n;
     int                rc;
@@ -218,6 +219,12 @@ main(int argc, char **argv)
 
     if (w.run.self_path == NULL) {
         w.run.self_path = self;
+    }
+
+    /* what runs cannot be kept from, said once */
+    am_run_confinement(&w.run, confinement, sizeof(confinement));
+    if (confinement[0] != '\0') {
+        am_log("%s", confinement);
     }
 
     if (am_scripts_init() != 0) {

@@ -145,6 +145,24 @@ static const am_option_t am_options_table[] = {
         AM_FIELD(run.gid), .shown = "the run's uid, or 65534",
         .help = "the group runs execute as when the worker is root"},
 
+    {.flag = "run-tmp-mb", .arg = "MB", .env = "AUTOMATIONS_RUN_TMP_MB",
+        .kind = AM_OPT_NUMBER, .min = 1, .max = 65536, AM_FIELD(run.tmp_mb),
+        .dflt = "64",
+        .help = "a confined run's /tmp, /dev/shm and folder: one tmpfs of "
+                "that size"},
+
+    {.flag = "run-hide", .arg = "PATH:PATH...", .env = "AUTOMATIONS_RUN_HIDE",
+        .kind = AM_OPT_STRING, AM_FIELD(run.hidden), .shown = AM_RUN_HIDDEN,
+        .help = "what confined runs see empty (besides the other runs' "
+                "folders)"},
+
+    {.flag = "no-confine", .env = "AUTOMATIONS_NO_CONFINE",
+        .kind = AM_OPT_FLAG, .min = 0, .max = 1, AM_FIELD(run.unconfined),
+        .shown = "off",
+        .help = "as root, runs without their own mount, PID, IPC, UTS and "
+                "network namespaces (see the README); the variable takes 1 "
+                "or 0"},
+
     {.flag = "runtime", .arg = "NAME[:FILE]=CMD...",
         .env = "AUTOMATIONS_RUNTIMES", .kind = AM_OPT_CALL,
         .set = am_opt_runtime, .shown = "python, sh",

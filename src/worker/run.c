@@ -6,11 +6,13 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "am_execution.h"
@@ -22,9 +24,13 @@
 #define AM_RUN_MAX_PROCESSES 64
 #define AM_RUN_MAX_OPEN_FILES 64
 #define AM_RUN_MAX_FILE_MB 64
+#define AM_RUN_TMP_MB 64
 #define AM_RUN_MAX_OUTPUT (1024 * 1024)
 #define AM_RUN_MAX_LOG (64 * 1024)
 #define AM_RUN_NOBODY 65534
+
+/* the probe's exit status when it cannot even execute the sandbox */
+#define AM_RUN_PROBE_FAILED 125
 
 /*
  * Without --run-uid, each run gets a user of its own: process limits count
@@ -956,7 +962,7 @@ am_run_needs_runner(const am_runtime_t *rt)
 /* The configuration with its defaults applied, for one run. */
 static void
 am_run_configure(am_run_t *run, const am_run_config_t *cfg, long timeout_ms,
-    am_sandbox_limits_t *limits)
+    int no_network, am_sandbox_limits_t *limits)
 {
     long max;
     int  k;
@@ -979,6 +985,10 @@ am_run_configure(am_run_t *run, const am_run_config_t *cfg, long timeout_ms,
     limits->drop = geteuid() == 0;
     limits->uid = cfg->uid > 0 ? cfg->uid : AM_RUN_NOBODY;
     limits->gid = cfg->gid > 0 ? cfg->gid : AM_RUN_NOBODY;
+    limits->confine = limits->drop && !cfg->unconfined;
+    limits->no_network = limits->confine && no_network;
+    limits->tmp_mb = cfg->tmp_mb > 0 ? cfg->tmp_mb : AM_RUN_TMP_MB;
+    limits->hidden = cfg->hidden != NULL ? cfg->hidden : AM_RUN_HIDDEN;
 
     run->uid_slot = -1;
     limits->own_uid = 0;
@@ -1056,21 +1066,152 @@ am_run_init_process(void)
 }
 
 
+/*
+ * Runs /bin/true through the sandbox the way a confined run without
+ * network runs, and waits for it: 0 when it worked, else -1 with the
+ * sandbox's complaint in why.
+ */
+static int
+am_run_probe(const am_run_config_t *cfg, char *why, size_t len)
+{
+    am_sandbox_limits_t limits;
+    const char         *self;
+    char                dir[PATH_MAX], selfbuf[PATH_MAX], **argv, *p;
+    char               *cmd[] = {"/bin/true", NULL};
+    ssize_t             n;
+    size_t              got;
+    pid_t               pid;
+    int                 fds[2], status, null;
+
+    memset(&limits, 0, sizeof(limits));
+    limits.cpu_seconds = 5;
+    limits.drop = 1;
+    limits.uid = cfg->uid > 0 ? cfg->uid : AM_RUN_NOBODY;
+    limits.gid = cfg->gid > 0 ? cfg->gid : AM_RUN_NOBODY;
+    limits.confine = 1;
+    limits.no_network = 1;
+    limits.tmp_mb = cfg->tmp_mb > 0 ? cfg->tmp_mb : AM_RUN_TMP_MB;
+    limits.hidden = cfg->hidden != NULL ? cfg->hidden : AM_RUN_HIDDEN;
+
+    self = am_run_self(cfg, selfbuf, sizeof(selfbuf));
+    if (self == NULL) {
+        snprintf(why, len, "cannot find the sandbox binary");
+        return -1;
+    }
+
+    if (am_sandbox_mkdir(am_run_tmp_root(cfg), &limits, dir, why, len) != 0) {
+        return -1;
+    }
+
+    argv = am_sandbox_argv(self, &limits, cmd);
+    if (argv == NULL || pipe(fds) != 0) {
+        snprintf(why, len, "out of resources");
+        free(argv);
+        (void) am_sandbox_rmtree(dir);
+        return -1;
+    }
+
+    pid = fork();
+
+    if (pid == 0) {
+        null = open("/dev/null", O_RDWR);
+        if (null == -1 || chdir(dir) != 0 || dup2(null, 0) == -1
+            || dup2(null, 1) == -1 || dup2(fds[1], 2) == -1) {
+            _exit(AM_RUN_PROBE_FAILED);
+        }
+        execv(self, argv);
+        _exit(AM_RUN_PROBE_FAILED);
+    }
+
+    free(argv);
+    close(fds[1]);
+
+    got = 0;
+    while (got < len - 1 && (n = read(fds[0], why + got, len - 1 - got)) > 0) {
+        got += (size_t) n;
+    }
+    why[got] = '\0';
+    close(fds[0]);
+
+    status = -1;
+    if (pid > 0) {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            /* again */
+        }
+    }
+
+    (void) am_sandbox_rmtree(dir);
+
+    if (status == 0) {
+        return 0;
+    }
+
+    p = strchr(why, '\n');
+    if (p != NULL) {
+        *p = '\0';
+    }
+
+    if (why[0] == '\0') {
+        snprintf(why, len, "the probe run failed (status %d)", status);
+    }
+
+    return -1;
+}
+
+
+void
+am_run_confinement(am_run_config_t *cfg, char *msg, size_t len)
+{
+    char why[256];
+
+    msg[0] = '\0';
+
+    if (geteuid() != 0) {
+        snprintf(why, sizeof(why), "the worker is not root");
+        cfg->unconfined = 1;
+
+    } else if (cfg->unconfined) {
+        snprintf(why, sizeof(why), "confinement is turned off");
+
+    } else if (am_run_probe(cfg, why, sizeof(why)) != 0) {
+        cfg->unconfined = 1;
+
+    } else {
+        return;
+    }
+
+    snprintf(msg, len,
+        "runs are not confined (%s): they see the host's processes, /tmp, "
+        "/dev/shm, network and every file their user may read, and "
+        "\"network\": \"none\" is not enforced",
+        why);
+}
+
+
 am_run_t *
 am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     const char *code, size_t code_len, const char *payload, size_t payload_len,
-    long timeout_ms, am_run_cb cb, void *data, char *err, size_t errlen)
+    long timeout_ms, const char *network, am_run_cb cb, void *data, char *err,
+    size_t errlen)
 {
     const am_runtime_t *rt;
     am_sandbox_limits_t limits;
     const char         *self;
     char                selfbuf[PATH_MAX];
     am_run_t           *run;
-    int                 rc;
+    int                 rc, no_network;
 
     rt = am_run_find(cfg, runtime);
     if (rt == NULL) {
         snprintf(err, errlen, "unknown runtime \"%s\"", runtime);
+        return NULL;
+    }
+
+    no_network = network != NULL && strcmp(network, AM_RUN_NETWORK_NONE) == 0;
+
+    if (network != NULL && network[0] != '\0' && !no_network
+        && strcmp(network, AM_RUN_NETWORK_DEFAULT) != 0) {
+        snprintf(err, errlen, "unknown network \"%.64s\"", network);
         return NULL;
     }
 
@@ -1091,7 +1232,7 @@ am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     run->loop = loop;
     run->cb = cb;
     run->data = data;
-    am_run_configure(run, cfg, timeout_ms, &limits);
+    am_run_configure(run, cfg, timeout_ms, no_network, &limits);
 
     run->payload = malloc(payload_len + 1);
     run->log = malloc(run->max_log);

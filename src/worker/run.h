@@ -43,7 +43,23 @@ typedef struct {
     gid_t       gid;            /* runs execute as; 0: a user per run */
     const char *self_path;      /* the worker binary, for its sandbox mode
                                    (/proc/self/exe resolved) */
+    long tmp_mb;                /* confined: one tmpfs per run for /tmp,
+                                   /dev/shm and the run folder, MiB (64) */
+    const char *hidden;         /* confined: ':'-separated paths runs see
+                                   empty (AM_RUN_HIDDEN); the run folders'
+                                   parent is always hidden but for the
+                                   run's own folder */
+    int unconfined;             /* no namespaces even as root (set by
+                                   am_run_confinement when they fail) */
 } am_run_config_t;
+
+#define AM_RUN_HIDDEN                                                          \
+    "/etc/nginx:/etc/automations:/etc/redis:/etc/ssl/private:/root:"           \
+    "/run/secrets"
+
+/* the automation's "network": egress allowed (the default), or none */
+#define AM_RUN_NETWORK_NONE "none"
+#define AM_RUN_NETWORK_DEFAULT "default"
 
 typedef enum { AM_RUN_SUCCESS, AM_RUN_ERROR, AM_RUN_TIMED_OUT } am_run_status_t;
 
@@ -65,15 +81,25 @@ typedef struct am_run_s am_run_t;
 
 /*
  * Starts a run of code with the named runtime; payload is written to the
- * child's stdin. timeout_ms <= 0 means the configured maximum. The callback
+ * child's stdin. timeout_ms <= 0 means the configured maximum. network is
+ * the automation's: NULL, "" or "default" (the host's network), or "none"
+ * (an empty network namespace, when confined). The callback
  * fires exactly once, after the child and everything it started are gone and
  * the run folder is removed. Returns NULL with err set when the run cannot
  * start (unknown runtime, folder or spawn failure); no callback then.
  */
 am_run_t *am_run_start(uv_loop_t *loop, const am_run_config_t *cfg,
     const char *runtime, const char *code, size_t code_len, const char *payload,
-    size_t payload_len, long timeout_ms, am_run_cb cb, void *data, char *err,
-    size_t errlen);
+    size_t payload_len, long timeout_ms, const char *network, am_run_cb cb,
+    void *data, char *err, size_t errlen);
+
+/*
+ * Once, at the worker's start: whether runs can be confined, tried with a
+ * run of /bin/true in every namespace. When they cannot, or the worker is
+ * not root, cfg->unconfined is set and msg says what runs can reach, to be
+ * logged; msg is empty when runs are confined. Blocks for the probe run.
+ */
+void am_run_confinement(am_run_config_t *cfg, char *msg, size_t len);
 
 /*
  * Kills a run's process group, used at shutdown: the callback still fires

@@ -1,7 +1,17 @@
 /*
  * The confinement of a run: the "--sandbox" exec mode of the worker binary
  * (child side) and the run folder and orphan handling (worker side).
+ *
+ * Confined (the worker is root), a run is three processes: the supervisor,
+ * which stays outside as the worker's child; the run's init, PID 1 of the
+ * run's namespaces, which sets up its mounts and reaps its orphans; and the
+ * run itself, PID 2, as the run's user. The init is not the runtime itself
+ * because PID 1 ignores the signals it has no handler for, SIGXCPU and
+ * SIGXFSZ among them; when the init exits, the kernel kills whatever is
+ * left in the namespace, and the run's mounts go with it.
  */
+
+#define _GNU_SOURCE
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -31,11 +43,31 @@
 #define AM_SANDBOX_MAX_DEPTH 64
 #define AM_SANDBOX_MAX_PASSES 1024
 
-#define AM_SANDBOX_NOPTS 8
+/* the run's tmpfs (/tmp, /dev/shm and the run folder) when not given */
+#define AM_SANDBOX_TMP_MB 64
 
-/* the last three only when the worker is root and drops privileges */
+/* the sandbox's numeric options, in the order of am_sandbox_opts */
+enum {
+    AM_SANDBOX_CPU,
+    AM_SANDBOX_MEMORY,
+    AM_SANDBOX_NPROC,
+    AM_SANDBOX_NOFILE,
+    AM_SANDBOX_FSIZE,
+    AM_SANDBOX_UID, /* from here only when the worker is root */
+    AM_SANDBOX_GID,
+    AM_SANDBOX_OWN_UID,
+    AM_SANDBOX_CONFINE, /* from here only when confined */
+    AM_SANDBOX_NO_NETWORK,
+    AM_SANDBOX_TMP,
+    AM_SANDBOX_NOPTS
+};
+
 static const char *am_sandbox_opts[AM_SANDBOX_NOPTS] = {"--cpu", "--memory-mb",
-    "--nproc", "--nofile", "--fsize-mb", "--uid", "--gid", "--own-uid"};
+    "--nproc", "--nofile", "--fsize-mb", "--uid", "--gid", "--own-uid",
+    "--confine", "--no-network", "--tmp-mb"};
+
+/* the one option that is not a number: the hidden paths */
+#define AM_SANDBOX_HIDE "--hide"
 
 
 /* Reports why the sandbox failed on the run's stderr (its log) and exits. */
@@ -105,11 +137,15 @@ static uid_t am_sandbox_uid;
 static gid_t am_sandbox_gid;
 static int   am_sandbox_own_uid;
 
+/* confined: the run's init writes the run's wait status there */
+static int am_sandbox_status_fd = -1;
+
 
 /*
  * The worker died (SIGKILL, a crash) while the run went on. Kill the run:
  * when its user is its own, every process of that user wherever it went
- * (kill(-1) as that user), else the run's process group.
+ * (kill(-1) as that user), else the run's process group. Confined, the
+ * group holds the run's init, whose end kills the whole namespace.
  */
 static void
 am_sandbox_orphaned(int signo)
@@ -138,33 +174,23 @@ am_sandbox_orphaned(int signo)
 }
 
 
-/*
- * When the worker is root, the sandbox forks: the child becomes the run,
- * and this process stays, as root, as the run's parent until it exits, so
- * that a worker that dies does not leave its run behind. It then ends the
- * way the run ended, which is what the worker sees. Returns in the child.
- */
+/* dir/name into path (PATH_MAX bytes); a path too long fails the run. */
 static void
-am_sandbox_supervise(long uid, long gid, int own_uid)
+am_sandbox_join(char *path, const char *dir, const char *name)
 {
-    int              status, fd;
-    struct sigaction sa;
-
-    am_sandbox_uid = (uid_t) uid;
-    am_sandbox_gid = (gid_t) gid;
-    am_sandbox_own_uid = own_uid;
-
-    am_sandbox_child = fork();
-
-    if (am_sandbox_child < 0) {
-        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "fork");
+    if ((size_t) snprintf(path, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) {
+        errno = ENAMETOOLONG;
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "%s", dir);
     }
+}
 
-    if (am_sandbox_child == 0) {
-        return;
-    }
 
-    /* the run's pipes are the run's: EOF on them must not wait for us */
+/* Points the standard descriptors at /dev/null. */
+static void
+am_sandbox_null_stdio(void)
+{
+    int fd;
+
     fd = open("/dev/null", O_RDWR);
     if (fd >= 0) {
         dup2(fd, 0);
@@ -174,13 +200,69 @@ am_sandbox_supervise(long uid, long gid, int own_uid)
             close(fd);
         }
     }
+}
+
+
+/*
+ * When root, the sandbox forks: the child becomes the run (or, confined,
+ * the run's init in the namespaces made here), and this process stays, as
+ * root, as the run's parent until it exits, so that a worker that dies
+ * does not leave its run behind. It then ends the way the run ended, which
+ * is what the worker sees. Returns in the child.
+ */
+static void
+am_sandbox_supervise(long uid, long gid, int own_uid, int ns)
+{
+    int              status, run_status, fds[2];
+    struct sigaction sa;
+    pid_t            worker;
+
+    /* not "is it 1": the worker may be PID 1 itself, in a container */
+    worker = getppid();
+
+    am_sandbox_uid = (uid_t) uid;
+    am_sandbox_gid = (gid_t) gid;
+    am_sandbox_own_uid = own_uid;
+
+    fds[0] = -1;
+
+    if (ns) {
+        if (pipe2(fds, O_CLOEXEC) != 0) {
+            am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "pipe");
+        }
+
+        if (unshare(ns) != 0) {
+            am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "unshare");
+        }
+    }
+
+    am_sandbox_child = fork();
+
+    if (am_sandbox_child < 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "fork");
+    }
+
+    if (am_sandbox_child == 0) {
+        if (ns) {
+            close(fds[0]);
+            am_sandbox_status_fd = fds[1];
+        }
+        return;
+    }
+
+    if (ns) {
+        close(fds[1]);
+    }
+
+    /* the run's pipes are the run's: EOF on them must not wait for us */
+    am_sandbox_null_stdio();
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = am_sandbox_orphaned;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
 
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0 || getppid() == 1) {
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0 || getppid() != worker) {
         am_sandbox_orphaned(SIGTERM);
     }
 
@@ -188,6 +270,13 @@ am_sandbox_supervise(long uid, long gid, int own_uid)
         if (errno != EINTR) {
             _exit(AM_SANDBOX_SETUP_FAILED);
         }
+    }
+
+    /* the init's own end is the run's only when it could not tell */
+    if (ns
+        && read(fds[0], &run_status, sizeof(run_status))
+               == (ssize_t) sizeof(run_status)) {
+        status = run_status;
     }
 
     if (WIFEXITED(status)) {
@@ -203,11 +292,359 @@ am_sandbox_supervise(long uid, long gid, int own_uid)
 
 
 /*
- * Parses "--sandbox --opt N ... -- cmd..." into values (in the order of
- * am_sandbox_opts, -1 when absent). Returns the index of cmd, or -1.
+ * A tmpfs at path: the run's own (size MiB, mode 0755), or an empty
+ * read-only one over a hidden folder (with a mount point named keep in it,
+ * when not NULL).
+ */
+static void
+am_sandbox_tmpfs(const char *path, long size_mb, const char *keep)
+{
+    unsigned long flags;
+    char          opts[64], at[PATH_MAX];
+
+    flags = MS_NOSUID | MS_NODEV | (size_mb > 0 ? 0 : MS_NOEXEC);
+    snprintf(opts, sizeof(opts), "size=%ldk,mode=0755",
+        size_mb > 0 ? size_mb * 1024 : 16);
+
+    if (mount("tmpfs", path, "tmpfs", flags, opts) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "mount tmpfs on %s", path);
+    }
+
+    if (size_mb > 0) {
+        return;
+    }
+
+    if (keep != NULL) {
+        am_sandbox_join(at, path, keep);
+        if (mkdir(at, 0755) != 0) {
+            am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "mkdir %s", at);
+        }
+    }
+
+    if (mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY | flags, opts) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "remount %s read-only", path);
+    }
+}
+
+
+/* Binds the folder open as fd onto path; it keeps fd's mount's flags. */
+static void
+am_sandbox_bind_fd(int fd, const char *path)
+{
+    char from[64];
+
+    snprintf(from, sizeof(from), "/proc/self/fd/%d", fd);
+
+    if (mount(from, path, NULL, MS_BIND, NULL) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "bind onto %s", path);
+    }
+}
+
+
+/* A folder in the run's tmpfs: made, given its mode, opened (O_PATH). */
+static int
+am_sandbox_subdir(int dirfd, const char *name, mode_t mode, long uid, long gid)
+{
+    int fd;
+
+    if (mkdirat(dirfd, name, 0700) != 0
+        || (uid >= 0 && fchownat(dirfd, name, (uid_t) uid, (gid_t) gid, 0) != 0)
+        || fchmodat(dirfd, name, mode, 0) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "mkdir %s", name);
+    }
+
+    fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "open %s", name);
+    }
+
+    return fd;
+}
+
+
+/* Copies the files the worker wrote (code, runner) into the run's tmpfs. */
+static void
+am_sandbox_copy_files(int from, const char *to, long uid, long gid)
+{
+    struct dirent *de;
+    DIR           *d;
+    ssize_t        n;
+    char           path[PATH_MAX], buf[65536];
+    int            in, out, dfd;
+
+    dfd = dup(from);
+    d = dfd != -1 ? fdopendir(dfd) : NULL;
+    if (d == NULL) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "read the run folder");
+    }
+
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_type != DT_REG) {
+            continue;
+        }
+
+        am_sandbox_join(path, to, de->d_name);
+        in = openat(from, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (in == -1 || out == -1 || fchown(out, (uid_t) uid, (gid_t) gid)) {
+            am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "copy %s", de->d_name);
+        }
+
+        while ((n = read(in, buf, sizeof(buf))) > 0) {
+            if (write(out, buf, (size_t) n) != n) {
+                am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "copy %s", de->d_name);
+            }
+        }
+
+        close(in);
+        if (n < 0 || close(out) != 0) {
+            am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "copy %s", de->d_name);
+        }
+    }
+
+    closedir(d);
+}
+
+
+/* 1 when path is under (or is) the folder top. */
+static int
+am_sandbox_under(const char *path, const char *top)
+{
+    size_t n;
+
+    n = strlen(top);
+
+    return strncmp(path, top, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+
+/* Makes the folders of path below /tmp, in the run's own /tmp. */
+static void
+am_sandbox_mkdirs(const char *path)
+{
+    char  at[PATH_MAX];
+    char *p;
+
+    snprintf(at, sizeof(at), "%s", path);
+
+    for (p = at + sizeof("/tmp"); (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        if (mkdir(at, 0755) != 0 && errno != EEXIST) {
+            am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "mkdir %s", at);
+        }
+        *p = '/';
+    }
+
+    if (mkdir(at, 0700) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "mkdir %s", at);
+    }
+}
+
+
+/*
+ * Covers every path of the ':'-separated list with an empty one: an empty
+ * read-only tmpfs over a folder, /dev/null over anything else. Paths that
+ * do not exist are left alone, as is parent (the run folder's, hidden
+ * apart).
+ */
+static void
+am_sandbox_hide(const char *list, const char *parent)
+{
+    struct stat st;
+    const char *p, *end;
+    char        path[PATH_MAX];
+    size_t      n;
+
+    for (p = list; p != NULL && *p != '\0'; p = *end ? end + 1 : end) {
+        end = strchr(p, ':');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+
+        n = (size_t) (end - p);
+        if (n == 0 || n >= sizeof(path) || p[0] != '/') {
+            continue;
+        }
+
+        memcpy(path, p, n);
+        path[n] = '\0';
+
+        /* a symbolic link is followed: what it points to is hidden */
+        if (strcmp(path, parent) == 0 || stat(path, &st) != 0) {
+            continue;
+        }
+
+        if (S_ISDIR(st.st_mode)) {
+            am_sandbox_tmpfs(path, 0, NULL);
+            continue;
+        }
+
+        if (mount("/dev/null", path, NULL, MS_BIND, NULL) != 0
+            || mount(NULL, path, NULL,
+                   MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+                       | MS_NOEXEC,
+                   NULL)
+                   != 0) {
+            am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "hide %s", path);
+        }
+    }
+}
+
+
+/*
+ * The run's view of the machine, set up by its init in the new mount
+ * namespace: the host read-only, one tmpfs of tmp_mb MiB holding /tmp,
+ * /dev/shm and a copy of the run folder (at the same path), the run
+ * folder's parent (the other runs' folders) and the hidden paths covered,
+ * and a /proc of the run's PID namespace.
+ */
+static void
+am_sandbox_mounts(
+    const char *dir, long tmp_mb, const char *hidden, long uid, long gid)
+{
+    struct mount_attr attr;
+    char              parent[PATH_MAX], stage[PATH_MAX];
+    const char       *base;
+    int               host, top, tmp, shm, run;
+
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "make / private");
+    }
+
+    memset(&attr, 0, sizeof(attr));
+    attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID;
+
+    if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof(attr)) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "make / read-only");
+    }
+
+    host = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (host == -1) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "open %s", dir);
+    }
+
+    /* the tmpfs is staged over the run folder, then its parts are bound */
+    am_sandbox_tmpfs(dir, tmp_mb > 0 ? tmp_mb : AM_SANDBOX_TMP_MB, NULL);
+
+    top = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (top == -1) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "open %s", dir);
+    }
+
+    tmp = am_sandbox_subdir(top, "tmp", 01777, -1, -1);
+    shm = am_sandbox_subdir(top, "shm", 01777, -1, -1);
+    run = am_sandbox_subdir(top, "run", 0700, uid, gid);
+
+    am_sandbox_join(stage, dir, "run");
+    am_sandbox_copy_files(host, stage, uid, gid);
+    close(host);
+
+    am_sandbox_bind_fd(tmp, "/tmp");
+    am_sandbox_bind_fd(shm, "/dev/shm");
+
+    snprintf(parent, sizeof(parent), "%s", dir);
+    base = strrchr(parent, '/');
+    if (base == NULL || base == parent) {
+        errno = 0;
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "bad run folder %s", dir);
+    }
+    parent[base - parent] = '\0';
+    base = dir + (base - parent) + 1;
+
+    am_sandbox_hide(hidden, parent);
+
+    if (am_sandbox_under(dir, "/tmp")) {
+        am_sandbox_mkdirs(dir);
+    } else {
+        am_sandbox_tmpfs(parent, 0, base);
+    }
+
+    am_sandbox_bind_fd(run, dir);
+    close(tmp);
+    close(shm);
+    close(run);
+    close(top);
+
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)
+        != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "mount /proc");
+    }
+}
+
+
+/*
+ * The run's init (PID 1 of its namespaces): after the mounts, it forks the
+ * run, which returns, and reaps every process of the namespace until the
+ * run exits; it then hands the run's status to the supervisor and exits,
+ * which ends the rest.
+ */
+static void
+am_sandbox_init(long tmp_mb, const char *hidden, long uid, long gid)
+{
+    char  dir[PATH_MAX];
+    pid_t run, pid;
+    int   status;
+
+    /* the worker started the sandbox in the run folder */
+    if (getcwd(dir, sizeof(dir)) == NULL || dir[0] != '/') {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "getcwd");
+    }
+
+    /* the supervisor is outside the namespace: it may go at any time */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "PR_SET_PDEATHSIG");
+    }
+
+    /* the modes of what the mounts make are the ones asked for */
+    umask(0);
+    am_sandbox_mounts(dir, tmp_mb, hidden, uid, gid);
+    umask(077);
+
+    if (sethostname("automation", sizeof("automation") - 1) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "sethostname");
+    }
+
+    if (chdir(dir) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "chdir %s", dir);
+    }
+
+    run = fork();
+
+    if (run < 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "fork");
+    }
+
+    if (run == 0) {
+        close(am_sandbox_status_fd);
+        return;
+    }
+
+    am_sandbox_null_stdio();
+
+    for (;;) {
+        pid = waitpid(-1, &status, 0);
+
+        if (pid == run) {
+            if (write(am_sandbox_status_fd, &status, sizeof(status)) < 0) {
+                _exit(AM_SANDBOX_SETUP_FAILED);
+            }
+            _exit(0);
+        }
+
+        if (pid < 0 && errno != EINTR) {
+            _exit(AM_SANDBOX_SETUP_FAILED);
+        }
+    }
+}
+
+
+/*
+ * Parses "--sandbox --opt N ... [--hide LIST] -- cmd..." into values (in
+ * the order of am_sandbox_opts, -1 when absent) and hidden. Returns the
+ * index of cmd, or -1.
  */
 static int
-am_sandbox_parse(int argc, char **argv, long *values)
+am_sandbox_parse(int argc, char **argv, long *values, const char **hidden)
 {
     char *end;
     int   i, k;
@@ -216,9 +653,20 @@ am_sandbox_parse(int argc, char **argv, long *values)
         values[k] = -1;
     }
 
+    *hidden = NULL;
+
     for (i = 2; i < argc; i += 2) {
         if (strcmp(argv[i], "--") == 0) {
             return i + 1 < argc ? i + 1 : -1;
+        }
+
+        if (i + 1 >= argc) {
+            return -1;
+        }
+
+        if (strcmp(argv[i], AM_SANDBOX_HIDE) == 0) {
+            *hidden = argv[i + 1];
+            continue;
         }
 
         for (k = 0; k < AM_SANDBOX_NOPTS; k++) {
@@ -227,7 +675,7 @@ am_sandbox_parse(int argc, char **argv, long *values)
             }
         }
 
-        if (k == AM_SANDBOX_NOPTS || i + 1 >= argc) {
+        if (k == AM_SANDBOX_NOPTS) {
             return -1;
         }
 
@@ -269,25 +717,28 @@ am_sandbox_set_limits(const long *v)
     rlim_t cpu;
 
     /* SIGXCPU at the soft limit, SIGKILL one second later */
-    cpu = v[0] > 0 ? (rlim_t) v[0] : 1;
+    cpu = v[AM_SANDBOX_CPU] > 0 ? (rlim_t) v[AM_SANDBOX_CPU] : 1;
     am_sandbox_limit(RLIMIT_CPU, "CPU", cpu, cpu + 1);
 
-    if (v[1] > 0) {
+    if (v[AM_SANDBOX_MEMORY] > 0) {
+        am_sandbox_limit(RLIMIT_AS, "AS", (rlim_t) v[AM_SANDBOX_MEMORY] << 20,
+            (rlim_t) v[AM_SANDBOX_MEMORY] << 20);
+    }
+
+    if (v[AM_SANDBOX_NPROC] > 0) {
         am_sandbox_limit(
-            RLIMIT_AS, "AS", (rlim_t) v[1] << 20, (rlim_t) v[1] << 20);
+            RLIMIT_NPROC, "NPROC", v[AM_SANDBOX_NPROC], v[AM_SANDBOX_NPROC]);
     }
 
-    if (v[2] > 0) {
-        am_sandbox_limit(RLIMIT_NPROC, "NPROC", v[2], v[2]);
+    if (v[AM_SANDBOX_NOFILE] > 0) {
+        am_sandbox_limit(RLIMIT_NOFILE, "NOFILE", v[AM_SANDBOX_NOFILE],
+            v[AM_SANDBOX_NOFILE]);
     }
 
-    if (v[3] > 0) {
-        am_sandbox_limit(RLIMIT_NOFILE, "NOFILE", v[3], v[3]);
-    }
-
-    if (v[4] > 0) {
-        am_sandbox_limit(
-            RLIMIT_FSIZE, "FSIZE", (rlim_t) v[4] << 20, (rlim_t) v[4] << 20);
+    if (v[AM_SANDBOX_FSIZE] > 0) {
+        am_sandbox_limit(RLIMIT_FSIZE, "FSIZE",
+            (rlim_t) v[AM_SANDBOX_FSIZE] << 20,
+            (rlim_t) v[AM_SANDBOX_FSIZE] << 20);
     }
 
     am_sandbox_limit(RLIMIT_CORE, "CORE", 0, 0);
@@ -328,8 +779,9 @@ am_sandbox_drop(long uid, long gid)
 int
 am_sandbox_main(int argc, char **argv)
 {
-    long values[AM_SANDBOX_NOPTS];
-    int  cmd;
+    long        v[AM_SANDBOX_NOPTS];
+    const char *hidden;
+    int         cmd, ns;
 
     if (argc < 2 || strcmp(argv[1], "--sandbox") != 0) {
         return 0;
@@ -340,16 +792,29 @@ am_sandbox_main(int argc, char **argv)
     umask(077);
 
     errno = 0;
-    cmd = am_sandbox_parse(argc, argv, values);
+    cmd = am_sandbox_parse(argc, argv, v, &hidden);
     if (cmd < 0 || argv[cmd][0] != '/') {
         am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "bad arguments");
     }
 
-    am_sandbox_set_limits(values);
+    am_sandbox_set_limits(v);
 
-    if (values[5] >= 0 || values[6] >= 0) {
-        am_sandbox_supervise(values[5], values[6], values[7] == 1);
-        am_sandbox_drop(values[5], values[6]);
+    if (v[AM_SANDBOX_UID] >= 0 || v[AM_SANDBOX_GID] >= 0) {
+        ns = 0;
+        if (v[AM_SANDBOX_CONFINE] == 1) {
+            ns = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+                 | (v[AM_SANDBOX_NO_NETWORK] == 1 ? CLONE_NEWNET : 0);
+        }
+
+        am_sandbox_supervise(v[AM_SANDBOX_UID], v[AM_SANDBOX_GID],
+            v[AM_SANDBOX_OWN_UID] == 1, ns);
+
+        if (ns) {
+            am_sandbox_init(v[AM_SANDBOX_TMP], hidden, v[AM_SANDBOX_UID],
+                v[AM_SANDBOX_GID]);
+        }
+
+        am_sandbox_drop(v[AM_SANDBOX_UID], v[AM_SANDBOX_GID]);
 
     } else if (geteuid() == 0 || getuid() == 0) {
         errno = 0;
@@ -377,25 +842,31 @@ am_sandbox_argv(const char *self, const am_sandbox_limits_t *limits, char **cmd)
 {
     size_t n, ncmd, k;
     char **argv, *num;
-    long   values[AM_SANDBOX_NOPTS];
+    long   v[AM_SANDBOX_NOPTS];
     int    nopts;
 
-    values[0] = limits->cpu_seconds;
-    values[1] = limits->memory_mb;
-    values[2] = limits->max_processes;
-    values[3] = limits->max_open_files;
-    values[4] = limits->max_file_mb;
-    values[5] = (long) limits->uid;
-    values[6] = (long) limits->gid;
-    values[7] = limits->own_uid;
-    nopts = limits->drop ? AM_SANDBOX_NOPTS : AM_SANDBOX_NOPTS - 3;
+    v[AM_SANDBOX_CPU] = limits->cpu_seconds;
+    v[AM_SANDBOX_MEMORY] = limits->memory_mb;
+    v[AM_SANDBOX_NPROC] = limits->max_processes;
+    v[AM_SANDBOX_NOFILE] = limits->max_open_files;
+    v[AM_SANDBOX_FSIZE] = limits->max_file_mb;
+    v[AM_SANDBOX_UID] = (long) limits->uid;
+    v[AM_SANDBOX_GID] = (long) limits->gid;
+    v[AM_SANDBOX_OWN_UID] = limits->own_uid;
+    v[AM_SANDBOX_CONFINE] = 1;
+    v[AM_SANDBOX_NO_NETWORK] = limits->no_network ? 1 : 0;
+    v[AM_SANDBOX_TMP] = limits->tmp_mb;
+
+    nopts = !limits->drop      ? AM_SANDBOX_UID
+            : !limits->confine ? AM_SANDBOX_CONFINE
+                               : AM_SANDBOX_NOPTS;
 
     for (ncmd = 0; cmd[ncmd] != NULL; ncmd++) {
         /* count */
     }
 
     /* the pointers, then the numbers' text */
-    n = 2 + 2 * AM_SANDBOX_NOPTS + 1 + ncmd + 1;
+    n = 2 + 2 * AM_SANDBOX_NOPTS + 2 + 1 + ncmd + 1;
     argv = malloc(n * sizeof(char *) + AM_SANDBOX_NOPTS * 24);
     if (argv == NULL) {
         return NULL;
@@ -407,9 +878,15 @@ am_sandbox_argv(const char *self, const am_sandbox_limits_t *limits, char **cmd)
     argv[n++] = "--sandbox";
 
     for (k = 0; k < (size_t) nopts; k++, num += 24) {
-        snprintf(num, 24, "%ld", values[k]);
+        snprintf(num, 24, "%ld", v[k]);
         argv[n++] = (char *) am_sandbox_opts[k];
         argv[n++] = num;
+    }
+
+    if (limits->drop && limits->confine && limits->hidden != NULL
+        && limits->hidden[0] != '\0') {
+        argv[n++] = AM_SANDBOX_HIDE;
+        argv[n++] = (char *) limits->hidden;
     }
 
     argv[n++] = "--";
@@ -422,7 +899,6 @@ am_sandbox_argv(const char *self, const am_sandbox_limits_t *limits, char **cmd)
 
     return argv;
 }
-
 
 int
 am_sandbox_mkdir(const char *root, const am_sandbox_limits_t *limits, char *dir,

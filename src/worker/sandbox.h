@@ -1,9 +1,10 @@
 /*
  * What confines a run, used by run.c. In the child: the worker binary's
  * "--sandbox" exec mode (am_sandbox_main, declared in run.h) sets the
- * limits, drops to the run's user and execs the runtime. In the worker: the
- * run's private folder, and the adoption, killing and reaping of every
- * process a run leaves behind.
+ * limits, when root puts the run in namespaces of its own (mount, PID,
+ * IPC, UTS, and network when asked), drops to the run's user and execs the
+ * runtime. In the worker: the run's private folder, and the adoption,
+ * killing and reaping of every process a run leaves behind.
  */
 
 #ifndef AM_SANDBOX_H
@@ -23,6 +24,12 @@ typedef struct {
     int   own_uid; /* no other run has this uid */
     uid_t uid;
     gid_t gid;
+
+    /* namespaces, only with drop */
+    int         confine;    /* own mount, PID, IPC and UTS namespaces */
+    int         no_network; /* and an empty network namespace */
+    long        tmp_mb;     /* one tmpfs for /tmp, /dev/shm, the run folder */
+    const char *hidden;     /* ':'-separated paths covered by empty ones */
 } am_sandbox_limits_t;
 
 

@@ -680,6 +680,59 @@ am_webhook_check_url(const char *url, char *err, size_t errlen)
 }
 
 
+/*
+ * The webhook-signature value: a signature for each secret of a list
+ * separated by single spaces, in its order, space-separated as Standard
+ * Webhooks lists them, so that a receiver holding either secret accepts the
+ * delivery while a rotation overlaps. out holds AM_WEBHOOK_SIGNATURES_LEN
+ * bytes.
+ */
+static int
+am_webhook_sign_all(const char *secrets, const char *msg_id, long ts,
+    const char *body, size_t len, char *out)
+{
+    const char *p, *end;
+    size_t      n, used;
+    char        secret[6 + AM_WEBHOOK_SECRET_MAX + 1];
+    int         count, rc;
+
+    used = 0;
+    count = 0;
+
+    for (p = secrets; *p != '\0'; p = (*end == ' ') ? end + 1 : end) {
+        end = strchr(p, ' ');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+
+        n = (size_t) (end - p);
+        if (n == 0 || n >= sizeof(secret) || count == AM_WEBHOOK_SECRETS_MAX) {
+            return -1;
+        }
+
+        memcpy(secret, p, n);
+        secret[n] = '\0';
+
+        if (count > 0) {
+            out[used++] = ' ';
+        }
+
+        rc = am_webhook_sign(secret, msg_id, ts, body, len, out + used,
+            AM_WEBHOOK_SIGNATURES_LEN - used);
+        OPENSSL_cleanse(secret, n);
+
+        if (rc != 0) {
+            return -1;
+        }
+
+        used += strlen(out + used);
+        count++;
+    }
+
+    return count > 0 ? 0 : -1;
+}
+
+
 /* The request's headers: the caller's, then the engine's own. */
 static int
 am_webhook_build_headers(am_webhook_delivery_t *d, const char *const *headers,
@@ -688,7 +741,7 @@ am_webhook_build_headers(am_webhook_delivery_t *d, const char *const *headers,
 {
     struct curl_slist *l;
     size_t             i;
-    char               sig[AM_WEBHOOK_SIGNATURE_LEN], tsbuf[24];
+    char               sig[AM_WEBHOOK_SIGNATURES_LEN], tsbuf[24];
 
     for (i = 0; i < nheaders; i++) {
         if (!am_webhook_header_valid(headers[2 * i], headers[2 * i + 1])) {
@@ -707,9 +760,7 @@ am_webhook_build_headers(am_webhook_delivery_t *d, const char *const *headers,
     }
 
     if (secret != NULL) {
-        if (am_webhook_sign(
-                secret, msg_id, ts, body, body_len, sig, sizeof(sig))
-            != 0) {
+        if (am_webhook_sign_all(secret, msg_id, ts, body, body_len, sig) != 0) {
             snprintf(err, errlen, "invalid secret");
             return -1;
         }

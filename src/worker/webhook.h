@@ -16,6 +16,13 @@
 /* "v1," and the base64 of a SHA-256 HMAC, plus NUL */
 #define AM_WEBHOOK_SIGNATURE_LEN 48
 
+/* the secret in force and, while a rotation overlaps, the one it replaced */
+#define AM_WEBHOOK_SECRETS_MAX 2
+
+/* as many signatures separated by spaces, plus NUL */
+#define AM_WEBHOOK_SIGNATURES_LEN \
+    (AM_WEBHOOK_SECRETS_MAX * AM_WEBHOOK_SIGNATURE_LEN)
+
 typedef struct am_webhook_engine_s am_webhook_engine_t;
 
 typedef struct {
@@ -59,7 +66,9 @@ void am_webhook_engine_free(am_webhook_engine_t *e);
  * Content-Type is always application/json, Expect is sent empty, and the
  * webhook-* headers are the engine's. With msg_id, the request carries the
  * Standard Webhooks headers webhook-id (msg_id) and webhook-timestamp (ts),
- * and with a secret ("whsec_<base64>") webhook-signature too.
+ * and with a secret ("whsec_<base64>") webhook-signature too. secret may
+ * list up to AM_WEBHOOK_SECRETS_MAX secrets separated by single spaces: the
+ * delivery then carries one signature made with each, in that order.
  *
  * 0: cb will be called exactly once, from the loop, never from this call.
  * -1: nothing started, err says why ("invalid URL", "unsupported URL

@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,9 +30,12 @@
 
 /*
  * When root, the runs' user: not nobody, whose process limit is shared with
- * whatever else runs as nobody on the machine.
+ * whatever else runs as nobody on the machine, nor one fixed uid, which
+ * test runs of other checkouts on the same machine would share; above the
+ * worker's run users.
  */
-#define AM_TEST_UID 64321
+#define AM_TEST_UID_BASE 5000000
+#define AM_TEST_UID_SLOTS 1000000
 
 
 typedef struct {
@@ -48,9 +54,10 @@ typedef struct {
 } am_test_run_t;
 
 
-static char am_test_err[256];
-static char am_test_dir[64];
-static char am_test_self[PATH_MAX];
+static char  am_test_err[256];
+static uid_t am_test_uid;
+static char  am_test_dir[64];
+static char  am_test_self[PATH_MAX];
 
 static uv_loop_t      *am_test_loop;
 static am_run_config_t am_test_cfg;
@@ -111,8 +118,9 @@ am_test_cb(void *data, am_run_result_t *r)
 
 
 static am_run_t *
-am_test_start(am_test_run_t *t, const am_run_config_t *cfg, const char *runtime,
-    const char *code, const char *payload, long timeout)
+am_test_start_net(am_test_run_t *t, const am_run_config_t *cfg,
+    const char *runtime, const char *code, const char *payload, long timeout,
+    const char *network)
 {
     am_run_t *run;
 
@@ -121,7 +129,7 @@ am_test_start(am_test_run_t *t, const am_run_config_t *cfg, const char *runtime,
     am_test_err[0] = '\0';
 
     run = am_run_start(am_test_loop, cfg, runtime, code, strlen(code), payload,
-        strlen(payload), timeout, am_test_cb, t, am_test_err,
+        strlen(payload), timeout, network, am_test_cb, t, am_test_err,
         sizeof(am_test_err));
 
     if (run != NULL) {
@@ -129,6 +137,14 @@ am_test_start(am_test_run_t *t, const am_run_config_t *cfg, const char *runtime,
     }
 
     return run;
+}
+
+
+static am_run_t *
+am_test_start(am_test_run_t *t, const am_run_config_t *cfg, const char *runtime,
+    const char *code, const char *payload, long timeout)
+{
+    return am_test_start_net(t, cfg, runtime, code, payload, timeout, NULL);
 }
 
 
@@ -492,14 +508,21 @@ am_test_limits(void)
     am_test_clear(&t);
 
     am_test_run(&t, "sh", "b() { b | b & }\nb\nsleep 5\n", "{}", 1500);
-    am_test_ok(t.done == 1 && t.status == AM_RUN_TIMED_OUT && t.group_gone
-                   && t.wall_ms < 4000 && am_test_has(t.log, "fork"),
+    /* confined, the run ends as soon as its main shell cannot fork */
+    am_test_ok(t.done == 1
+                   && (t.status == AM_RUN_ERROR || t.status == AM_RUN_TIMED_OUT)
+                   && t.group_gone && t.wall_ms < 4000
+                   && am_test_has(t.log, "fork"),
         "sh fork bomb: %s after %ld ms, no process left",
         t.error ? t.error : "(no error)", t.wall_ms);
     am_test_clear(&t);
 
-    am_test_run(
-        &t, "sh", "sleep 100 &\necho \"{\\\"pid\\\": $!}\"", "{}", 5000);
+    /* pids a run prints are the test's only when the run is unconfined */
+    cfg = am_test_cfg;
+    cfg.unconfined = 1;
+
+    am_test_run_cfg(
+        &t, &cfg, "sh", "sleep 100 &\necho \"{\\\"pid\\\": $!}\"", "{}", 5000);
     pid = am_test_json_long(t.output, "pid");
     am_test_expect(&t, "background grandchild: the run succeeds",
         AM_RUN_SUCCESS, t.output, NULL);
@@ -507,7 +530,7 @@ am_test_limits(void)
         "background grandchild %ld killed and reaped", pid);
     am_test_clear(&t);
 
-    am_test_run(&t, "sh",
+    am_test_run_cfg(&t, &cfg, "sh",
         "setsid sleep 100 >/dev/null 2>&1 &\necho \"{\\\"pid\\\": $!}\"", "{}",
         5000);
     pid = am_test_json_long(t.output, "pid");
@@ -516,7 +539,7 @@ am_test_limits(void)
         "setsid escapee %ld killed and reaped", pid);
     am_test_clear(&t);
 
-    am_test_run(&t, "python",
+    am_test_run_cfg(&t, &cfg, "python",
         "import os, time\n"
         "r, w = os.pipe()\n"
         "if os.fork() == 0:\n"
@@ -620,8 +643,11 @@ am_test_isolation(void)
             "printf '[%s, %s, \"%s\", \"%s\"]' \"$(id -u)\" \"$(id -g)\" "
             "\"$(id -G)\" \"$(stat -c '%a %u' .)\"",
             "{}", 5000);
+        snprintf(expect, sizeof(expect), "[%d,%d,\"%d\",\"700 %d\"]",
+            (int) am_test_uid, (int) am_test_uid, (int) am_test_uid,
+            (int) am_test_uid);
         am_test_expect(&t, "as root: runs as its user, no groups, 0700 folder",
-            AM_RUN_SUCCESS, "[64321,64321,\"64321\",\"700 64321\"]", NULL);
+            AM_RUN_SUCCESS, expect, NULL);
     } else {
         snprintf(expect, sizeof(expect), "[%d]", (int) getuid());
         am_test_run(&t, "sh", "printf '[%s]' \"$(id -u)\"", "{}", 5000);
@@ -635,6 +661,284 @@ am_test_isolation(void)
                                  "b\xef\xbf\xbd"
                                  "c"),
         "the log is made valid UTF-8");
+    am_test_clear(&t);
+}
+
+
+/* How many processes of the machine have text in their command line. */
+static int
+am_test_procs_with(const char *text)
+{
+    struct dirent *de;
+    char           path[300], cmdline[4096];
+    DIR           *d;
+    size_t         n, i;
+    FILE          *f;
+    int            found;
+
+    d = opendir("/proc");
+    if (d == NULL) {
+        return -1;
+    }
+
+    found = 0;
+
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9') {
+            continue;
+        }
+
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+        f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+
+        n = fread(cmdline, 1, sizeof(cmdline) - 1, f);
+        fclose(f);
+
+        for (i = 0; i < n; i++) {
+            cmdline[i] = cmdline[i] == '\0' ? ' ' : cmdline[i];
+        }
+        cmdline[n] = '\0';
+
+        found += strstr(cmdline, text) != NULL;
+    }
+
+    closedir(d);
+
+    return found;
+}
+
+
+/* A listening socket on 127.0.0.1; its port, or -1. */
+static int
+am_test_listen(int *fd)
+{
+    struct sockaddr_in sin;
+    socklen_t          len;
+
+    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof(sin);
+
+    if (*fd == -1 || bind(*fd, (struct sockaddr *) &sin, sizeof(sin)) != 0
+        || listen(*fd, 16) != 0
+        || getsockname(*fd, (struct sockaddr *) &sin, &len) != 0) {
+        return -1;
+    }
+
+    return ntohs(sin.sin_port);
+}
+
+
+/* A run whose output must be exactly expected, its result shown if not. */
+static void
+am_test_says(const am_run_config_t *cfg, const char *name, const char *code,
+    const char *expected)
+{
+    am_test_run_t t;
+
+    am_test_run_cfg(&t, cfg, "sh", code, "{}", 10000);
+    am_test_expect(&t, name, AM_RUN_SUCCESS, expected, NULL);
+    am_test_clear(&t);
+}
+
+
+/*
+ * As root: each run in its own mount, PID, IPC, UTS (and network)
+ * namespaces, with its own tmpfs, the host read-only and secrets hidden.
+ */
+static void
+am_test_confined(void)
+{
+    am_run_config_t cfg;
+    am_test_run_t   t, other;
+    struct stat     st;
+    char msg[512], code[1024], hide[64], root[64], file[80], mark[32];
+    int  port, lfd, fd;
+
+    cfg = am_test_cfg;
+    am_run_confinement(&cfg, msg, sizeof(msg));
+
+    if (geteuid() != 0) {
+        am_test_ok(cfg.unconfined && am_test_has(msg, "not root")
+                       && am_test_has(msg, "\"network\": \"none\" is not"),
+            "not root: runs are not confined, and the log says so: %s", msg);
+        return;
+    }
+
+    am_test_ok(!cfg.unconfined && msg[0] == '\0',
+        "as root: runs can be confined%s%s", msg[0] ? ": " : "", msg);
+    if (cfg.unconfined) {
+        return;
+    }
+
+    cfg.unconfined = 1;
+    am_run_confinement(&cfg, msg, sizeof(msg));
+    am_test_ok(am_test_has(msg, "runs are not confined (confinement is turned "
+                                "off): they see the host's processes"),
+        "confinement turned off is said: %s", msg);
+
+    cfg = am_test_cfg;
+
+    snprintf(code, sizeof(code),
+        "n=$(ls /proc | grep -c '^[0-9]')\n"
+        "[ -e /proc/%d ] && echo '\"the test is visible\"' && exit\n"
+        "[ \"$n\" -le 5 ] && grep -q -- --sandbox /proc/1/cmdline "
+        "&& echo '\"own processes\"' || ps ax >&2",
+        (int) getpid());
+    am_test_says(
+        &cfg, "a run sees its own processes only", code, "\"own processes\"");
+
+    am_test_says(&cfg, "a run has its own host name",
+        "printf '\"%s\"' "
+        "\"$(hostname)\"",
+        "\"automation\"");
+
+    am_test_says(&cfg, "/tmp and /dev/shm are writable",
+        "echo x > /tmp/am-test-mark && echo y > /dev/shm/am-test-mark "
+        "&& echo '\"written\"'",
+        "\"written\"");
+    am_test_ok(stat("/tmp/am-test-mark", &st) == -1 && errno == ENOENT
+                   && stat("/dev/shm/am-test-mark", &st) == -1
+                   && errno == ENOENT,
+        "what a run writes in /tmp and /dev/shm is not the host's");
+    am_test_says(&cfg, "nor the next run's",
+        "printf '\"%s\"' \"$(ls -A /dev/shm; ls /tmp/am-test-mark 2>&1 "
+        "| grep -v 'No such')\"",
+        "\"\"");
+
+    cfg.tmp_mb = 4;
+    am_test_says(&cfg, "the quota holds in /tmp",
+        "head -c 8000000 /dev/zero > /tmp/big 2>/dev/null "
+        "&& echo '\"written\"' || echo '\"full\"'",
+        "\"full\"");
+    am_test_says(&cfg, "and in the run folder",
+        "head -c 8000000 /dev/zero > big 2>/dev/null "
+        "&& echo '\"written\"' || echo '\"full\"'",
+        "\"full\"");
+    am_test_says(&cfg, "for both together, with /dev/shm",
+        "head -c 2500000 /dev/zero > /tmp/a && head -c 2500000 /dev/zero "
+        "> /dev/shm/b 2>/dev/null && echo '\"written\"' || echo '\"full\"'",
+        "\"full\"");
+    cfg.tmp_mb = 0;
+
+    am_test_says(&cfg, "the host is read-only, even where its mode says not",
+        "touch /var/tmp/am-test-$$ 2>/dev/null && echo '\"written\"' "
+        "|| echo '\"read-only\"'",
+        "\"read-only\"");
+
+    /* a folder and a file a run's user may read, but must not */
+    snprintf(hide, sizeof(hide), "/var/tmp/am-test-hide-XXXXXX");
+    snprintf(file, sizeof(file), "%s.conf", hide);
+    if (mkdtemp(hide) == NULL || chmod(hide, 0755) != 0) {
+        am_test_bail("mkdtemp /var/tmp");
+    }
+    snprintf(file, sizeof(file), "%s.conf", hide);
+    snprintf(msg, sizeof(msg), "%s/key", hide);
+    fd = open(msg, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd == -1 || write(fd, "secret", 6) != 6 || close(fd) != 0) {
+        am_test_bail("write the key");
+    }
+    fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd == -1 || write(fd, "password", 8) != 8 || close(fd) != 0) {
+        am_test_bail("write the conf");
+    }
+
+    snprintf(code, sizeof(code),
+        "printf '\"%%s\"' \"$(cat %s/key %s 2>/dev/null; ls -A %s)\"", hide,
+        file, hide);
+    snprintf(msg, sizeof(msg), "%s:%s", hide, file);
+    cfg.hidden = msg;
+    am_test_says(
+        &cfg, "hidden paths: a folder is empty, a file too", code, "\"\"");
+    cfg.hidden = "";
+    snprintf(msg, sizeof(msg), "\"secretpasswordkey\"");
+    am_test_says(
+        &cfg, "(which the run reads when they are not hidden)", code, msg);
+    cfg.hidden = NULL;
+    snprintf(msg, sizeof(msg), "%s/key", hide);
+    (void) unlink(msg);
+    (void) unlink(file);
+    (void) rmdir(hide);
+
+    /* another run's folder, while it runs, under /tmp and elsewhere */
+    snprintf(root, sizeof(root), "/var/tmp/am-test-root-XXXXXX");
+    if (mkdtemp(root) == NULL || chmod(root, 0711) != 0) {
+        am_test_bail("mkdtemp /var/tmp");
+    }
+
+    cfg.tmp_root = am_test_dir;
+    while (cfg.tmp_root != NULL) {
+        am_test_start(&other, &cfg, "sh", "sleep 1; echo 1", "{}", 10000);
+        am_test_start(&t, &cfg, "sh",
+            "[ \"$(ls -A ..)\" = \"$(basename \"$PWD\")\" ] "
+            "&& echo '\"alone\"' || ls -la .. >&2",
+            "{}", 10000);
+        uv_run(am_test_loop, UV_RUN_DEFAULT);
+        am_test_expect(&t,
+            cfg.tmp_root == root
+                ? "a run sees no other run's folder (elsewhere)"
+                : "a run sees no other run's folder (in /tmp)",
+            AM_RUN_SUCCESS, "\"alone\"", NULL);
+        am_test_ok(am_test_eq(other.output, "1"), "while the other one ran");
+        am_test_clear(&t);
+        am_test_clear(&other);
+        cfg.tmp_root = cfg.tmp_root == root ? NULL : root;
+    }
+
+    (void) rmdir(root);
+    cfg.tmp_root = am_test_dir;
+
+    port = am_test_listen(&lfd);
+    if (port < 0) {
+        am_test_bail("listen");
+    }
+
+    snprintf(code, sizeof(code),
+        "import socket\n"
+        "socket.create_connection(('127.0.0.1', %d), 2).close()\n"
+        "output = 'connected'\n",
+        port);
+    am_test_start_net(&t, &cfg, "python", code, "{}", 10000, "default");
+    uv_run(am_test_loop, UV_RUN_DEFAULT);
+    am_test_expect(&t, "network default: a run connects to the host",
+        AM_RUN_SUCCESS, "\"connected\"", NULL);
+    am_test_clear(&t);
+
+    am_test_start_net(&t, &cfg, "python", code, "{}", 10000, "none");
+    uv_run(am_test_loop, UV_RUN_DEFAULT);
+    am_test_expect(&t, "network none: it cannot", AM_RUN_ERROR, NULL,
+        "Network is unreachable");
+    am_test_clear(&t);
+    close(lfd);
+
+    am_test_start_net(&t, &cfg, "sh",
+        "printf '\"%s\"' \"$(tail -n +3 /proc/net/dev | cut -d: -f1 "
+        "| tr -d ' \\n')\"",
+        "{}", 10000, "none");
+    uv_run(am_test_loop, UV_RUN_DEFAULT);
+    am_test_expect(
+        &t, "network none: only lo is there", AM_RUN_SUCCESS, "\"lo\"", NULL);
+    am_test_clear(&t);
+
+    am_test_start_net(&t, &cfg, "sh", "true", "{}", 1000, "internet");
+    am_test_ok(t.pid == 0
+                   && am_test_eq(am_test_err, "unknown network "
+                                              "\"internet\""),
+        "an unknown network does not start: %s", am_test_err);
+
+    /* sleeps this test can tell from anything else on the machine */
+    snprintf(mark, sizeof(mark), "sleep 99.%d", (int) getpid());
+    snprintf(
+        code, sizeof(code), "%s & %s & setsid %s & echo 1", mark, mark, mark);
+    am_test_run(&t, "sh", code, "{}", 5000);
+    am_test_ok(t.done == 1 && am_test_eq(t.output, "1")
+                   && am_test_procs_with(mark) == 0,
+        "what a run left behind is gone with it");
     am_test_clear(&t);
 }
 
@@ -838,8 +1142,9 @@ am_test_setup(void)
     am_test_cfg.nruntimes = i;
     am_test_cfg.tmp_root = am_test_dir;
     am_test_cfg.self_path = am_test_self;
-    am_test_cfg.uid = AM_TEST_UID;
-    am_test_cfg.gid = AM_TEST_UID;
+    am_test_uid = AM_TEST_UID_BASE + (uid_t) getpid() % AM_TEST_UID_SLOTS;
+    am_test_cfg.uid = am_test_uid;
+    am_test_cfg.gid = am_test_uid;
 
     fd = open("/dev/null", O_RDONLY);
     if (fd == -1 || dup2(fd, AM_TEST_LEAK_FD) == -1) {
@@ -892,6 +1197,7 @@ main(int argc, char **argv)
     am_test_python();
     am_test_limits();
     am_test_isolation();
+    am_test_confined();
     am_test_big_payload();
     am_test_concurrency();
     am_test_runtimes_config();

@@ -798,6 +798,50 @@ am_test_delivered(am_webhook_engine_t *e)
 }
 
 
+/*
+ * During a rotation's overlap the engine gets two secrets, the new one
+ * first: one signature each, in that order (Standard Webhooks' list).
+ */
+static void
+am_test_rotation(am_webhook_engine_t *e)
+{
+    /* 25 bytes: base64 with its padding, as an imported secret may be */
+    static const char *new_secret =
+        "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGA==";
+
+    am_test_got_t got;
+    const char   *v;
+    char          sig[AM_WEBHOOK_SIGNATURE_LEN], both[256], err[256];
+
+    am_test_ok(am_webhook_sign(new_secret, AM_TEST_MSG_ID, AM_TEST_TS,
+                   AM_TEST_BODY, strlen(AM_TEST_BODY), sig, sizeof(sig))
+                   == 0,
+        "rotation: a padded secret signs");
+
+    snprintf(both, sizeof(both), "%s %s", new_secret, AM_TEST_SECRET);
+    am_test_post(e, am_test_url, AM_SRV_OK, NULL, 0, both, &got, "rotation");
+
+    snprintf(both, sizeof(both), "%s %s", sig, AM_TEST_SIG);
+    v = am_srv_header("webhook-signature");
+    am_test_ok(got.res.delivered && v && strcmp(v, both) == 0,
+        "rotation: v1,<new> v1,<old> (%s)", v ? v : "none");
+
+    snprintf(both, sizeof(both), "%s %s %s", new_secret, AM_TEST_SECRET,
+        AM_TEST_SECRET);
+    am_test_ok(am_webhook_post(e, am_test_url, NULL, 0, "{}", 2, both, "msg_1",
+                   1, am_test_record, &got, err, sizeof(err))
+                       == -1
+                   && strcmp(err, "invalid secret") == 0,
+        "rotation: three secrets are refused");
+
+    snprintf(both, sizeof(both), "%s  %s", new_secret, AM_TEST_SECRET);
+    am_test_ok(am_webhook_post(e, am_test_url, NULL, 0, "{}", 2, both, "msg_1",
+                   1, am_test_record, &got, err, sizeof(err))
+                   == -1,
+        "rotation: an empty secret between two spaces is refused");
+}
+
+
 static void
 am_test_failures(am_webhook_engine_t *e, am_webhook_engine_t *fast)
 {
@@ -1118,6 +1162,7 @@ main(void)
     am_test_addresses();
     am_test_invalid(e);
     am_test_delivered(e);
+    am_test_rotation(e);
     am_test_failures(e, fast);
     am_test_private(strict);
     am_test_concurrent(e);
