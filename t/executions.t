@@ -9,6 +9,10 @@
 use strict;
 use warnings;
 
+use Digest::SHA qw(sha1_hex);
+use FindBin;
+use IO::Select;
+use IO::Socket::INET;
 use JSON::PP;
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -27,6 +31,7 @@ my $API = '/automations/v1/';
 my $START = '/api/start-automation/';
 my $EXEC = qr/^exec_[0-9a-f]{24}$/;
 my $SLOW = $t->valgrind ? 6 : 1;
+my $ROOT = "$FindBin::Bin/..";
 
 $t->start_redis;
 $t->ctl('project', 'create', $_) for 'demo', 'other';
@@ -194,6 +199,32 @@ subtest 'input is validated before anything is queued' => sub {
 
     $r = api(POST => "${API}typed/run", json => {});
     is($r->{status}, 200, 'no input: no rows to refuse');
+
+    # compiled once per nginx worker, not per request: 20 async runs call
+    # the enqueue script 20 times, plus at most once more per nginx worker
+    # that had not seen this schema yet (MONITOR counts the calls)
+    my $lib = $t->read_file("$ROOT/redis/lib.lua");
+    my $sha = sha1_hex($lib . "\n"
+                       . $t->read_file("$ROOT/redis/execution_enqueue.lua"));
+    my $mon = IO::Socket::INET->new(PeerAddr => $t->redis_addr)
+        or die "monitor: $!";
+    print $mon "MONITOR\r\n";
+    <$mon>;    # +OK
+    for (1 .. 20) {
+        $r = api(POST => "${API}typed/run", json => { input => [ { id => 1 } ] },
+                 headers => { Prefer => 'respond-async' });
+        $r->{status} == 202 or diag($r->{body});
+    }
+    # the workers' commands go on: read for one second, then stop
+    my ($seen, $sel, $end) = ('', IO::Select->new($mon), time + 1);
+    while ((my $left = $end - time) > 0) {
+        last unless $sel->can_read($left);
+        sysread($mon, $seen, 65536, length $seen) or last;
+    }
+    close $mon;
+    my $spent = () = $seen =~ /"EVALSHA" "$sha"/g;
+    ok($spent >= 20 && $spent <= 22,
+       "20 validated runs: $spent enqueue calls (the schema is cached)");
 };
 
 subtest 'a changed input_schema applies at once' => sub {

@@ -1071,7 +1071,7 @@ am_job_progress(am_job_t *job)
 
     memset(&p, 0, sizeof(p));
 
-    if (!am_progress_read(am_run_dir(job->run), &p)
+    if (!am_progress_read(am_run_pid(job->run), am_run_dir(job->run), &p)
         || memcmp(&p, &job->progress, sizeof(p)) == 0) {
         return;
     }

@@ -1,34 +1,65 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/openat2.h>
 
 #include "worker/progress.h"
 
 #define AM_PROGRESS_READ_MAX 512
 
+/*
+ * Opens dir/.progress as the run sees it: its folder is a tmpfs of its own
+ * mount namespace, reached through /proc/PID/root of its supervisor, and
+ * resolved inside that root without following any symbolic link, so that
+ * nothing the run makes leads out of it.
+ */
+static int
+am_progress_open(pid_t pid, const char *dir)
+{
+    struct open_how how;
+    char            root[64], path[PATH_MAX];
+    int             rfd, fd;
+
+    snprintf(root, sizeof(root), "/proc/%ld/root", (long) pid);
+
+    if (snprintf(path, sizeof(path), "%s/%s", dir, AM_PROGRESS_FILE)
+        >= (int) sizeof(path)) {
+        return -1;
+    }
+
+    rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rfd == -1) {
+        return -1;
+    }
+
+    memset(&how, 0, sizeof(how));
+    how.flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+
+    fd = (int) syscall(SYS_openat2, rfd, path, &how, sizeof(how));
+    close(rfd);
+
+    return fd;
+}
+
 /* The file's first line, NUL-terminated; its length, or -1. */
 static ssize_t
-am_progress_line(const char *dir, char *buf, size_t size)
+am_progress_line(pid_t pid, const char *dir, char *buf, size_t size)
 {
     struct stat st;
     ssize_t     n;
     char       *nl;
-    int         dfd, fd;
+    int         fd;
 
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dfd == -1) {
-        return -1;
-    }
-
-    fd = openat(dfd, AM_PROGRESS_FILE,
-        O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    close(dfd);
-
+    fd = am_progress_open(pid, dir);
     if (fd == -1) {
         return -1;
     }
@@ -53,14 +84,14 @@ am_progress_line(const char *dir, char *buf, size_t size)
 }
 
 int
-am_progress_read(const char *dir, am_progress_t *p)
+am_progress_read(pid_t pid, const char *dir, am_progress_t *p)
 {
     char          buf[AM_PROGRESS_READ_MAX + 1], *end, *m;
     unsigned char c;
     double        f;
     size_t        i;
 
-    if (am_progress_line(dir, buf, sizeof(buf)) < 0) {
+    if (am_progress_line(pid, dir, buf, sizeof(buf)) < 0) {
         return 0;
     }
 

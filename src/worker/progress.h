@@ -9,6 +9,7 @@
 #define AM_PROGRESS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define AM_PROGRESS_FILE ".progress"
 #define AM_PROGRESS_MESSAGE_MAX 200
@@ -19,12 +20,13 @@ typedef struct {
 } am_progress_t;
 
 /*
- * Reads the progress file of the run folder dir, which the run owns and
- * may have made anything: only a regular file with one link is read, at
- * most 512 bytes, without following symbolic links or blocking. Returns 1
+ * Reads the progress file of the run folder dir, as the run's process pid
+ * sees it (its own mount namespace when confined). The run owns the folder
+ * and may have made anything: only a regular file with one link is read,
+ * at most 512 bytes, without following symbolic links or blocking. Returns 1
  * with p filled when it holds a fraction from 0 to 1 (the message keeps
  * printable ASCII, other bytes become '?'); 0 otherwise.
  */
-int am_progress_read(const char *dir, am_progress_t *p);
+int am_progress_read(pid_t pid, const char *dir, am_progress_t *p);
 
 #endif
