@@ -33,7 +33,10 @@ UNITDIR     ?= $(PREFIX)/lib/systemd/system
 PACKAGES = gcc make perl python3 nginx-core nginx-dev libpcre2-dev \
            zlib1g-dev libssl-dev libhiredis-dev libyajl-dev libuv1-dev \
            libcurl4-openssl-dev redis-server redis-tools valgrind wrk curl \
-           openssl debhelper dpkg-dev fakeroot lintian systemd nodejs npm
+           openssl debhelper dpkg-dev fakeroot lintian systemd
+# the webhook tests verify signatures with the standardwebhooks npm library;
+# a Node.js that brings its own npm (nodesource's) is taken as it is
+NODE_PACKAGES = nodejs npm
 
 SHARED_SRCS = src/am_scripts.c src/am_crypto.c src/am_jwt.c src/am_jwt_keys.c \
               src/am_json.c \
@@ -45,7 +48,9 @@ MODULE      = $(BUILD)/ngx_http_automations_module.so
 CLI         = $(BUILD)/automationsctl
 WORKER      = $(BUILD)/automations-worker
 SANDBOX     = $(BUILD)/automations-sandbox
+SANDBOX_LIB = $(BUILD)/automations-sandbox.so
 PY_RUNNER   = $(BUILD)/gen/am_python_runner.c
+PY_WARM     = $(BUILD)/gen/am_python_warm.c
 UNIT_TESTS  = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
               $(SHARED_SRCS) $(SHARED_HDRS) $(GEN) src/am_schema.c
@@ -62,6 +67,7 @@ all: module cli worker unit
 deps:
 	@missing=""; for p in $(PACKAGES); do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing $(NODE_PACKAGES)"; \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
 	    sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
@@ -95,37 +101,44 @@ $(CLI): $(wildcard src/cli/*.c src/cli/*.h) $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 	$(CC) $(AM_CFLAGS) -o $@ $(wildcard src/cli/*.c) $(SHARED_SRCS) $(GEN) \
 	    -lhiredis -lyajl -lcrypto
 
-worker: $(WORKER) $(SANDBOX)
+worker: $(WORKER) $(SANDBOX) $(SANDBOX_LIB)
 
 # the first program of every run: libc only, so that it starts fast
 $(SANDBOX): src/sandbox/main.c src/worker/sandbox.c src/worker/sandbox.h \
             src/worker/run.h src/am_version.h
 	$(CC) $(AM_CFLAGS) -o $@ src/sandbox/main.c src/worker/sandbox.c
 
-# python_runner.py as the C string am_python_runner, written into each
-# python run's folder
-$(PY_RUNNER): src/worker/python_runner.py
+# the same confinement for the warm python parent's children, which call
+# am_sandbox_enter through ctypes instead of executing the binary
+$(SANDBOX_LIB): src/worker/sandbox.c src/worker/sandbox.h src/worker/run.h
+	$(CC) $(AM_CFLAGS) -fPIC -shared -o $@ src/worker/sandbox.c
+
+# src/worker/python_NAME.py as the C string am_python_NAME: the runner,
+# written into each python run's folder, and the warm parent
+$(BUILD)/gen/am_python_%.c: src/worker/python_%.py
 	@mkdir -p $(dir $@)
 	perl -e 'local $$/; $$_ = <>; s/([\\"?])/\\$$1/g; s/\t/\\t/g;' \
 	     -e 's/\n/\\n"\n    "/g; print "/* generated from $<: do not edit */\n\n"' \
-	     -e '. "const char am_python_runner[] =\n    \"$$_\";\n"' $< >$@.tmp
+	     -e '. "const char am_python_$*[] =\n    \"$$_\";\n"' $< >$@.tmp
 	mv $@.tmp $@
 
 $(WORKER): $(wildcard src/worker/*.c src/worker/*.h) $(SHARED_SRCS) \
-           $(SHARED_HDRS) $(GEN) $(PY_RUNNER) src/am_schema.c
+           $(SHARED_HDRS) $(GEN) $(PY_RUNNER) $(PY_WARM) src/am_schema.c
 	$(CC) $(AM_CFLAGS) -o $@ $(wildcard src/worker/*.c) $(SHARED_SRCS) \
-	    src/am_schema.c $(GEN) $(PY_RUNNER) -lhiredis -lyajl -lcrypto -luv \
-	    -lcurl -lpcre2-8 -lm
+	    src/am_schema.c $(GEN) $(PY_RUNNER) $(PY_WARM) -lhiredis -lyajl \
+	    -lcrypto -luv -lcurl -lpcre2-8 -lm
 
 unit: $(UNIT_TESTS)
 
 # unit tests of worker parts link those parts and their libraries
 $(BUILD)/unit/test_run: t/unit/test_run.c t/unit/tap.h src/worker/run.c \
-        src/worker/sandbox.c src/worker/run.h src/worker/sandbox.h \
-        $(SHARED_SRCS) $(SHARED_HDRS) $(PY_RUNNER)
+        src/worker/sandbox.c src/worker/warm.c src/worker/run.h \
+        src/worker/sandbox.h src/worker/warm.h $(SHARED_SRCS) $(SHARED_HDRS) \
+        $(PY_RUNNER) $(PY_WARM) $(SANDBOX) $(SANDBOX_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_run.c src/worker/run.c \
-	    src/worker/sandbox.c src/am_json.c $(PY_RUNNER) -luv -lyajl -lcrypto
+	    src/worker/sandbox.c src/worker/warm.c src/am_json.c $(PY_RUNNER) \
+	    $(PY_WARM) -luv -lyajl -lcrypto
 
 $(BUILD)/unit/test_webhook: t/unit/test_webhook.c t/unit/tap.h \
         src/worker/webhook.c \
@@ -149,6 +162,7 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/tap.h $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 test: deps
 	$(MAKE) all
 	$(MAKE) test-unit
+	$(MAKE) test-fuzz
 	$(MAKE) test-prove
 	$(MAKE) test-valgrind
 
@@ -171,6 +185,8 @@ install: module cli worker
 	    $(DESTDIR)$(NGX_AVAILDIR) $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/default
 	install -m 755 $(WORKER) $(SANDBOX) $(CLI) $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(PREFIX)/lib/automations
+	install -m 644 $(SANDBOX_LIB) $(DESTDIR)$(PREFIX)/lib/automations/
 	install -m 644 $(MODULE) $(DESTDIR)$(NGX_MODDIR)/
 	echo 'load_module $(NGX_MODDIR)/ngx_http_automations_module.so;' \
 	    >$(DESTDIR)$(NGX_AVAILDIR)/mod-http-automations.conf
@@ -207,3 +223,49 @@ $(DEBS) &: $(DEB_SRCS)
 run: deps
 	$(MAKE) all
 	AM_BUILD=$(CURDIR)/$(BUILD) sh src/dev/run.sh
+
+# Fuzz targets, fuzz/fuzz_T.c: `make fuzz` runs each under libFuzzer with
+# ASan and UBSan (clang) for FUZZ_SECONDS; new inputs go to build/fuzz/,
+# crash inputs to fuzz/crashes/T/ (commit them). `make test-fuzz-replay`, part
+# of `make test`, feeds fuzz/corpus/T and fuzz/crashes/T to each target's
+# function with the ordinary compiler (fuzz/replay.c): no clang needed.
+FUZZ_TARGETS = $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -std=c11 -D_DEFAULT_SOURCE \
+                -D_POSIX_C_SOURCE=200809L -Isrc -Ifuzz
+FUZZ_REPLAY   = $(patsubst %,$(BUILD)/fuzz/replay_%,$(FUZZ_TARGETS))
+# the bounded run of every target in `make test` (and so in CI); 0 skips it
+FUZZ_TEST_SECONDS ?= 10
+
+PACKAGES += clang libclang-rt-14-dev
+
+.PHONY: fuzz test-fuzz-replay test-fuzz
+
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c fuzz/fuzz.h \
+        $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(AM_CFLAGS) -Ifuzz -DAM_REPLAY_TARGET='"$*"' -o $@ $< \
+	    fuzz/replay.c $(SHARED_SRCS) $(GEN) -lhiredis -lyajl -lcrypto
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(SHARED_SRCS) \
+        $(SHARED_HDRS) $(GEN)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(SHARED_SRCS) $(GEN) \
+	    -lhiredis -lyajl -lcrypto
+
+test-fuzz-replay: $(FUZZ_REPLAY)
+	prove --exec '' $(FUZZ_REPLAY)
+
+test-fuzz: test-fuzz-replay
+	@[ "$(FUZZ_TEST_SECONDS)" = 0 ] || $(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
+
+fuzz: $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(BUILD)/fuzz/corpus/$$t fuzz/crashes/$$t; \
+	    echo "fuzz $$t for $(FUZZ_SECONDS) s"; \
+	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	        -print_final_stats=1 -artifact_prefix=fuzz/crashes/$$t/ \
+	        $(BUILD)/fuzz/corpus/$$t fuzz/corpus/$$t || exit 1; \
+	done

@@ -3,7 +3,10 @@
 #   1. enqueue throughput of POST /api/start-automation against nginx's own
 #      `return 200` on the same nginx (no worker running meanwhile);
 #   2. worker throughput: two automations-worker processes draining N queued
-#      runs of a trivial sh automation, then of a trivial python one;
+#      runs of a trivial sh automation, then of a trivial python one, with
+#      cold python runs (--python-warm off) and warm ones (the default),
+#      against the floor of cold python starts: the same runner and code
+#      run directly, as many at once as the workers run;
 #   3. sync run overhead: p50 of POST /automations/v1/NAME/run (one client)
 #      minus the p50 of the runs' own execution_time_ms;
 #   4. as root, what confining runs costs: the trivial sh drain of 2. with
@@ -13,13 +16,14 @@
 #      in interleaved rounds.
 #
 #   sh bench/runs.sh     (after `make`; needs wrk, redis-server, redis-cli)
-#   AM_BENCH_SECONDS=10 AM_BENCH_RUNS=5000 AM_BENCH_CONCURRENCY=8
-#   AM_BENCH_SEQUENTIAL=500 (runs per way in 4.)
+#   AM_BENCH_SECONDS=10 AM_BENCH_RUNS=5000 AM_BENCH_PY_RUNS=1000
+#   AM_BENCH_CONCURRENCY=8 AM_BENCH_SEQUENTIAL=500 (runs per way in 4.)
 
 set -eu
 
 . "$(dirname "$0")/lib.sh"
 runs=${AM_BENCH_RUNS:-5000}
+py_runs=${AM_BENCH_PY_RUNS:-1000}
 conc=${AM_BENCH_CONCURRENCY:-8}
 
 bench_start_redis
@@ -82,10 +86,10 @@ $rcli del am:runs >/dev/null
 clear_executions
 
 # 2. worker throughput: queue N runs through the API, then start 2 workers
-# (with the worker options given after the automation)
+# (with the worker options given after the automation and the count)
 drain() {
-    automation=$1
-    shift
+    automation=$1 count=$2
+    shift 2
     cat > "$dir/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{}'
@@ -94,15 +98,15 @@ wrk.headers["X-Api-Key"] = "$pair_api_key"
 local n = 0
 request = function()
     n = n + 1
-    if n > $runs / 2 then return wrk.format("GET", "/ok") end
+    if n > $count / 2 then return wrk.format("GET", "/ok") end
     return wrk.format()
 end
 LUA
     wrk -t2 -c2 -d60s -s "$dir/post.lua" \
         "$base/api/start-automation/bench/$automation" >/dev/null &
     wrk_pid=$!
-    # each wrk thread queues about runs/2, then only asks for /ok
-    until [ "$($rcli xlen am:runs)" -ge $((runs * 9 / 10)) ]; do sleep 0.2; done
+    # each wrk thread queues about count/2, then only asks for /ok
+    until [ "$($rcli xlen am:runs)" -ge $((count * 9 / 10)) ]; do sleep 0.2; done
     sleep 1
     kill $wrk_pid 2>/dev/null; wait $wrk_pid 2>/dev/null || true
     n=$($rcli xlen am:runs)
@@ -118,12 +122,30 @@ LUA
     worker_pids=""
     awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d %.0f\n", n, n / (b - a) }'
 }
-set -- $(drain noop)
+
+# the floor: cold starts of the runner with the same trivial code, no
+# sandbox, as many at once as the two workers run
+floor() {
+    cp "$top/src/worker/python_runner.py" "$dir/python_runner.py"
+    printf 'from datallog import core_task\n@core_task\ndef f(seed):\n    return {}\n' \
+        > "$dir/main.py"
+    t0=$(date +%s.%N)
+    seq "$1" | xargs -P "$2" -n 1 /usr/bin/python3 -I "$dir/python_runner.py" \
+        "$dir/main.py" >/dev/null
+    t1=$(date +%s.%N)
+    awk -v n="$1" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d %.0f\n", n, n / (b - a) }'
+}
+
+set -- $(drain noop "$runs")
 sh_runs=$1 sh_rate=$2
-set -- $(drain noop-py)
-py_runs=$1 py_rate=$2
+set -- $(floor "$py_runs" $((2 * conc)))
+floor_runs=$1 floor_rate=$2
+set -- $(drain noop-py "$py_runs" --python-warm off)
+cold_runs=$1 cold_rate=$2
+set -- $(drain noop-py "$py_runs" --python-warm on)
+warm_runs=$1 warm_rate=$2
 if [ "$(id -u)" = 0 ]; then
-    set -- $(drain noop --no-confine)
+    set -- $(drain noop "$runs" --no-confine)
     free_runs=$1 free_rate=$2
 fi
 
@@ -163,7 +185,13 @@ awk -v a="$start_rps" -v b="$ok_rps" \
     'BEGIN { printf "  ratio: %.1f %% of return 200 (target >= 20 %%)\n", 100 * a / b }'
 echo "workers: 2 processes, --concurrency $conc each"
 printf '  %-34s %10s executions/s (%s runs)  (target >= 500)\n' 'trivial sh' "$sh_rate" "$sh_runs"
-printf '  %-34s %10s executions/s (%s runs)\n' 'trivial python' "$py_rate" "$py_runs"
+printf '  %-34s %10s executions/s (%s runs)\n' 'trivial python, cold' "$cold_rate" "$cold_runs"
+printf '  %-34s %10s executions/s (%s runs)\n' 'trivial python, warm' "$warm_rate" "$warm_runs"
+printf '  %-34s %10s starts/s (%s, %d at once)\n' 'floor: python3 -I runner, cold' \
+    "$floor_rate" "$floor_runs" $((2 * conc))
+awk -v w="$warm_rate" -v c="$cold_rate" -v f="$floor_rate" 'BEGIN {
+    printf "  ratio: warm python runs %.2f x the floor (goal >= 5), cold ones %.2f x\n",
+        w / f, c / f }'
 echo "sync run, 1 client:"
 printf '  request p50 %s ms, p99 %s; automation own p50 %s ms\n' \
     "$(ms "$sync_p50")" "$sync_p99" "$own_p50"

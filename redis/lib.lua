@@ -124,6 +124,17 @@ local function execution_document(e, full)
         return jstr(v ~= '' and v or nil)
     end
 
+    -- every attempt webhook_result.lua kept, oldest first
+    local function attempt_log()
+        local log = {}
+        local n = tonumber(e.webhook_attempt_seq or '0')
+        while n > 0 and e['webhook_attempt:' .. n] ~= nil do
+            table.insert(log, 1, e['webhook_attempt:' .. n])
+            n = n - 1
+        end
+        return '[' .. table.concat(log, ',') .. ']'
+    end
+
     local webhook = 'null'
     if e.webhook ~= nil and e.webhook ~= '' then
         webhook = '{"url":' .. jstr(e.webhook)
@@ -132,7 +143,10 @@ local function execution_document(e, full)
             .. ',"last_status":' .. num(e.webhook_last_status)
             .. ',"last_error":' .. opt(e.webhook_last_error)
             .. ',"next_attempt_at":' .. opt(e.webhook_next_at)
-            .. '}'
+        if full then
+            webhook = webhook .. ',"attempt_log":' .. attempt_log()
+        end
+        webhook = webhook .. '}'
     end
 
     local progress = nil

@@ -1,5 +1,6 @@
 -- Records one delivery attempt: delivered, to be retried later, or dead
--- (the last attempt failed, or the receiver answered 410 Gone).
+-- (the last attempt failed, the receiver answered 410 Gone, or the address
+-- policy refused the URL's addresses).
 -- C names: AM_WEBHOOK_RESULT_* in src/am_scripts.h.
 --
 -- KEYS[1]  webhook schedule
@@ -10,8 +11,22 @@
 -- ARGV[4]  HTTP status (0: none)
 -- ARGV[5]  error or ""
 -- ARGV[6]  delay before the next attempt, ms
+-- ARGV[7]  attempts made before this one, as claimed
+-- ARGV[8]  duration of the attempt, ms
+-- ARGV[9]  the attempt's unique id
 --
 -- Returns the attempts made so far.
+--
+-- Every attempt is listed in the execution, for its status: the hash field
+-- webhook_attempt:<n> holds {attempt, at, duration_ms, status, error}, n
+-- counting every attempt ever recorded (webhook_attempt_seq); the last 50
+-- are kept. The same attempt recorded twice (a reply lost with the
+-- connection) changes nothing the second time. An attempt made under a
+-- lease that ran out, after another worker recorded its own, is listed but
+-- changes neither the count nor the state, unless it was delivered: the
+-- receiver has the delivery then, whatever the other attempt got.
+
+local LOG_MAX = 50
 
 local sec, usec = now()
 local now_ms = sec * 1000 + math.floor(usec / 1000)
@@ -22,6 +37,32 @@ if redis.call('EXISTS', key) == 0 then
     redis.call('ZREM', KEYS[1], ARGV[2])
     redis.call('ZREM', KEYS[2], ARGV[2])
     return 0
+end
+
+local before = tonumber(redis.call('HGET', key, 'webhook_attempts') or '0')
+
+if redis.call('HGET', key, 'webhook_attempt_last_id') == ARGV[9] then
+    return before
+end
+
+local status = tonumber(ARGV[4]) or 0
+local duration = tonumber(ARGV[8]) or 0
+local seq = redis.call('HINCRBY', key, 'webhook_attempt_seq', 1)
+
+redis.call('HSET', key, 'webhook_attempt_last_id', ARGV[9],
+    'webhook_attempt:' .. seq,
+    '{"attempt":' .. string.format('%d', (tonumber(ARGV[7]) or 0) + 1)
+    .. ',"at":' .. jstr(rfc3339(math.floor((now_ms - duration) / 1000)))
+    .. ',"duration_ms":' .. string.format('%d', duration)
+    .. ',"status":' .. (status > 0 and string.format('%d', status) or 'null')
+    .. ',"error":' .. jstr(ARGV[5] ~= '' and ARGV[5] or nil) .. '}')
+
+if seq > LOG_MAX then
+    redis.call('HDEL', key, 'webhook_attempt:' .. (seq - LOG_MAX))
+end
+
+if before ~= tonumber(ARGV[7]) and ARGV[3] ~= 'delivered' then
+    return before
 end
 
 local attempts = redis.call('HINCRBY', key, 'webhook_attempts', 1)

@@ -14,6 +14,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "am_scripts.h"
 #include "ngx_http_automations.h"
 #include "ngx_http_automations_redis.h"
 
@@ -117,9 +118,10 @@ ngx_http_automations_wait_reply(ngx_http_request_t *r, redisReply *reply)
     w->fetching = 0;
 
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
-        && reply->elements == 2
-        && reply->element[0]->type == REDIS_REPLY_INTEGER
-        && reply->element[0]->integer == NGX_HTTP_ACCEPTED && !w->expired) {
+        && reply->elements == AM_HTTP_REPLY_N
+        && reply->element[AM_HTTP_REPLY_STATUS]->type == REDIS_REPLY_INTEGER
+        && reply->element[AM_HTTP_REPLY_STATUS]->integer == NGX_HTTP_ACCEPTED
+        && !w->expired) {
         /* not finished after all (a resync): keep waiting */
         ngx_http_automations_wait_insert(w);
         return;
@@ -156,7 +158,8 @@ ngx_http_automations_wait_fetch(ngx_http_automations_waiter_t *w)
     if (ngx_http_automations_execution_key(r, &ctx->project, &w->sn.str, &key)
             != NGX_OK
         || ngx_http_automations_redis_script(r, ngx_http_automations_wait_reply,
-               "execution_result", 1, &key, 0, NULL)
+               AM_SCRIPT_EXECUTION_RESULT, AM_EXECUTION_RESULT_NKEYS, &key,
+               AM_EXECUTION_RESULT_NARGS, NULL)
                != NGX_OK) {
         /* Redis is unavailable: the run goes on, answer with its URL */
         w->fetching = 0;

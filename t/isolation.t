@@ -6,7 +6,8 @@
 # Redis, nor reach it at all with "network": "none"; what it writes in /tmp
 # and /dev/shm is capped and gone after it; fork bombs, busy loops and
 # memory hogs are contained. After each, the worker still completes a
-# normal run.
+# normal run. Python runs are warm (forked by the worker's warm python
+# parent) unless AM_PYTHON_WARM=off, then cold.
 
 use strict;
 use warnings;
@@ -72,7 +73,7 @@ my $seq = 0;
 sub enqueue {
     my ($runtime, $code, %o) = @_;
     my $name = "a$$-" . ++$seq;
-    my $id = sprintf('exec_%d_%04d', $$, $seq);
+    my $id = sprintf('exec_%08x%08x%08x', $$, int(time), $seq);
 
     $t->redis('HSET', "am:{demo}:automation:$name", automation_name => $name,
         code => $code, runtime => $runtime, description => '',
@@ -136,9 +137,11 @@ sub worker_fine {
 }
 
 my $hidden = join(':', $secrets, @DEFAULT_HIDDEN);
+my $warm = ($ENV{AM_PYTHON_WARM} // 'on') eq 'on';
 $t->spawn(name => 'w', cmd => [ $W, '--redis', $t->redis_addr, '--name', 'w',
         '--concurrency', 4, '--run-tmp-mb', 16, '--run-hide', $hidden,
-        '--max-timeout', 20000, '--memory', 256 ],
+        '--max-timeout', 20000, '--memory', 256,
+        '--python-warm', $warm ? 'on' : 'off' ],
     env => { AUTOMATIONS_REDIS_PASSWORD => $PASSWORD });
 
 ok($t->wait_for(sub { ($t->proc_log('w') // '') =~ /started: redis/ }, 10,
@@ -148,6 +151,16 @@ unlike($t->proc_log('w'), qr/not confined/,
 
 my $redis_port = $t->redis_port;
 my $worker_pid = $t->pid('w');
+
+# the warm parent imports ctypes, the runner does not
+my $forked = "import sys\noutput = 'ctypes' in sys.modules\n";
+run('python', $forked);
+if ($warm) {
+    ok($t->wait_for(sub { $t->proc_log('w') =~ /python warm parent \d+ ready/ },
+        10, 'the warm parent'), 'a warm python parent is ready');
+}
+is(run('python', $forked)->{json} ? 'warm' : 'cold', $warm ? 'warm' : 'cold',
+    'python runs are ' . ($warm ? 'warm' : 'cold'));
 
 # ------------------------------------------------------------ host files
 

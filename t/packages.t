@@ -83,6 +83,8 @@ subtest 'automations-worker: programs, unit, environment file' => sub {
 
     is($files->{"/usr/bin/$_"}, '-rwxr-xr-x', "/usr/bin/$_")
         for qw(automations-worker automations-sandbox automationsctl);
+    is($files->{'/usr/lib/automations/automations-sandbox.so'}, '-rw-r--r--',
+       'the confinement library of warm python runs');
     is($files->{'/lib/systemd/system/automations-worker@.service'},
        '-rw-r--r--', 'the template unit');
     is($files->{'/etc/default/automations-worker'}, '-rw-------',
@@ -107,6 +109,8 @@ subtest 'make install: PREFIX and DESTDIR' => sub {
         for qw(automations-worker automations-sandbox automationsctl);
     ok(-f "$dest/opt/am/lib/nginx/modules/ngx_http_automations_module.so",
        'the module');
+    ok(-f "$dest/opt/am/lib/automations/automations-sandbox.so",
+       'the confinement library of warm python runs');
     is(`cat '$dest/opt/am/share/nginx/modules-available/mod-http-automations.conf'`,
        "load_module /opt/am/lib/nginx/modules/ngx_http_automations_module.so;\n",
        'its load file names where it is');

@@ -312,6 +312,9 @@ EOF
     my $s = start(path_of($r->{headers}{location}), pair => $REF,
                   method => 'GET');
     is($s->{status}, 200, 'status 200');
+    my $log = delete $s->{json}{webhook}{attempt_log};
+    is_deeply([ map { $_->{status} } @{ $log || [] } ], [ 200 ],
+              'the attempt listed');
     is_deeply($s->{json}{webhook}, { url => $hook, state => 'delivered',
         attempts => 1, last_status => 200, last_error => undef,
         next_attempt_at => undef }, 'webhook delivered, 1 attempt, 200');

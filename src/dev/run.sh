@@ -16,31 +16,95 @@ http_port=${AM_HTTP_PORT:-8080}
 redis_port=${AM_REDIS_PORT:-6390}
 workers=${AM_WORKERS:-2}
 ctl="$build/automationsctl --redis 127.0.0.1:$redis_port"
-pids=""
+redis_pid=""
+nginx_pid=""
+worker_pids=""
+stopping=""
 
-stop() {
-    trap - INT TERM EXIT
-    echo
-    echo "stopping..."
-    for pid in $pids; do
-        kill "$pid" 2>/dev/null || true
+# running, and not a zombie waiting to be reaped
+alive() {
+    kill -0 "$1" 2>/dev/null && ! grep -qs '^State:.*Z' "/proc/$1/status"
+}
+
+# Waits up to $1 seconds for the other PIDs to be gone; 1 if some are not.
+wait_gone() {
+    n=$(($1 * 10))
+    shift
+    while [ $n -gt 0 ]; do
+        live=""
+        for pid in "$@"; do
+            if alive "$pid"; then live="$live $pid"; fi
+        done
+        [ -n "$live" ] || return 0
+        sleep 0.1
+        n=$((n - 1))
     done
-    for pid in $pids; do
+    return 1
+}
+
+# Stops the given PIDs: TERM; TERM again after 3 s (a worker then cancels
+# its runs, which stay queued for the next start); KILL after 5 s more.
+stop_pids() {
+    grace=3
+    for sig in TERM TERM KILL; do
+        live=""
+        for pid in "$@"; do
+            if alive "$pid"; then live="$live $pid"; fi
+        done
+        [ -n "$live" ] || break
+        kill -s "$sig" $live 2>/dev/null || true
+        [ "$sig" = KILL ] || wait_gone $grace $live || true
+        grace=5
+    done
+    for pid in "$@"; do
         wait "$pid" 2>/dev/null || true
     done
+}
+
+# Ctrl-C: the workers first, while Redis is there to take their results,
+# then nginx, then Redis. Another Ctrl-C meanwhile kills them all at once.
+stop() {
+    if [ -n "$stopping" ]; then
+        kill -s KILL $worker_pids $nginx_pid $redis_pid 2>/dev/null || true
+        trap - EXIT
+        exit 130
+    fi
+    stopping=1
+    echo
+    echo "stopping..."
+    [ -z "$worker_pids" ] || stop_pids $worker_pids
+    [ -z "$nginx_pid" ] || stop_pids $nginx_pid
+    [ -z "$redis_pid" ] || stop_pids $redis_pid
+    trap - EXIT
     exit 0
 }
-trap stop INT TERM EXIT
+trap stop INT TERM HUP EXIT
+
+# Children run in sessions of their own, so that Ctrl-C reaches this script
+# only, which stops them in order (a worker whose Redis went first would
+# have to give up the results of its runs).
 
 mkdir -p "$run/redis"
 
-redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$run/redis" \
-    --appendonly yes --save '' --daemonize no \
+# Redis has a password, made once: runs can reach Redis over the network,
+# and must not be able to authenticate. It is in files only this user
+# reads, never on a command line (any local user reads those).
+if [ ! -s "$run/redis.password" ]; then
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' \
+        > "$run/redis.password")
+fi
+redis_password=$(cat "$run/redis.password")
+export AUTOMATIONS_REDIS_PASSWORD_FILE="$run/redis.password"
+export REDISCLI_AUTH="$redis_password"
+(umask 077; printf 'requirepass %s\n' "$redis_password" > "$run/redis.conf")
+
+setsid redis-server "$run/redis.conf" --bind 127.0.0.1 --port "$redis_port" \
+    --dir "$run/redis" --appendonly yes --save '' --daemonize no \
     --logfile "$run/redis.log" &
-pids="$!"
+redis_pid=$!
 
 i=0
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
+until redis-cli -p "$redis_port" ping 2>/dev/null | grep -qx PONG; do
     i=$((i + 1))
     [ $i -lt 50 ] || { echo "redis did not start: see $run/redis.log"; exit 1; }
     sleep 0.1
@@ -60,18 +124,20 @@ if ! $ctl project list | grep -qx demo || [ ! -s "$run/credentials" ]; then
     } > "$run/credentials"
 fi
 . "$run/credentials"
+chmod 600 "$run/jwt.secret" "$run/credentials"
 
 jwt=$($ctl jwt mint --key "$run/jwt.secret" --alg HS256 --project demo \
       --role admin --sub demo-user --ttl 86400)
 
-sed -e "s|@MODULE@|$build/ngx_http_automations_module.so|" \
+(umask 077; sed -e "s|@MODULE@|$build/ngx_http_automations_module.so|" \
     -e "s|@RUN@|$run|g" -e "s|@HTTP_PORT@|$http_port|" \
     -e "s|@REDIS@|127.0.0.1:$redis_port|" \
+    -e "s|@REDIS_PASSWORD@|$redis_password|" \
     -e "s|@JWT_SECRET@|$run/jwt.secret|" \
-    "$top/docs/nginx.conf.example" > "$run/nginx.conf"
+    "$top/docs/nginx.conf.example" > "$run/nginx.conf")
 
-/usr/sbin/nginx -p "$run" -c "$run/nginx.conf" -g 'daemon off;' &
-pids="$pids $!"
+setsid /usr/sbin/nginx -p "$run" -c "$run/nginx.conf" -g 'daemon off;' &
+nginx_pid=$!
 
 i=0
 until curl -s -o /dev/null "http://127.0.0.1:$http_port/"; do
@@ -84,10 +150,10 @@ done
 i=0
 while [ $i -lt "$workers" ]; do
     i=$((i + 1))
-    "$build/automations-worker" --redis "127.0.0.1:$redis_port" \
+    setsid "$build/automations-worker" --redis "127.0.0.1:$redis_port" \
         --name "make-run-$i" --allow-private-webhooks \
         2>>"$run/worker.log" &
-    pids="$pids $!"
+    worker_pids="$worker_pids $!"
 done
 
 base="http://127.0.0.1:$http_port"
@@ -97,7 +163,7 @@ cat <<MSG
 The automations gateway is running (Ctrl-C stops it).
 
   nginx    $base   (config: $run/nginx.conf, log: $run/error.log)
-  redis    127.0.0.1:$redis_port   (data: $run/redis)
+  redis    127.0.0.1:$redis_port   (data: $run/redis, password: $run/redis.password)
   workers  $workers   (log: $run/worker.log)
 
 Demo project "demo" and its credentials (also in $run/credentials):

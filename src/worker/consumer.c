@@ -117,10 +117,22 @@ am_job_retry_cb(uv_timer_t *t)
     am_job_step(t->data);
 }
 
-/* Sends the job's Redis write again later, backing off up to 5 s. */
+/*
+ * Sends the job's Redis write again later, backing off up to 5 s; when the
+ * worker is stopping, gives up at once instead: the entry stays pending and
+ * another worker runs the execution again.
+ */
 static void
 am_job_retry(am_job_t *job)
 {
+    if (job->w->draining >= 2) {
+        am_log("execution %s not stored before stopping: it stays queued for "
+               "another worker",
+            job->id[0] ? job->id : job->entry);
+        am_job_remove(job);
+        return;
+    }
+
     job->retry_ms = job->retry_ms ? job->retry_ms * 2 : AM_RETRY_MIN_MS;
     if (job->retry_ms > AM_RETRY_MAX_MS) {
         job->retry_ms = AM_RETRY_MAX_MS;
@@ -1177,9 +1189,10 @@ am_consumer_redis_up(am_worker_t *w, am_rds_t *r)
 }
 
 /*
- * A signal: the first one stops taking entries, and what was taken is
- * finished; the second one also cancels the runs and leaves their entries
- * pending for another worker. Results already produced are still written.
+ * A shutdown step (see am_worker_stop): at 1, no more entries are taken,
+ * and what was taken is finished; from 2, the runs are cancelled and their
+ * entries left pending for another worker, and results already produced
+ * get one more try to be written (a failure is not retried any more).
  */
 void
 am_consumer_drain(am_worker_t *w)
@@ -1213,6 +1226,10 @@ am_consumer_drain(am_worker_t *w)
             }
             break;
         default:
+            if (uv_is_active((uv_handle_t *) &job->timer)) {
+                uv_timer_stop(&job->timer);
+                am_job_step(job);
+            }
             break;
         }
     }

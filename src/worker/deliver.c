@@ -5,6 +5,12 @@
  * with webhook_result.lua: delivered, retried later with backoff and
  * jitter, or dead-lettered. A worker that dies mid-delivery loses nothing:
  * the lease runs out and another worker takes the delivery.
+ *
+ * Deliveries are at least once: a worker that dies after the receiver's
+ * 2xx and before webhook_result lands leaves the lease to run out, and the
+ * delivery is sent again with the same webhook-id. That window is kept as
+ * short as it can be: the engine ends an attempt at the 2xx status and
+ * headers, and the outcome goes to Redis before anything else is done.
  */
 
 #include <stdio.h>
@@ -35,8 +41,10 @@ struct am_delivery_s {
     /* the outcome, kept until webhook_result succeeds */
     const char *outcome; /* delivered, retry, dead */
     long        http_status;
+    long        duration_ms;
     char        error[256];
     uint64_t    delay_ms;
+    char        attempt_id[AM_NAME_MAX + 48]; /* unique: see am_delivery_id */
 
     uv_timer_t timer; /* retries of webhook_result */
     uint64_t   retry_ms;
@@ -93,6 +101,16 @@ am_delivery_result_cb(am_rds_t *r, redisReply *reply, void *data)
             am_log(
                 "webhook %s: webhook_result failed: %s", d->member, reply->str);
         }
+
+        if (d->w->draining >= 2) {
+            /* stopping: the lease runs out and the delivery comes back */
+            am_log("webhook %s: attempt %ld not recorded before stopping, it "
+                   "will be sent again",
+                d->member, d->attempts + 1);
+            am_delivery_remove(d);
+            return;
+        }
+
         d->retry_ms = d->retry_ms ? d->retry_ms * 2 : AM_DELIVER_RETRY_MIN_MS;
         if (d->retry_ms > AM_DELIVER_RETRY_MAX_MS) {
             d->retry_ms = AM_DELIVER_RETRY_MAX_MS;
@@ -108,7 +126,8 @@ am_delivery_result_cb(am_rds_t *r, redisReply *reply, void *data)
  * Records the attempt with webhook_result.lua, again and again until Redis
  * takes it. Should the lease run out meanwhile, another worker may post
  * once more: deliveries are at least once, and receivers deduplicate by
- * webhook-id.
+ * webhook-id. The attempt's id makes a second record of it (after a reply
+ * lost with the connection) change nothing.
  */
 static void
 am_delivery_record(am_delivery_t *d)
@@ -116,7 +135,7 @@ am_delivery_record(am_delivery_t *d)
     am_worker_t *w = d->w;
     const char  *argv[AM_WEBHOOK_RESULT_NKEYS + AM_WEBHOOK_RESULT_NARGS];
     const char **keys, **args;
-    char         status[16], delay[32];
+    char         status[16], delay[32], before[24], duration[24];
 
     if (d->waiting) {
         return;
@@ -127,6 +146,8 @@ am_delivery_record(am_delivery_t *d)
 
     snprintf(status, sizeof(status), "%ld", d->http_status);
     snprintf(delay, sizeof(delay), "%llu", (unsigned long long) d->delay_ms);
+    snprintf(before, sizeof(before), "%ld", d->attempts);
+    snprintf(duration, sizeof(duration), "%ld", d->duration_ms);
 
     keys[AM_WEBHOOK_RESULT_KEY_WEBHOOKS] = w->webhooks;
     keys[AM_WEBHOOK_RESULT_KEY_DEAD] = w->dead;
@@ -136,6 +157,9 @@ am_delivery_record(am_delivery_t *d)
     args[AM_WEBHOOK_RESULT_ARG_HTTP_STATUS] = status;
     args[AM_WEBHOOK_RESULT_ARG_ERROR] = d->error;
     args[AM_WEBHOOK_RESULT_ARG_DELAY_MS] = delay;
+    args[AM_WEBHOOK_RESULT_ARG_ATTEMPTS_BEFORE] = before;
+    args[AM_WEBHOOK_RESULT_ARG_DURATION_MS] = duration;
+    args[AM_WEBHOOK_RESULT_ARG_ATTEMPT_ID] = d->attempt_id;
 
     if (am_rds_eval(&w->cmd, AM_SCRIPT_WEBHOOK_RESULT, AM_WEBHOOK_RESULT_NKEYS,
             AM_WEBHOOK_RESULT_NKEYS + AM_WEBHOOK_RESULT_NARGS, argv, NULL,
@@ -163,7 +187,8 @@ am_delivery_failed(am_delivery_t *d, const am_webhook_result_t *res)
     long         retry_after;
     uint64_t     delay;
 
-    if (res->gone || (size_t) d->attempts + 1 > w->nschedule) {
+    /* a refused address stays refused: a day of retries would not help */
+    if (res->gone || res->refused || (size_t) d->attempts + 1 > w->nschedule) {
         d->outcome = "dead";
         return;
     }
@@ -213,6 +238,7 @@ am_delivery_post_cb(void *data, const am_webhook_result_t *res)
     }
 
     d->http_status = res->http_status;
+    d->duration_ms = res->duration_ms;
     snprintf(d->error, sizeof(d->error), "%s", res->error);
 
     if (res->delivered) {
@@ -222,8 +248,22 @@ am_delivery_post_cb(void *data, const am_webhook_result_t *res)
         am_delivery_failed(d, res);
     }
 
-    am_delivery_log(d);
+    /*
+     * Redis first: the sooner it knows, the fewer deliveries sent twice.
+     * d outlives a removal until the loop closes its timer.
+     */
     am_delivery_record(d);
+    am_delivery_log(d);
+}
+
+/* An id no other attempt of any worker has: the worker, a count, a time. */
+static void
+am_delivery_id(am_delivery_t *d)
+{
+    static unsigned long long n;
+
+    snprintf(d->attempt_id, sizeof(d->attempt_id), "%s/%llu/%llu", d->w->name,
+        ++n, (unsigned long long) uv_hrtime());
 }
 
 /*
@@ -284,6 +324,7 @@ am_delivery_start(am_worker_t *w, redisReply **f)
 
     d->w = w;
     d->attempts = strtol(f[AM_WEBHOOK_CLAIM_REPLY_ATTEMPTS]->str, NULL, 10);
+    am_delivery_id(d);
     uv_timer_init(w->loop, &d->timer);
     d->timer.data = d;
 
@@ -310,8 +351,8 @@ am_delivery_start(am_worker_t *w, redisReply **f)
         d->outcome = "dead";
         snprintf(
             d->error, sizeof(d->error), "%s", err[0] ? err : "cannot post");
-        am_delivery_log(d);
         am_delivery_record(d);
+        am_delivery_log(d);
     }
 
     yajl_tree_free(tree);
@@ -328,6 +369,7 @@ am_deliver_claim_cb(am_rds_t *r, redisReply *reply, void *data)
 
     if (reply == NULL || w->engine == NULL) {
         /* an unposted claim comes back when its lease runs out */
+        am_worker_check_done(w);
         return;
     }
 
@@ -422,17 +464,31 @@ am_deliver_cancel(am_worker_t *w)
 }
 
 /*
- * A signal: no more claims. The first one lets the posts in flight finish
- * (each is bounded by the webhook timeout); the second one cancels them,
- * and their leases bring them back to another worker.
+ * A shutdown step (see am_worker_stop): no more claims. At 1 the posts in
+ * flight finish (each is bounded by the webhook timeout); from 2 they are
+ * cancelled, and their leases bring them back to another worker, and an
+ * outcome not yet recorded gets one more try.
  */
 void
 am_deliver_drain(am_worker_t *w)
 {
+    am_delivery_t *d, *next;
+
     uv_timer_stop(&w->deliver);
 
-    if (w->draining >= 2) {
-        am_deliver_cancel(w);
+    if (w->draining < 2) {
+        return;
+    }
+
+    am_deliver_cancel(w);
+
+    for (d = w->deliveries; d; d = next) {
+        next = d->next;
+
+        if (uv_is_active((uv_handle_t *) &d->timer)) {
+            uv_timer_stop(&d->timer);
+            am_delivery_record(d);
+        }
     }
 }
 

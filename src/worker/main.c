@@ -17,6 +17,19 @@
 #include "am_version.h"
 #include "worker/worker.h"
 
+/*
+ * A shutdown in bounded time, Redis or not: a draining worker whose Redis
+ * is unusable that long cancels its runs (their results could not be
+ * stored); once runs are cancelled, writes still owed get AM_STOP_GRACE_MS;
+ * then the connections are closed, and if runs have still not ended
+ * AM_EXIT_GRACE_MS later, the process exits anyway. Entries not
+ * acknowledged stay pending for other workers: nothing is lost.
+ */
+#define AM_DRAIN_CHECK_MS 250
+#define AM_DRAIN_REDIS_MS 5000
+#define AM_STOP_GRACE_MS 3000
+#define AM_EXIT_GRACE_MS 2000
+
 static const char *am_log_name = "-";
 
 void
@@ -76,6 +89,7 @@ am_worker_close(am_worker_t *w)
     am_deliver_stop(w);
     am_rds_close(&w->reader);
     am_rds_close(&w->cmd);
+    uv_close((uv_handle_t *) &w->stop_timer, NULL);
     uv_close((uv_handle_t *) &w->sigterm, NULL);
     uv_close((uv_handle_t *) &w->sigint, NULL);
 }
@@ -90,30 +104,122 @@ am_worker_check_done(am_worker_t *w)
     }
 }
 
-static void
-am_worker_signal(uv_signal_t *s, int signum)
-{
-    am_worker_t *w = s->data;
+static void am_worker_stop(am_worker_t *w, int level);
 
-    if (w->draining >= 2) {
+/* AM_EXIT_GRACE_MS after the connections were closed: runs still not over. */
+static void
+am_worker_exit_now(uv_timer_t *t)
+{
+    am_worker_t *w = t->data;
+
+    am_log("%d run(s) did not end in time: exiting now, they stay queued",
+        w->njobs);
+    exit(1);
+}
+
+/* AM_STOP_GRACE_MS after the runs were cancelled. */
+static void
+am_worker_stop_timeout(uv_timer_t *t)
+{
+    am_worker_t *w = t->data;
+
+    am_log("results not stored in time: stopping now, their runs stay "
+           "queued for other workers");
+    am_worker_stop(w, 3);
+}
+
+/* Every AM_DRAIN_CHECK_MS of a drain: is Redis there to take results? */
+static void
+am_worker_drain_check(uv_timer_t *t)
+{
+    am_worker_t *w = t->data;
+    uint64_t     now;
+
+    if (w->cmd.ready) {
+        w->redis_down_at = 0;
         return;
     }
 
-    w->draining++;
+    now = uv_now(w->loop);
+    if (w->redis_down_at == 0) {
+        w->redis_down_at = now;
+    }
 
-    if (w->draining == 1) {
-        am_log("%s: finishing %d run(s) and %d webhook(s), then exiting",
-            strsignal(signum), w->njobs, w->ndeliveries);
+    if (now - w->redis_down_at >= AM_DRAIN_REDIS_MS) {
+        am_log("redis unavailable for %d s: cancelling the runs, they stay "
+               "queued for other workers",
+            AM_DRAIN_REDIS_MS / 1000);
+        am_worker_stop(w, 2);
+    }
+}
+
+/*
+ * Takes the shutdown to level: 1 takes no more work and lets what was taken
+ * finish, 2 cancels the runs, 3 closes the Redis connections, dropping
+ * writes still owed. Each level is bounded by the timer it starts.
+ */
+static void
+am_worker_stop(am_worker_t *w, int level)
+{
+    w->draining = level;
+    uv_timer_stop(&w->stop_timer);
+
+    switch (level) {
+    case 1:
         am_rds_close(&w->reader);
-    } else {
-        am_log("%s again: cancelling the runs, they stay queued for other "
-               "workers",
-            strsignal(signum));
+        uv_timer_start(&w->stop_timer, am_worker_drain_check,
+            AM_DRAIN_CHECK_MS, AM_DRAIN_CHECK_MS);
+        break;
+    case 2:
+        uv_timer_start(
+            &w->stop_timer, am_worker_stop_timeout, AM_STOP_GRACE_MS, 0);
+        break;
+    default:
+        uv_timer_start(&w->stop_timer, am_worker_exit_now, AM_EXIT_GRACE_MS, 0);
+
+        /* commands in flight get NULL replies: their jobs may end here */
+        am_rds_close(&w->cmd);
+        if (w->closed) {
+            return;
+        }
     }
 
     am_consumer_drain(w);
     am_deliver_drain(w);
     am_worker_check_done(w);
+}
+
+static void
+am_worker_signal(uv_signal_t *s, int signum)
+{
+    am_worker_t *w = s->data;
+
+    if (w->closed) {
+        return;
+    }
+
+    if (w->draining == 3) {
+        am_log("%s again: exiting now", strsignal(signum));
+        exit(1);
+    }
+
+    switch (w->draining) {
+    case 0:
+        am_log("%s: finishing %d run(s) and %d webhook(s), then exiting",
+            strsignal(signum), w->njobs, w->ndeliveries);
+        break;
+    case 1:
+        am_log("%s again: cancelling the runs, they stay queued for other "
+               "workers",
+            strsignal(signum));
+        break;
+    default:
+        am_log("%s again: stopping now, what is not stored stays queued for "
+               "other workers",
+            strsignal(signum));
+    }
+
+    am_worker_stop(w, w->draining + 1);
 }
 
 /* The two Redis connections; 0, or -1 when the address is wrong. */
@@ -147,6 +253,9 @@ am_worker_start(am_worker_t *w)
     }
 
     am_consumer_start(w);
+
+    uv_timer_init(w->loop, &w->stop_timer);
+    w->stop_timer.data = w;
 
     uv_signal_init(w->loop, &w->sigterm);
     uv_signal_init(w->loop, &w->sigint);
@@ -220,6 +329,8 @@ main(int argc, char **argv)
     if (w.run.self_path == NULL) {
         w.run.self_path = self;
     }
+
+    w.run.log = am_log;
 
     /* what runs cannot be kept from, said once */
     am_run_confinement(&w.run, confinement, sizeof(confinement));

@@ -66,6 +66,8 @@ static int am_opt_runtime(
     am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
 static int am_opt_schedule(
     am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
+static int am_opt_python_warm(
+    am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
 
 /* a row a paragraph: the table reads better than one field a line */
 /* clang-format off */
@@ -152,7 +154,7 @@ static const am_option_t am_options_table[] = {
                 "that size"},
 
     {.flag = "run-hide", .arg = "PATH:PATH...", .env = "AUTOMATIONS_RUN_HIDE",
-        .kind = AM_OPT_STRING, AM_FIELD(run.hidden), .shown = AM_RUN_HIDDEN,
+        .kind = AM_OPT_STRING, AM_FIELD(run.hidden), .dflt = AM_RUN_HIDDEN,
         .help = "what confined runs see empty (besides the other runs' "
                 "folders)"},
 
@@ -162,6 +164,13 @@ static const am_option_t am_options_table[] = {
         .help = "as root, runs without their own mount, PID, IPC, UTS and "
                 "network namespaces (see the README); the variable takes 1 "
                 "or 0"},
+
+    {.flag = "python-warm", .arg = "on|off", .env = "AUTOMATIONS_PYTHON_WARM",
+        .kind = AM_OPT_CALL, .set = am_opt_python_warm, .dflt = "on",
+        .help = "python runs forked by a warm python parent (the runner "
+                "loaded, nothing of any run) instead of a new interpreter "
+                "each, with the same confinement; off: every run starts "
+                "python itself"},
 
     {.flag = "runtime", .arg = "NAME[:FILE]=CMD...",
         .env = "AUTOMATIONS_RUNTIMES", .kind = AM_OPT_CALL,
@@ -358,6 +367,22 @@ am_opt_runtime(
 }
 
 
+static int
+am_opt_python_warm(
+    am_worker_t *w, const char *value, int from_env, char *err, size_t errlen)
+{
+    (void) from_env;
+
+    if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+        snprintf(err, errlen, "\"%s\" is neither on nor off", value);
+        return -1;
+    }
+
+    w->run.python_warm = strcmp(value, "on") == 0;
+    return 0;
+}
+
+
 /* "5s,30s,2m,...": delays in ms, s, m or h; "" for no retry at all. */
 static int
 am_opt_schedule(
@@ -539,7 +564,11 @@ am_opt_usage(FILE *f)
           "completions are published on <prefix>completions.\n"
           "SIGTERM or SIGINT: finish the runs in flight and exit; a second "
           "one\n"
-          "cancels them and leaves them to other workers.\n",
+          "cancels them and leaves them to other workers, as does a Redis "
+          "gone\n"
+          "for 5 s meanwhile; a third one stops at once. Either way the "
+          "worker\n"
+          "is gone within seconds and its runs stay queued.\n",
         f);
 }
 

@@ -27,7 +27,8 @@ import sys
 import traceback
 import types
 
-RUNNER = os.path.abspath(__file__)
+# this file's name in tracebacks, also when the warm parent compiled it
+RUNNER = sys._getframe().f_code.co_filename
 TASKS = []
 
 
@@ -53,7 +54,8 @@ def progress(fraction, message=""):
     if not 0.0 <= fraction <= 1.0:
         raise ValueError("progress: fraction must be from 0 to 1")
     line = "%g %s\n" % (fraction, " ".join(str(message).split()))
-    folder = os.path.dirname(RUNNER)
+    # HOME is the run's folder, whether this runner came from it or warm
+    folder = os.environ.get("HOME") or os.path.dirname(RUNNER)
     tmp = os.path.join(folder, ".progress.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(line)
@@ -190,4 +192,7 @@ def main():
     finish(0, out_fd, text)
 
 
-main()
+# the warm parent (python_warm.py) imports this file and calls main() in
+# each run's child
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,7 @@
 #include "am_json.h"
 #include "worker/run.h"
 #include "worker/sandbox.h"
+#include "worker/warm.h"
 
 #define AM_RUN_MEMORY_MB 512
 #define AM_RUN_MAX_PROCESSES 64
@@ -55,6 +56,7 @@
 
 #define AM_RUN_LOG_TRUNCATED "\n[log truncated]"
 #define AM_RUN_RUNNER "python_runner.py"
+#define AM_RUN_SANDBOX_LIB "automations-sandbox.so"
 
 
 /* generated from src/worker/python_runner.py at build time */
@@ -76,6 +78,8 @@ struct am_run_s {
     uv_work_t    work;
     unsigned     open; /* handles not closed yet */
 
+    am_warm_req_t warm; /* a warm python run: its parent's reports */
+
     pid_t    pid;
     int      uid_slot; /* in am_run_uid_taken, or -1 */
     long     timeout_ms;
@@ -93,6 +97,8 @@ struct am_run_s {
     unsigned cancelled : 1;
     unsigned overflow : 1;
     unsigned log_dropped : 1;
+    unsigned kill_pending : 1; /* warm, killed before its pid was known */
+    unsigned warm_lost : 1;    /* its warm parent died first */
 
     int64_t exit_status;
     int     term_signal;
@@ -379,6 +385,10 @@ am_run_make_result(am_run_t *run)
         snprintf(msg, sizeof(msg), "output too large (limit %zu bytes)",
             run->max_output);
 
+    } else if (run->warm_lost) {
+        snprintf(
+            msg, sizeof(msg), "killed: the warm python parent of the run died");
+
     } else if (sig == SIGXCPU) {
         snprintf(msg, sizeof(msg), "CPU time limit exceeded");
 
@@ -505,7 +515,8 @@ am_run_check(am_run_t *run)
     }
 
     if (!run->group_gone) {
-        run->group_gone = am_sandbox_reap_group(run->pid);
+        /* a warm run lost before its pid was known has no group of ours */
+        run->group_gone = run->pid <= 0 || am_sandbox_reap_group(run->pid);
     }
 
     strays = run->group_gone ? am_sandbox_sweep(am_run_is_live, NULL) : 1;
@@ -525,20 +536,17 @@ am_run_reap_cb(uv_timer_t *timer)
 }
 
 
+/* The run's first process ended (cold: the worker's child; warm: the
+   parent's). */
 static void
-am_run_exit_cb(uv_process_t *process, int64_t exit_status, int term_signal)
+am_run_exited(am_run_t *run, int64_t exit_status, int term_signal)
 {
-    am_run_t *run;
-
-    run = process->data;
-
     run->exited = 1;
     run->exit_status = exit_status;
     run->term_signal = term_signal;
     run->elapsed_ms = (long) ((uv_hrtime() - run->start) / 1000000);
 
     am_run_unlink(run);
-    am_run_close(process);
 
     uv_update_time(run->loop);
     run->reap_until = uv_now(run->loop) + AM_RUN_REAP_MS;
@@ -547,6 +555,73 @@ am_run_exit_cb(uv_process_t *process, int64_t exit_status, int term_signal)
         AM_RUN_REAP_INTERVAL_MS);
 
     am_run_check(run);
+}
+
+
+static void
+am_run_exit_cb(uv_process_t *process, int64_t exit_status, int term_signal)
+{
+    am_run_t *run;
+
+    run = process->data;
+
+    am_run_close(process);
+    am_run_exited(run, exit_status, term_signal);
+}
+
+
+/*
+ * Kills the run's process group. A warm run's pid comes from its parent a
+ * little later than the run starts: until then the kill waits, and its
+ * first process is killed by pid too, since it may not lead its group yet.
+ */
+static void
+am_run_kill(am_run_t *run)
+{
+    if (run->pid <= 0) {
+        run->kill_pending = !run->exited;
+        return;
+    }
+
+    (void) kill(-run->pid, SIGKILL);
+
+    if (!run->exited && run->warm.started != NULL) {
+        (void) kill(run->pid, SIGKILL);
+    }
+}
+
+
+static void
+am_run_warm_started(am_warm_req_t *req, pid_t pid)
+{
+    am_run_t *run;
+
+    run = req->data;
+    run->pid = pid;
+
+    if (run->kill_pending) {
+        am_run_kill(run);
+    }
+}
+
+
+static void
+am_run_warm_exited(am_warm_req_t *req, int status, int lost)
+{
+    am_run_t *run;
+
+    run = req->data;
+
+    if (lost) {
+        run->warm_lost = 1;
+        am_run_exited(run, -1, SIGKILL);
+
+    } else if (WIFSIGNALED(status)) {
+        am_run_exited(run, 0, WTERMSIG(status));
+
+    } else {
+        am_run_exited(run, WEXITSTATUS(status), 0);
+    }
 }
 
 
@@ -561,7 +636,7 @@ am_run_timeout_cb(uv_timer_t *timer)
         run->timed_out = 1;
     }
 
-    (void) kill(-run->pid, SIGKILL);
+    am_run_kill(run);
 }
 
 
@@ -594,7 +669,7 @@ am_run_read_out(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
     if ((size_t) nread > run->max_output - run->output_len) {
         run->overflow = !run->timed_out && !run->cancelled;
-        (void) kill(-run->pid, SIGKILL);
+        am_run_kill(run);
         am_run_close(stream);
         return;
     }
@@ -608,7 +683,7 @@ am_run_read_out(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         p = realloc(run->output, cap);
         if (p == NULL) {
             run->overflow = 1;
-            (void) kill(-run->pid, SIGKILL);
+            am_run_kill(run);
             am_run_close(stream);
             return;
         }
@@ -821,12 +896,72 @@ am_run_pipes(am_run_t *run, uv_file *child)
 
 
 /*
- * Spawns "self --sandbox <limits> -- <command>" in a new session, with a
- * clean environment, in the run folder. 0, or a libuv error.
+ * A python run of the built-in runtime, handed to the warm parent when one
+ * is ready: the same sandbox arguments, environment and folder as a cold
+ * run. 0 when the parent took it.
  */
 static int
-am_run_spawn(am_run_t *run, const char *self, const am_runtime_t *rt,
-    const am_sandbox_limits_t *limits)
+am_run_spawn_warm(am_run_t *run, const am_run_config_t *cfg,
+    const am_runtime_t *rt, char **argv, char **env, const uv_file *child)
+{
+    am_warm_config_t wcfg;
+    char             lib[PATH_MAX];
+    const char      *p;
+    static int       said;
+
+    if (!cfg->python_warm || rt->argv != am_run_python_argv
+        || (p = strrchr(argv[0], '/')) == NULL
+        || (size_t) snprintf(lib, sizeof(lib), "%.*s/" AM_RUN_SANDBOX_LIB,
+               (int) (p - argv[0]), argv[0])
+               >= sizeof(lib)) {
+        return -1;
+    }
+
+    /* beside the sandbox in a build tree, in its lib folder once installed */
+    if (access(lib, R_OK) != 0
+        && (size_t) snprintf(lib, sizeof(lib),
+               "%.*s/../lib/automations/" AM_RUN_SANDBOX_LIB,
+               (int) (p - argv[0]), argv[0])
+               >= sizeof(lib)) {
+        return -1;
+    }
+
+    if (access(lib, R_OK) != 0) {
+        if (!said && cfg->log != NULL) {
+            cfg->log("python runs start cold: no %s", lib);
+        }
+        said = 1;
+        return -1;
+    }
+
+    wcfg.lib = lib;
+    wcfg.runner = am_python_runner;
+    wcfg.log = cfg->log;
+
+    run->warm.data = run;
+    run->warm.started = am_run_warm_started;
+    run->warm.exited = am_run_warm_exited;
+
+    run->start = uv_hrtime();
+
+    if (am_warm_run(run->loop, &wcfg, &run->warm, argv, env, run->dir, child)
+        != 0) {
+        run->warm.started = NULL;
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Spawns "self --sandbox <limits> -- <command>" in a new session, with a
+ * clean environment, in the run folder, or has the warm python parent fork
+ * it. 0, or a libuv error.
+ */
+static int
+am_run_spawn(am_run_t *run, const am_run_config_t *cfg, const char *self,
+    const am_runtime_t *rt, const am_sandbox_limits_t *limits)
 {
     uv_process_options_t opts;
     uv_stdio_container_t stdio[3];
@@ -853,7 +988,7 @@ am_run_spawn(am_run_t *run, const char *self, const am_runtime_t *rt,
         rc = UV_ENOMEM;
     }
 
-    if (rc == 0) {
+    if (rc == 0 && am_run_spawn_warm(run, cfg, rt, argv, env, child) != 0) {
         memset(&opts, 0, sizeof(opts));
         for (i = 0; i < 3; i++) {
             stdio[i].flags = UV_INHERIT_FD;
@@ -898,7 +1033,7 @@ am_run_begin(am_run_t *run)
     uv_buf_t buf;
 
     run->spawned = 1;
-    run->pid = run->process.pid;
+    run->pid = run->process_init ? run->process.pid : run->warm.pid;
     run->next = am_run_live;
     am_run_live = run;
 
@@ -1267,7 +1402,7 @@ am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     run->timer.data = run;
     run->open = 1;
 
-    rc = am_run_spawn(run, self, rt, &limits);
+    rc = am_run_spawn(run, cfg, self, rt, &limits);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start %s: %s", self, uv_strerror(rc));
         (void) am_sandbox_rmtree(run->dir);
@@ -1292,7 +1427,7 @@ am_run_cancel(am_run_t *run)
         run->cancelled = 1;
     }
 
-    (void) kill(-run->pid, SIGKILL);
+    am_run_kill(run);
 }
 
 

@@ -51,6 +51,11 @@ typedef struct {
                                    run's own folder */
     int unconfined;             /* no namespaces even as root (set by
                                    am_run_confinement when they fail) */
+    int python_warm;            /* python runs of the built-in runtime
+                                   forked by a warm python parent (see
+                                   warm.h); off when 0 */
+    void (*log)(const char *fmt, ...); /* what the warm parent has to say
+                                          (started, died), or NULL */
 } am_run_config_t;
 
 #define AM_RUN_HIDDEN                                                          \
@@ -138,5 +143,16 @@ void am_run_free_runtime(am_runtime_t *rt);
  * the runtime, never returning; otherwise it returns 0.
  */
 int am_sandbox_main(int argc, char **argv);
+
+/*
+ * All of the sandbox mode but the exec: in a process that is its own
+ * process group's leader and in the run folder, it applies the limits and,
+ * as root, leaves a supervisor behind and becomes the run itself, confined
+ * and as the run's user, exactly as am_sandbox_main would before its exec.
+ * Returns there the index of the runtime's command in argv (0 when argv[1]
+ * is not "--sandbox"); exits 126 with the reason on stderr when it cannot.
+ * The warm python parent calls it in each run's child (automations-sandbox.so).
+ */
+int am_sandbox_enter(int argc, char **argv);
 
 #endif

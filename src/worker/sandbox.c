@@ -777,7 +777,7 @@ am_sandbox_drop(long uid, long gid)
 
 
 int
-am_sandbox_main(int argc, char **argv)
+am_sandbox_enter(int argc, char **argv)
 {
     long        v[AM_SANDBOX_NOPTS];
     const char *hidden;
@@ -830,6 +830,20 @@ am_sandbox_main(int argc, char **argv)
     /* setuid binaries (su, mount...) stay unprivileged from here on */
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "PR_SET_NO_NEW_PRIVS");
+    }
+
+    return cmd;
+}
+
+
+int
+am_sandbox_main(int argc, char **argv)
+{
+    int cmd;
+
+    cmd = am_sandbox_enter(argc, argv);
+    if (cmd == 0) {
+        return 0;
     }
 
     execv(argv[cmd], argv + cmd);

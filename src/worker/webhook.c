@@ -13,7 +13,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <curl/curl.h>
@@ -41,8 +40,10 @@ struct am_webhook_delivery_s {
     am_webhook_result_t    res;
     size_t                 received;
     int                    truncated;
-    char                   refused[128];
-    char                   curl_error[CURL_ERROR_SIZE];
+    int                    answered; /* a 2xx and its headers have come */
+    int                    opened;   /* sockets opened */
+    const char            *refused;  /* why an address was refused */
+    uint64_t               started;  /* uv_hrtime() of the post */
     am_webhook_delivery_t *prev;
     am_webhook_delivery_t *next;
 };
@@ -146,7 +147,10 @@ am_webhook_delivery_free(am_webhook_delivery_t *d)
 }
 
 
-/* The error text of a transfer that curl ended with rc. */
+/*
+ * The error text of a transfer that curl ended with rc: a class of error,
+ * never curl's own message, which may name the host or the address.
+ */
 static void
 am_webhook_set_error(am_webhook_delivery_t *d, CURLcode rc)
 {
@@ -158,8 +162,10 @@ am_webhook_set_error(am_webhook_delivery_t *d, CURLcode rc)
     switch (rc) {
 
     case CURLE_COULDNT_CONNECT:
-        if (d->refused[0] != '\0') {
-            snprintf(res->error, sizeof(res->error), "%s", d->refused);
+        if (d->refused != NULL && d->opened == 0) {
+            res->refused = 1;
+            snprintf(res->error, sizeof(res->error), "address refused: %s",
+                d->refused);
             return;
         }
 
@@ -189,8 +195,7 @@ am_webhook_set_error(am_webhook_delivery_t *d, CURLcode rc)
         return;
 
     default:
-        snprintf(res->error, sizeof(res->error), "%s",
-            d->curl_error[0] != '\0' ? d->curl_error : curl_easy_strerror(rc));
+        snprintf(res->error, sizeof(res->error), "%s", curl_easy_strerror(rc));
     }
 }
 
@@ -202,11 +207,12 @@ am_webhook_set_result(am_webhook_delivery_t *d, CURLcode rc)
     am_webhook_result_t *res;
 
     res = &d->res;
+    res->duration_ms = (long) ((uv_hrtime() - d->started) / 1000000);
 
     curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &res->http_status);
 
     /* the response was cut short by us, not by the network */
-    if (rc == CURLE_WRITE_ERROR && d->truncated) {
+    if (rc == CURLE_WRITE_ERROR && (d->truncated || d->answered)) {
         rc = CURLE_OK;
     }
 
@@ -477,8 +483,7 @@ am_webhook_open_socket(
 {
     am_webhook_delivery_t *d;
     const char            *why;
-    const void            *ip;
-    char                   text[INET6_ADDRSTRLEN];
+    curl_socket_t          fd;
 
     d = clientp;
 
@@ -490,23 +495,17 @@ am_webhook_open_socket(
         why = am_webhook_address_refused(&addr->addr);
 
         if (why != NULL) {
-            if (addr->family == AF_INET6) {
-                ip = &((struct sockaddr_in6 *) &addr->addr)->sin6_addr;
-            } else {
-                ip = &((struct sockaddr_in *) &addr->addr)->sin_addr;
-            }
-
-            if (inet_ntop(addr->family, ip, text, sizeof(text)) == NULL) {
-                snprintf(text, sizeof(text), "?");
-            }
-
-            snprintf(d->refused, sizeof(d->refused), "address %s refused: %s",
-                text, why);
+            d->refused = why;
             return CURL_SOCKET_BAD;
         }
     }
 
-    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd != CURL_SOCKET_BAD) {
+        d->opened++;
+    }
+
+    return fd;
 }
 
 
@@ -540,6 +539,7 @@ am_webhook_on_header(char *buf, size_t size, size_t n, void *userdata)
 {
     am_webhook_delivery_t *d;
     size_t                 len, i;
+    long                   status;
     char                   value[64];
 
     d = userdata;
@@ -548,6 +548,25 @@ am_webhook_on_header(char *buf, size_t size, size_t n, void *userdata)
     /* a new status line: forget what a 1xx response said */
     if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
         d->res.retry_after_s = -1;
+        return len;
+    }
+
+    /*
+     * The end of a 2xx answer's headers: the receiver has the delivery, so
+     * the attempt ends here (returning 0 stops the transfer) rather than
+     * after a body nobody reads, which would widen the time in which a
+     * worker that dies sends the delivery again.
+     */
+    if ((len == 2 && buf[0] == '\r' && buf[1] == '\n')
+        || (len == 1 && buf[0] == '\n')) {
+        status = 0;
+        curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
+
+        if (status >= 200 && status < 300) {
+            d->answered = 1;
+            return 0;
+        }
+
         return len;
     }
 
@@ -837,7 +856,6 @@ am_webhook_setup(am_webhook_delivery_t *d, const char *url, const char *body,
     }
 
     curl_easy_setopt(c, CURLOPT_PRIVATE, d);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, d->curl_error);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, d->headers);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, e->timeout_ms);
@@ -896,6 +914,7 @@ am_webhook_post(am_webhook_engine_t *e, const char *url,
     d->cb = cb;
     d->data = data;
     d->res.retry_after_s = -1;
+    d->started = uv_hrtime();
 
     if (am_webhook_build_headers(d, headers, nheaders, body, body_len, secret,
             msg_id, ts, err, errlen)

@@ -32,12 +32,19 @@ typedef struct {
     const char *user_agent;         /* default "automations-worker/1" */
 } am_webhook_config_t;
 
+/*
+ * How an attempt went. error never names an address or a host: it is shown
+ * to the project, and the address the URL led to may be an internal one.
+ */
 typedef struct {
     long http_status;   /* 0 when no response */
     long retry_after_s; /* Retry-After (seconds or HTTP-date), -1 if absent */
+    long duration_ms;   /* from the post to the answer or the failure */
     char error[256];    /* "" on a 2xx, else "HTTP 500", "timed out", ... */
     int  delivered;     /* 1 on 2xx */
     int  gone;          /* 1 on 410: stop retrying */
+    int  refused;       /* 1 when every address was refused by the address
+                           policy (see allow_private): stop retrying */
 } am_webhook_result_t;
 
 typedef void (*am_webhook_cb)(void *data, const am_webhook_result_t *res);
@@ -60,7 +67,10 @@ am_webhook_engine_t *am_webhook_engine_new(
 void am_webhook_engine_free(am_webhook_engine_t *e);
 
 /*
- * Starts a POST of body to url (http or https only). headers holds nheaders
+ * Starts a POST of body to url (http or https only). The attempt ends as
+ * soon as a 2xx status line and its headers have come: the body of such an
+ * answer is not read, so that a receiver that has taken the delivery is
+ * recorded as such at once, whatever it does next. headers holds nheaders
  * (name, value) pairs, sent as given, except the reserved ones of
  * am_header.h, which the engine sets itself and drops from headers:
  * Content-Type is always application/json, Expect is sent empty, and the

@@ -72,8 +72,10 @@ typedef struct {
     uv_timer_t           deliver; /* webhook_claim every 200 ms */
 
     /* main.c */
-    int         draining; /* signals received: 1 finish, 2 cancel runs */
+    int         draining; /* 1 finish, 2 cancel runs, 3 stop now */
     int         closed;
+    uint64_t    redis_down_at; /* draining: since when cmd is unusable */
+    uv_timer_t  stop_timer;    /* bounds each step of a shutdown */
     uv_signal_t sigterm;
     uv_signal_t sigint;
 } am_worker_t;

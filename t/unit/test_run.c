@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "worker/run.h"
+#include "worker/warm.h"
 
 #include "tap.h"
 
@@ -1034,6 +1035,163 @@ am_test_concurrency(void)
 
 
 static void
+am_test_tick(uv_timer_t *timer)
+{
+    (void) timer;
+}
+
+
+/* Runs the loop until cond() holds, at most ms; 1 when it held. */
+static int
+am_test_until(int (*cond)(void), long ms)
+{
+    uv_timer_t timer;
+    uint64_t   end;
+    int        ok;
+
+    uv_timer_init(am_test_loop, &timer);
+    uv_timer_start(&timer, am_test_tick, 10, 10);
+
+    end = uv_hrtime() + (uint64_t) ms * 1000000;
+    while (!(ok = cond()) && uv_hrtime() < end) {
+        uv_run(am_test_loop, UV_RUN_ONCE);
+    }
+
+    /* the runs under way go on: the timer only has to be closed */
+    uv_close((uv_handle_t *) &timer, NULL);
+    uv_run(am_test_loop, UV_RUN_NOWAIT);
+
+    return ok;
+}
+
+
+/* What the warm parent's side says, as TAP comments. */
+static void
+am_test_log(const char *fmt, ...)
+{
+    va_list ap;
+
+    printf("# ");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+}
+
+
+static int
+am_test_warm_ready(void)
+{
+    return am_warm_pid() != 0;
+}
+
+
+static int
+am_test_never(void)
+{
+    return 0;
+}
+
+
+static int
+am_test_no_children(void)
+{
+    return am_test_count_children() == 0;
+}
+
+
+/* the warm parent imports ctypes, the runner does not */
+#define AM_TEST_FORKED "import sys\noutput = 'ctypes' in sys.modules\n"
+
+/*
+ * Warm python runs: the first one starts the parent and runs cold, the
+ * next ones are forked; a kill before the parent said the run's pid still
+ * kills it; a parent killed mid-run fails that run, and the next goes cold.
+ */
+static void
+am_test_warm(void)
+{
+    am_run_config_t cfg;
+    am_test_run_t   t;
+    am_run_t       *run;
+    char            sandbox[PATH_MAX], *p;
+    pid_t           parent;
+
+    snprintf(sandbox, sizeof(sandbox), "%s", am_test_self);
+    p = strrchr(sandbox, '/');
+    if (p == NULL
+        || p - sandbox + sizeof("/../automations-sandbox.so")
+               > sizeof(sandbox)) {
+        am_test_bail("the sandbox path");
+    }
+    strcpy(p, "/../automations-sandbox");
+
+    cfg = am_test_cfg;
+    cfg.self_path = sandbox;
+    cfg.python_warm = 1;
+    cfg.log = am_test_log;
+
+    am_test_run_cfg(&t, &cfg, "python", AM_TEST_FORKED, "{}", 10000);
+    am_test_expect(
+        &t, "warm: the first python run, cold", AM_RUN_SUCCESS, "false", NULL);
+    am_test_clear(&t);
+
+    am_test_ok(am_test_until(am_test_warm_ready, 10000),
+        "warm: then the parent is ready");
+    parent = am_warm_pid();
+
+    am_test_run_cfg(&t, &cfg, "python", AM_TEST_FORKED, "{}", 10000);
+    am_test_ok(t.done == 1 && am_test_eq(t.output, "true"),
+        "warm: the next one is forked");
+    am_test_clear(&t);
+
+    am_test_run_cfg(&t, &cfg, "python", "while True:\n    pass\n", "{}", 500);
+    am_test_ok(
+        t.done == 1 && t.status == AM_RUN_TIMED_OUT && t.term_signal == SIGKILL,
+        "warm: a busy loop times out, killed");
+    if (t.status != AM_RUN_TIMED_OUT) {
+        am_test_diag(&t);
+    }
+    am_test_clear(&t);
+
+    run = am_test_start(
+        &t, &cfg, "python", "import time\ntime.sleep(30)\n", "{}", 60000);
+    am_test_ok(run != NULL && am_run_pid(run) == 0,
+        "warm: the pid is not known when the run starts");
+    if (run != NULL) {
+        am_run_cancel(run);
+        uv_run(am_test_loop, UV_RUN_DEFAULT);
+    }
+    am_test_ok(t.done == 1 && t.status == AM_RUN_ERROR
+                   && am_test_eq(t.error, "cancelled") && t.wall_ms < 5000,
+        "warm: cancelled before its pid came: killed once it came");
+    am_test_clear(&t);
+
+    run = am_test_start(
+        &t, &cfg, "python", "import time\ntime.sleep(30)\n", "{}", 60000);
+    am_test_until(am_test_never, 300);
+    am_test_ok(kill(parent, SIGKILL) == 0, "warm: the parent killed mid-run");
+    uv_run(am_test_loop, UV_RUN_DEFAULT);
+    am_test_ok(t.done == 1 && t.status == AM_RUN_ERROR
+                   && am_test_has(t.error, "warm python parent")
+                   && t.wall_ms < 5000,
+        "warm: that run fails, once, at once");
+    if (t.done != 1 || !am_test_has(t.error, "warm python parent")) {
+        am_test_diag(&t);
+    }
+    am_test_clear(&t);
+
+    am_test_run_cfg(&t, &cfg, "python", AM_TEST_FORKED, "{}", 10000);
+    am_test_ok(t.done == 1 && am_test_eq(t.output, "false"),
+        "warm: the next run starts cold");
+    am_test_clear(&t);
+
+    am_test_ok(am_test_until(am_test_no_children, 5000) && am_warm_pid() == 0,
+        "warm: nothing of the parent or its runs is left");
+}
+
+
+static void
 am_test_runtimes_config(void)
 {
     am_run_config_t cfg;
@@ -1200,6 +1358,7 @@ main(int argc, char **argv)
     am_test_confined();
     am_test_big_payload();
     am_test_concurrency();
+    am_test_warm();
     am_test_runtimes_config();
 
     am_test_cleanup();

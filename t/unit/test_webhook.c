@@ -48,7 +48,8 @@ typedef enum {
     AM_SRV_REDIRECT, /* 302 to another path on the same server */
     AM_SRV_SLOW,     /* never answers */
     AM_SRV_CLOSE,    /* closes without answering */
-    AM_SRV_BIG       /* 200 with a 3 MiB body */
+    AM_SRV_BIG,      /* 200 with a 3 MiB body */
+    AM_SRV_STALL     /* 200 and its headers, then nothing, left open */
 } am_srv_mode_t;
 
 typedef struct {
@@ -168,10 +169,13 @@ am_srv_answer(am_srv_conn_t *c, const char *status, const char *extra,
 static void
 am_srv_respond(am_srv_conn_t *c)
 {
-    char   extra[256], date[64];
-    char  *big;
-    size_t big_len;
-    time_t t;
+    static char stall[] = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nok";
+
+    char     extra[256], date[64];
+    char    *big;
+    size_t   big_len;
+    time_t   t;
+    uv_buf_t buf;
 
     switch (am_srv.mode) {
 
@@ -221,6 +225,14 @@ am_srv_respond(am_srv_conn_t *c)
         memset(big, 'x', big_len);
         am_srv_answer(c, "200 OK", "", big, big_len);
         free(big);
+        break;
+
+    case AM_SRV_STALL:
+        buf = uv_buf_init(stall, sizeof(stall) - 1);
+        if (uv_try_write((uv_stream_t *) &c->tcp, &buf, 1)
+            != (int) sizeof(stall) - 1) {
+            am_test_bail("uv_try_write");
+        }
         break;
     }
 }
@@ -892,6 +904,14 @@ am_test_failures(am_webhook_engine_t *e, am_webhook_engine_t *fast)
     am_test_ok(got.res.delivered && got.res.http_status == 200,
         "big: a 3 MiB answer is not read to the end, still delivered");
 
+    am_test_post(
+        fast, am_test_url, AM_SRV_STALL, NULL, 0, NULL, &got, "stall");
+    am_test_ok(got.res.delivered && got.res.http_status == 200
+                   && got.res.duration_ms < 300,
+        "stall: a 200 whose body never comes is delivered at its headers, "
+        "in %ld ms",
+        got.res.duration_ms);
+
     snprintf(
         url, sizeof(url), "http://127.0.0.1:%d/hook", am_test_closed_port());
     am_test_post(e, url, AM_SRV_OK, NULL, 0, NULL, &got, "refused");
@@ -905,7 +925,7 @@ static void
 am_test_private(am_webhook_engine_t *strict)
 {
     am_test_got_t got;
-    char          url[128], expected[128];
+    char          url[128];
     int           connections;
 
     connections = am_srv.connections;
@@ -913,26 +933,22 @@ am_test_private(am_webhook_engine_t *strict)
     am_test_post(
         strict, am_test_url, AM_SRV_OK, NULL, 0, NULL, &got, "private");
     am_test_spin(50);
-    am_test_ok(
-        !got.res.delivered
-            && strcmp(got.res.error, "address 127.0.0.1 refused: loopback") == 0
-            && am_srv.connections == connections,
-        "private: 127.0.0.1 refused without connecting");
+    am_test_ok(!got.res.delivered && got.res.refused
+                   && strcmp(got.res.error, "address refused: loopback") == 0
+                   && am_srv.connections == connections,
+        "private: 127.0.0.1 refused without connecting, the address unsaid");
 
     snprintf(
         url, sizeof(url), "http://[::ffff:127.0.0.1]:%d/hook", am_srv.port);
     am_test_post(strict, url, AM_SRV_OK, NULL, 0, NULL, &got, "mapped");
-    am_test_ok(!got.res.delivered
-                   && strcmp(got.res.error,
-                          "address ::ffff:127.0.0.1 refused: loopback")
-                          == 0,
+    am_test_ok(!got.res.delivered && got.res.refused
+                   && strcmp(got.res.error, "address refused: loopback") == 0,
         "mapped: ::ffff:127.0.0.1 refused");
 
     am_test_post(strict, "http://169.254.169.254/latest/meta-data/", AM_SRV_OK,
         NULL, 0, NULL, &got, "metadata");
-    am_test_ok(!got.res.delivered
-                   && strcmp(got.res.error,
-                          "address 169.254.169.254 refused: link-local")
+    am_test_ok(!got.res.delivered && got.res.refused
+                   && strcmp(got.res.error, "address refused: link-local")
                           == 0,
         "metadata: 169.254.169.254 refused");
 
@@ -940,9 +956,8 @@ am_test_private(am_webhook_engine_t *strict)
     snprintf(url, sizeof(url), "http://localhost:%d/hook", am_srv.port);
     am_test_post(strict, url, AM_SRV_OK, NULL, 0, NULL, &got, "localhost");
     am_test_spin(50);
-    snprintf(expected, sizeof(expected), "address %s refused: loopback",
-        strstr(got.res.error, "::1") ? "::1" : "127.0.0.1");
-    am_test_ok(!got.res.delivered && strcmp(got.res.error, expected) == 0
+    am_test_ok(!got.res.delivered && got.res.refused
+                   && strcmp(got.res.error, "address refused: loopback") == 0
                    && am_srv.connections == connections,
         "localhost: its resolved address is refused");
 }

@@ -1,0 +1,166 @@
+"""
+The warm python parent of automations-worker: python_runner.py and its
+imports loaded once, then one fork per run, so that a run pays neither the
+interpreter's start nor the runner's imports. Started by the worker as
+
+    python3 -I -c <a bootstrap>
+
+with a SOCK_SEQPACKET socket to the worker on fd 0, whose first packet is
+this file's text, python_runner.py's and the path of automations-sandbox.so
+(NUL-separated); the bootstrap puts the last two in sys.argv[1:] and runs
+this file. (Forked runs show the parent's command line: a short one.)
+
+It never reads an automation's code, payload or output: each child enters
+the run's sandbox
+(am_sandbox_enter, the cold run's confinement without the exec) before it
+reads anything of the run, so what a run does stays in its own process.
+
+Messages, one per packet, fields separated by NUL bytes:
+  worker -> parent  ID, DIR, ENV..., "", SANDBOX-ARGV...  with the run's
+                    stdin, stdout and stderr (SCM_RIGHTS): fork a run
+  parent -> worker  "ready PID", "pid ID PID", "fail ID",
+                    "exit PID WAIT-STATUS" (as waitpid gave it)
+"""
+
+import array
+import ctypes
+import gc
+import os
+import select
+import signal
+import socket
+import sys
+import types
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+
+# a worker that dies takes its warm parent along
+libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+runner = types.ModuleType("python_runner")
+exec(compile(sys.argv[1], "python_runner.py", "exec"), runner.__dict__)
+
+sandbox = ctypes.CDLL(os.fsdecode(sys.argv[2]))
+sandbox.am_sandbox_enter.argtypes = [ctypes.c_int,
+                                     ctypes.POINTER(ctypes.c_char_p)]
+sandbox.am_sandbox_enter.restype = ctypes.c_int
+
+ctl = socket.socket(fileno=0)
+PARENT = os.getpid()
+
+
+def set_name(name):
+    """The process name (comm) an exec of that file would give."""
+    libc.prctl(PR_SET_NAME,
+               ctypes.addressof(ctypes.create_string_buffer(name[:15])), 0,
+               0, 0)
+
+
+def child(run_dir, env, argv, fds):
+    """The run: confined first, then the runner, as python3 -I would."""
+    try:
+        # a parent killed before the supervisor exists takes us along
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != PARENT:
+            os._exit(126)
+        ctl.detach()
+        os.setsid()
+        for i, fd in enumerate(fds):
+            os.dup2(fd, i)
+        os.chdir(run_dir)
+        os.environ.clear()
+        for e in env:
+            k, _, v = e.partition(b"=")
+            os.environb[k] = v
+        set_name(os.path.basename(argv[0]))
+        c_argv = (ctypes.c_char_p * (len(argv) + 1))(*argv, None)
+        cmd = sandbox.am_sandbox_enter(len(argv), c_argv)
+    except BaseException:
+        os._exit(126)
+
+    set_name(os.path.basename(argv[cmd]))
+
+    # the dispositions python3 sets at its start, reset by the sandbox
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    # python3 -I RUNNER FILE: sys.argv is [RUNNER, FILE]
+    sys.argv = [os.fsdecode(a) for a in argv[cmd + 2:]]
+    try:
+        runner.main()
+    finally:
+        os._exit(1)
+
+
+def start(msg, fds):
+    fields = msg.split(b"\0")
+    ident, run_dir = fields[0], fields[1]
+    end = fields.index(b"", 2)
+    env, argv = fields[2:end], fields[end + 1:]
+
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = -1
+
+    if pid == 0:
+        child(run_dir, env, argv, fds)
+
+    for fd in fds:
+        os.close(fd)
+
+    if pid < 0:
+        ctl.send(b"fail " + ident)
+        return None
+
+    ctl.send(b"pid %s %d" % (ident, pid))
+    return pid
+
+
+def serve():
+    poll = select.poll()
+    poll.register(0, select.POLLIN)
+    children = {}
+    fd_size = array.array("i").itemsize
+
+    # what is loaded now stays out of the children's collections, so that
+    # they do not copy the pages the collector would touch
+    gc.freeze()
+    ctl.send(b"ready %d" % PARENT)
+
+    while True:
+        for fd, _ in poll.poll():
+            if fd != 0:
+                pid = children.pop(fd)
+                poll.unregister(fd)
+                os.close(fd)
+                _, status = os.waitpid(pid, 0)
+                ctl.send(b"exit %d %d" % (pid, status))
+                continue
+
+            msg, anc, _, _ = ctl.recvmsg(65536, socket.CMSG_SPACE(3 * fd_size))
+            if not msg:
+                return
+
+            fds = array.array("i")
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data[:len(data) - len(data) % fd_size])
+            if len(fds) != 3:
+                for fd in fds:
+                    os.close(fd)
+                raise SystemExit("a run request without its 3 descriptors")
+
+            pid = start(msg, list(fds))
+            if pid is not None:
+                pidfd = os.pidfd_open(pid)
+                children[pidfd] = pid
+                poll.register(pidfd, select.POLLIN)
+
+
+serve()

@@ -1,0 +1,463 @@
+#!/usr/bin/perl
+# Edges of the worker found as a new user and as an attacker: a webhook to
+# a private address is dead at once and its error names no address; a
+# worker whose Redis is gone (or frozen) still ends on SIGTERM, SIGINT or a
+# second signal, within seconds, leaving its runs queued; every webhook
+# attempt is listed in the execution's status; a receiver that answers 2xx
+# is recorded as delivered at once, however slowly it sends the rest, and
+# a 2xx that could not be recorded is sent again with the same webhook-id;
+# `make run` stops on Ctrl-C with runs in flight, leaving nothing behind.
+
+use strict;
+use warnings;
+
+use IO::Socket::INET;
+use JSON::PP;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+use AmTest;
+use AmTest::Api;
+
+my $t = AmTest->new;
+my $W = $t->build . '/automations-worker';
+
+plan skip_all => 'module, worker or CLI not built'
+    unless -f $t->build . '/ngx_http_automations_module.so'
+        && -x $t->build . '/automationsctl' && -x $W;
+
+my $TIME = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
+my $START = '/api/start-automation/';
+my $SLOW = $t->valgrind ? 6 : 1;
+
+# an IPv4 or IPv6 address in a text, or a host name of this machine
+my $ADDRESS = qr{\d+\.\d+\.\d+\.\d+|::|localhost}i;
+
+$t->start_redis;
+$t->ctl('project', 'create', 'demo');
+
+my $PAIR = $t->tokenpair('demo');
+
+$t->start_receiver(status => 200);
+
+$t->write_nginx(
+    http => 'automations_redis %%REDIS%%;',
+    server => <<'EOF',
+location /api/start-automation/ {
+    automations_start_api;
+}
+EOF
+);
+$t->start_nginx;
+
+# An automation of project demo, stored as the gateway stores it.
+sub automation {
+    my ($name, $code) = @_;
+
+    $t->redis('HSET', "am:{demo}:automation:$name",
+        automation_name => $name, code => $code, runtime => 'sh',
+        description => '', timeout_ms => '', webhook => '',
+        created_at => '2026-01-01T00:00:00Z',
+        updated_at => '2026-01-01T00:00:00Z');
+    $t->redis('ZADD', 'am:{demo}:automations', 0, $name);
+}
+
+automation('quick', q(echo '{"ok":true}'));
+automation('long', q(sleep 60; echo '{"slept":60}'));
+automation('short', q(sleep 1; echo '{"slept":1}'));
+
+# Starts a run of name through the start API; returns its execution id.
+# nginx may answer 503 until it has reconnected to a restarted Redis.
+sub run {
+    my ($name, %body) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $r;
+    $t->wait_for(sub {
+        $r = $t->tokenpair_request($PAIR, POST => "${START}demo/$name",
+                                   json => \%body);
+        $r->{status} != 503;
+    }, 10 * $SLOW);
+    is($r->{status}, 202, "run of $name started") or diag($r->{body});
+    return $r->{json}{execution_id} // '';
+}
+
+sub status_of {
+    my ($name, $id) = @_;
+    return $t->tokenpair_request($PAIR,
+        GET => "${START}demo/$name/executions/$id");
+}
+
+sub record { return $t->execution('demo', $_[0]) }
+
+sub wait_webhook { return $t->wait_webhook('demo', @_) }
+
+sub wait_running {
+    my ($id) = @_;
+    return $t->wait_for(sub { (record($id)->{status} // '') eq 'running' },
+                        10 * $SLOW, "execution $id running");
+}
+
+# A script of redis/ as the worker sends it: lib.lua, then the script.
+sub script {
+    my ($name) = @_;
+    my $text = '';
+    for my $f ("$AmTest::ROOT/redis/lib.lua", "$AmTest::ROOT/redis/$name.lua") {
+        open my $fh, '<', $f or die "$f: $!";
+        local $/;
+        $text .= <$fh> . "\n";
+    }
+    return $text;
+}
+
+sub worker {
+    my ($name, @args) = @_;
+    return $t->start_worker($name, '--visibility-timeout', 2000, @args);
+}
+
+sub stop_worker {
+    my ($name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    $t->kill_proc($name, 'TERM');
+    is($t->wait_proc($name, 15 * $SLOW), 0, "$name exits 0 on SIGTERM")
+        or diag($t->proc_log($name));
+}
+
+# -------------------------------------------- webhooks to private addresses
+
+subtest 'webhook to a private address: dead at once, no address shown' => sub {
+    $t->clear_received;
+    worker('strict', '--webhook-schedule', '1s,1s,1s');
+
+    my $port = $t->receiver_port;
+    my %hostile = (
+        loopback  => "http://127.0.0.1:$port/private",
+        ipv6      => "http://[::1]:$port/private",
+        mapped    => "http://[::ffff:127.0.0.1]:$port/private",
+        decimal   => "http://2130706433:$port/private",
+        metadata  => 'http://169.254.169.254/latest/meta-data/',
+        name      => "http://localhost:$port/private",
+    );
+
+    for my $case (sort keys %hostile) {
+        my $id = run('quick', webhook => $hostile{$case});
+        my $rec = wait_webhook($id, 'dead', 10);
+        is($rec->{webhook_attempts}, 1, "$case: one attempt, no retry");
+        like($rec->{webhook_last_error} // '', qr/^address refused: \S+$/,
+             "$case: the error says refused")
+            or diag($rec->{webhook_last_error});
+        ok(defined $t->redis('ZSCORE', 'am:webhooks:dead', "demo/$id"),
+           "$case: in the dead letters");
+        is($t->redis('ZSCORE', 'am:webhooks', "demo/$id"), undef,
+           "$case: not scheduled again");
+
+        my $s = status_of('quick', $id);
+        is($s->{status}, 200, "$case: status 200");
+        my $hook = $s->{json}{webhook} || {};
+        is($hook->{state}, 'dead', "$case: status says dead");
+        my %shown = %$hook;
+        delete $shown{url};
+        unlike(JSON::PP->new->canonical->encode(\%shown), $ADDRESS,
+               "$case: no address in what the project is shown")
+            or diag($s->{body});
+    }
+
+    is(scalar @{ $t->received }, 0, 'the receiver saw nothing');
+    unlike($t->proc_log('strict'), qr/127\.0\.0\.1:$port|::1/,
+           'the worker log names no resolved address');
+    stop_worker('strict');
+};
+
+# ------------------------------------------------------------ every attempt
+
+subtest 'every attempt in the status: a 500, then a 200' => sub {
+    $t->clear_received;
+    $t->receiver_status(500);
+    worker('w1', '--allow-private-webhooks', '--webhook-schedule', '1s,1s');
+
+    my $id = run('quick', webhook => $t->receiver_url('/flaky'));
+    $t->wait_for(sub { @{ $t->received_for($id) } >= 1 }, 10 * $SLOW,
+                 'a first attempt');
+    $t->receiver_status(200);
+    my $rec = wait_webhook($id, 'delivered');
+    is($rec->{webhook_attempts}, 2, 'two attempts');
+    is(scalar @{ $t->received_for($id) }, 2, 'the receiver saw two requests');
+
+    my $s = status_of('quick', $id);
+    is($s->{status}, 200, 'status 200') or diag($s->{body});
+    my $hook = $s->{json}{webhook} || {};
+    is($hook->{attempts}, 2, 'attempts: 2');
+    my $log = $hook->{attempt_log} || [];
+    is(scalar @$log, 2, 'both attempts listed') or diag($s->{body});
+    is_deeply([ map { [ @$_{qw(attempt status error)} ] } @$log ],
+              [ [ 1, 500, 'HTTP 500' ], [ 2, 200, undef ] ],
+              'in order: 500 then 200');
+    for my $a (@$log) {
+        like($a->{at} // '', $TIME, "attempt $a->{attempt}: at, RFC 3339");
+        like($a->{duration_ms} // '', qr/^\d+$/,
+             "attempt $a->{attempt}: a duration in ms");
+    }
+    cmp_ok($log->[1]{at}, 'ge', $log->[0]{at}, 'the second one is later');
+    is_deeply([ sort keys %{ $log->[0] } ],
+              [ qw(at attempt duration_ms error status) ],
+              'nothing else in an attempt (no address)');
+
+    $t->receiver_status(undef);
+    stop_worker('w1');
+};
+
+subtest 'the same attempt recorded twice (a lost reply) counts once' => sub {
+    $t->clear_received;
+    worker('w2', '--allow-private-webhooks');
+    my $id = run('quick', webhook => $t->receiver_url('/once'));
+    wait_webhook($id, 'delivered');
+    stop_worker('w2');
+
+    my $rec = record($id);
+    my $script = script('webhook_result');
+    $t->redis('EVAL', $script, 2, 'am:webhooks', 'am:webhooks:dead',
+        'am:', "demo/$id", 'delivered', 200, '', 0, 0, 5,
+        $rec->{webhook_attempt_last_id});
+    $rec = record($id);
+    is($rec->{webhook_attempts}, 1, 'still one attempt');
+    is(scalar @{ status_of('quick', $id)->{json}{webhook}{attempt_log} || [] },
+       1, 'listed once');
+};
+
+# -------------------------------------------------- 2xx recorded at once
+
+subtest 'a receiver that answers 200 and stalls: delivered at once' => sub {
+    my $port = AmTest::free_port();
+    my $seen = $t->dir . '/stall.requests';
+    $t->spawn(name => 'stall', cmd => [ $^X, '-e', <<'PL', $port, $seen ]);
+use strict;
+use IO::Socket::INET;
+my ($port, $seen) = @ARGV;
+my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+    Listen => 16, ReuseAddr => 1) or die "listen: $!";
+my @open;
+while (1) {
+    my $c = $l->accept or next;
+    my $buf = '';
+    while ($buf !~ /\r\n\r\n/) {
+        last unless sysread($c, $buf, 65536, length $buf);
+    }
+    my ($head, $body) = split /\r\n\r\n/, $buf, 2;
+    next unless defined $body;
+    my ($len) = $head =~ /content-length:\s*(\d+)/i;
+    while (length($body) < ($len // 0)) {
+        last unless sysread($c, $body, 65536, length $body);
+    }
+    open my $f, '>>', $seen or die;
+    print $f "$body\n";
+    close $f;
+    # the status and headers now, the body never
+    syswrite($c, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nok");
+    push @open, $c;
+}
+PL
+    $t->wait_for(sub { IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") },
+                 10, 'the stalling receiver');
+
+    worker('w3', '--allow-private-webhooks', '--webhook-timeout', 6000,
+           '--webhook-schedule', '1s');
+    my $id = run('quick', webhook => "http://127.0.0.1:$port/stall");
+    my $rec = wait_webhook($id, 'delivered', 5);
+    is($rec->{webhook_state}, 'delivered',
+       'delivered before the webhook timeout');
+    sleep 2;
+    my @got = grep { /\Q$id\E/ } split /\n/, ($t->read_file($seen) // '');
+    is(scalar @got, 1, 'sent once');
+    my $log = status_of('quick', $id)->{json}{webhook}{attempt_log} || [];
+    is(scalar @$log, 1, 'one attempt listed');
+    cmp_ok($log->[0]{duration_ms} // 1e9, '<', 6000, 'shorter than the timeout');
+    stop_worker('w3');
+    $t->stop_proc('stall');
+};
+
+subtest 'a 2xx not recorded (Redis gone): sent again, same webhook-id' => sub {
+    $t->clear_received;
+    $t->receiver_delay(1.5);
+    worker('d1', '--allow-private-webhooks', '--webhook-timeout', 5000);
+    my $id = run('quick', webhook => $t->receiver_url('/again'));
+    $t->wait_for(sub { @{ $t->received_for($id) } >= 1 }, 10 * $SLOW,
+                 'the receiver has the delivery');
+    $t->stop_redis(signal => 'KILL');
+    $t->kill_proc('d1', 'TERM');
+    is($t->wait_proc('d1', 15 * $SLOW), 0, 'the worker ends all the same')
+        or diag($t->proc_log('d1'));
+    like($t->proc_log('d1'), qr/not recorded before stopping/,
+         'and says the delivery will be sent again');
+
+    $t->receiver_delay(0);
+    $t->start_redis;
+    worker('d2', '--allow-private-webhooks');
+    wait_webhook($id, 'delivered', 20);
+    my $got = $t->received_for($id);
+    is(scalar @$got, 2, 'the receiver got it twice');
+    is_deeply([ map { $_->{headers}{'webhook-id'} } @$got ],
+              [ "msg_$id", "msg_$id" ], 'with the same webhook-id');
+    stop_worker('d2');
+};
+
+# ------------------------------------------------- signals with Redis gone
+
+# Starts a worker with a run in flight, stops Redis the way given, sends the
+# signals and checks that the worker is gone within $limit seconds; then
+# Redis comes back and another worker completes the run: nothing is lost.
+sub signal_case {
+    my (%o) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $name = $o{name};
+
+    worker($name);
+    my $id = run($o{automation} // 'long');
+    ok(wait_running($id), 'the run is in flight');
+
+    if ($o{redis} eq 'frozen') {
+        $t->kill_proc('redis', 'STOP');
+    } else {
+        $t->stop_redis(signal => 'KILL');
+    }
+    sleep $o{settle} if $o{settle};
+
+    my $t0 = time;
+    for my $sig (@{ $o{signals} }) {
+        $t->kill_proc($name, $sig);
+        sleep 0.3;
+    }
+    my $code = $t->wait_proc($name, $o{limit} * $SLOW);
+    my $took = time - $t0;
+    ok(defined $code, sprintf('%s: gone within %d s (%.1f s)',
+                              "@{ $o{signals} }", $o{limit}, $took))
+        or diag($t->proc_log($name));
+    $t->stop_proc($name) unless defined $code;
+    is($code, 0, 'exit 0');
+    like($t->proc_log($name), qr/stays? queued/,
+         'the log says the run stays queued');
+
+    if ($o{redis} eq 'frozen') {
+        $t->kill_proc('redis', 'CONT');
+    } else {
+        $t->start_redis;
+    }
+    is($t->redis('XPENDING', 'am:runs', 'workers')->[0], 1,
+       'the entry is still pending');
+    is(record($id)->{status}, 'running', 'not completed');
+
+    # the run comes back to another worker, whose sh answers at once
+    worker("$name-next", '--runtime', 'sh:main.sh=/bin/echo {"done":true}');
+    $t->wait_for(sub { (record($id)->{status} // '') eq 'success' },
+                 15 * $SLOW, "execution $id done by another worker");
+    is(record($id)->{status}, 'success', 'another worker completed it');
+    is($t->redis('XPENDING', 'am:runs', 'workers')->[0], 0, 'nothing pending');
+    stop_worker("$name-next");
+}
+
+subtest 'Redis gone, SIGTERM: the worker ends' => sub {
+    signal_case(name => 's1', redis => 'gone', signals => [ 'TERM' ],
+                limit => 10);
+};
+
+subtest 'Redis gone, SIGINT: the worker ends' => sub {
+    signal_case(name => 's2', redis => 'gone', signals => [ 'INT' ],
+                limit => 10);
+};
+
+subtest 'Redis gone, a second signal: the worker ends at once' => sub {
+    signal_case(name => 's3', redis => 'gone', signals => [ 'TERM', 'TERM' ],
+                limit => 5);
+};
+
+subtest 'Redis gone, the run over, its result owed: SIGTERM ends it' => sub {
+    signal_case(name => 's5', redis => 'gone', automation => 'short',
+                settle => 2, signals => [ 'TERM' ], limit => 10);
+};
+
+subtest 'Redis frozen, SIGTERM: the worker ends' => sub {
+    signal_case(name => 's4', redis => 'frozen', signals => [ 'TERM' ],
+                limit => 15);
+};
+
+# ------------------------------------------------------------- make run
+
+# The processes whose command line holds one of the given texts.
+sub pids_with {
+    my (@texts) = @_;
+    my @pids;
+    for my $f (glob '/proc/[0-9]*/cmdline') {
+        my ($pid) = $f =~ m{/proc/(\d+)/};
+        next if $pid == $$;
+        open my $fh, '<', $f or next;
+        my $cmd = do { local $/; <$fh> } // '';
+        $cmd =~ tr/\0/ /;
+        push @pids, $pid if grep { index($cmd, $_) >= 0 } @texts;
+    }
+    return @pids;
+}
+
+subtest 'make run: Ctrl-C returns with runs in flight, nothing left' => sub {
+    my $dir = $t->dir . '/make-run';
+    my ($http, $redis) = (AmTest::free_port(), AmTest::free_port());
+
+    # in a session of its own, as in a terminal: Ctrl-C signals its group
+    my $pid = $t->spawn(name => 'make-run',
+        cmd => [ 'setsid', 'sh', "$AmTest::ROOT/src/dev/run.sh" ],
+        env => { AM_BUILD => $t->build, AM_RUN_DIR => $dir,
+                 AM_HTTP_PORT => $http, AM_REDIS_PORT => $redis });
+    ok($t->wait_for(sub { ($t->proc_log('make-run') // '') =~ /is running/ },
+                    30 * $SLOW, 'make run'), 'make run is up')
+        or diag($t->proc_log('make-run'));
+
+    my %c = ($t->read_file("$dir/credentials") // '') =~ /^(\w+)=(\S+)$/mg;
+    my $r = $t->api($c{apikey_key}, POST => '/automations/v1/', port => $http,
+        json => { automation_name => 'nap', runtime => 'sh',
+                  override_existing => JSON::PP::true,
+                  code => q(sleep 987; echo '{}') });
+    is($r->{status}, 200, 'an automation that sleeps') or diag($r->{body});
+    my @ids;
+    for (1 .. 2) {
+        $r = $t->tokenpair_request(
+            { token => $c{tokenpair_token}, api_key => $c{tokenpair_api_key} },
+            POST => '/api/start-automation/demo/nap', port => $http,
+            json => { seed => {} });
+        push @ids, $r->{json}{execution_id} // '';
+    }
+    ok($t->wait_for(sub {
+        !grep {
+            my $s = $t->tokenpair_request({ token => $c{tokenpair_token},
+                    api_key => $c{tokenpair_api_key} },
+                GET => "/api/start-automation/demo/nap/executions/$_",
+                port => $http);
+            ($s->{json}{status} // '') ne 'running';
+        } @ids
+    }, 10 * $SLOW, 'runs in flight'), 'two runs in flight');
+
+    my @children = pids_with($dir, "127.0.0.1:$redis");
+    cmp_ok(scalar @children, '>=', 4, 'Redis, nginx and two workers');
+
+    # Redis has a password, made by make run, and no command line shows it
+    my $password = $t->read_file("$dir/redis.password") // '';
+    like($password, qr/^[0-9a-f]{48}$/, 'make run made a Redis password');
+    is_deeply([ pids_with($password) ], [], 'no command line holds it');
+    is((stat "$dir/redis.password")[2] & 07777, 0600,
+       'its file is readable by its owner only');
+    like(`redis-cli -p $redis ping 2>&1`, qr/NOAUTH/,
+         'Redis refuses commands without it');
+
+    my $t0 = time;
+    kill 'INT', -$pid;
+    my $code = $t->wait_proc('make-run', 20 * $SLOW);
+    ok(defined $code, sprintf('Ctrl-C returned (%.1f s)', time - $t0))
+        or diag($t->proc_log('make-run'));
+    is($code, 0, 'exit 0');
+    my @left = grep { AmTest::pid_alive($_) } @children;
+    is_deeply(\@left, [], 'Redis, nginx and the workers are gone');
+    is_deeply([ pids_with('sleep 987') ], [], 'and the runs too');
+    like($t->read_file("$dir/worker.log") // '', qr/stay queued/,
+         'the workers left their runs queued');
+
+    kill 'KILL', @left, pids_with('sleep 987');
+    $t->stop_proc('make-run') unless defined $code;
+};
+
+done_testing;
