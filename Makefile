@@ -53,7 +53,7 @@ PY_RUNNER   = $(BUILD)/gen/am_python_runner.c
 PY_WARM     = $(BUILD)/gen/am_python_warm.c
 UNIT_TESTS  = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
-              $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
+              $(SHARED_SRCS) $(SHARED_HDRS) $(GEN) src/am_schema.c
 
 .PHONY: all deps module cli worker unit run test test-unit test-prove test-valgrind \
         bench clean install deb
@@ -123,9 +123,10 @@ $(BUILD)/gen/am_python_%.c: src/worker/python_%.py
 	mv $@.tmp $@
 
 $(WORKER): $(wildcard src/worker/*.c src/worker/*.h) $(SHARED_SRCS) \
-           $(SHARED_HDRS) $(GEN) $(PY_RUNNER) $(PY_WARM)
+           $(SHARED_HDRS) $(GEN) $(PY_RUNNER) $(PY_WARM) src/am_schema.c
 	$(CC) $(AM_CFLAGS) -o $@ $(wildcard src/worker/*.c) $(SHARED_SRCS) \
-	    $(GEN) $(PY_RUNNER) $(PY_WARM) -lhiredis -lyajl -lcrypto -luv -lcurl
+	    src/am_schema.c $(GEN) $(PY_RUNNER) $(PY_WARM) -lhiredis -lyajl \
+	    -lcrypto -luv -lcurl -lpcre2-8 -lm
 
 unit: $(UNIT_TESTS)
 

@@ -29,7 +29,8 @@ if e.execution_id == nil then
     return 'gone'
 end
 
-if e.status == 'success' or e.status == 'error' or e.status == 'timed_out' then
+-- a cancelled execution is finished: cancel and completion race, one wins
+if finished(e.status) then
     ack()
     return 'dup'
 end

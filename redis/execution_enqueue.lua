@@ -11,9 +11,18 @@
 -- ARGV[10] input JSON or ""         ARGV[11] build id or ""
 -- ARGV[12] webhook URL or ""        ARGV[13] webhook headers JSON or ""
 -- ARGV[14] ddn_headers JSON or ""
+-- ARGV[15] SHA-1 of the input_schema the caller validated the input with
+--          ("" for none), after a "!" when the input did not match it
 --
 -- Returns { "ok", id } | { "exists", id } | { "conflict" } |
---         { "no_project" } | { "no_automation" }
+--         { "no_project" } | { "no_automation" } |
+--         { "schema", sha1, input_schema }: the automation's input_schema
+--         is not the one of ARGV[15] ("" and "" when it has none); nothing
+--         was written, validate with this one and call again |
+--         { "invalid" }: the input did not match the schema in force
+--
+-- The execution is added to the indexes of the project and of the
+-- automation that the executions lists read (lib.lua execution_index).
 
 local base, project, name, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
@@ -35,12 +44,27 @@ if ARGV[7] ~= '' then
 end
 
 local f = redis.call('HMGET', base .. 'automation:' .. name,
-    'automation_name', 'runtime', 'code', 'timeout_ms', 'webhook', 'network')
+    'automation_name', 'runtime', 'code', 'timeout_ms', 'webhook', 'network',
+    'input_schema', 'output_schema')
 if not f[1] then
     return { 'no_automation' }
 end
 local a = { runtime = f[2] or nil, code = f[3] or nil,
     timeout_ms = f[4] or nil, webhook = f[5] or nil, network = f[6] or nil }
+
+-- the input was checked with the schema in force, or the caller is told it
+local schema = f[7] or ''
+local sha1 = schema ~= '' and redis.sha1hex(schema) or ''
+local checked, refused = ARGV[15] or '', false
+if string.sub(checked, 1, 1) == '!' then
+    checked, refused = string.sub(checked, 2), true
+end
+if sha1 ~= checked then
+    return { 'schema', sha1, schema }
+end
+if refused then
+    return { 'invalid' }
+end
 
 local _, _, ts = now()
 local key = base .. 'execution:' .. id
@@ -56,6 +80,7 @@ redis.call('HSET', key,
     'timeout_ms', a.timeout_ms or '', 'network', a.network or 'default',
     'seed', ARGV[9], 'input', ARGV[10],
     'build_id', ARGV[11], 'attempts', 0, 'retention', ARGV[6],
+    'output_schema', f[8] or '',
     'webhook', webhook, 'webhook_state', webhook == '' and 'none' or 'pending',
     'webhook_attempts', 0)
 redis.call('EXPIRE', key, tonumber(ARGV[6]))
@@ -68,6 +93,7 @@ if ARGV[13] ~= '' or ARGV[14] ~= '' then
 end
 
 redis.call('XADD', KEYS[2], '*', 'project', project, 'execution_id', id)
+execution_index(base, name, id, now_ms(), ARGV[6])
 
 if idem then
     redis.call('SET', idem, id .. ' ' .. ARGV[8], 'EX', 86400)

@@ -13,14 +13,14 @@ if e.execution_id == nil then
     return detail(404, 'Execution not found')
 end
 
-if e.status ~= 'success' and e.status ~= 'error'
-    and e.status ~= 'timed_out' then
+if not finished(e.status) then
     return reply(202, e.status)
 end
 
 local body = '{"output":' .. jraw(e.output)
     .. ',"execution_time_ms":' .. (e.execution_time_ms or 'null')
-    .. ',"status":' .. (e.status == 'success' and '"success"' or '"error"')
+    .. ',"status":' .. jstr((e.status == 'success' or e.status == 'cancelled')
+                              and e.status or 'error')
 
 if e.status ~= 'success' then
     body = body .. ',"error":' .. jstr(e.error ~= '' and e.error or e.status)

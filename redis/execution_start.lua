@@ -9,8 +9,9 @@
 --          worker for the same entry is not another attempt)
 --
 -- Returns { "run", runtime, code, timeout_ms, seed, input, build_id,
---   project, automation, ddn_headers, network } | { "gone" } (expired) |
---   { "done" } (finished already) | { "exhausted", attempts }
+--   project, automation, ddn_headers, network, output_schema } |
+--   { "gone" } (expired) | { "done" } (finished or cancelled already) |
+--   { "exhausted", attempts }
 
 local e = hash(redis.call('HGETALL', KEYS[1]))
 
@@ -18,7 +19,7 @@ if e.execution_id == nil then
     return { 'gone' }
 end
 
-if e.status == 'success' or e.status == 'error' or e.status == 'timed_out' then
+if finished(e.status) then
     return { 'done' }
 end
 
@@ -42,4 +43,4 @@ local ddn = redis.call('HGET', KEYS[1] .. ':secret', 'ddn_headers')
 
 return { 'run', e.runtime or 'python', e.code or '', e.timeout_ms or '',
     e.seed or '', e.input or '', e.build_id or '', e.project, e.automation,
-    ddn or '', e.network or '' }
+    ddn or '', e.network or '', e.output_schema or '' }

@@ -85,3 +85,100 @@ local function automation_document(a)
         .. ',"created_at":' .. jstr(a.created_at)
         .. ',"updated_at":' .. jstr(a.updated_at) .. '}'
 end
+
+-- whether an execution's status is final
+local function finished(status)
+    return status == 'success' or status == 'error' or status == 'timed_out'
+        or status == 'cancelled'
+end
+
+-- the server's clock in milliseconds: the score of the execution indexes
+local function now_ms()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Adds an execution to the project's and the automation's indexes (sorted
+-- sets scored by creation time in ms), and drops from both what is older
+-- than the retention: the indexes never outgrow the records they list.
+local function execution_index(base, name, id, ms, retention)
+    local cut = ms - tonumber(retention) * 1000
+    for _, index in ipairs({ base .. 'executions',
+                             base .. 'executions:' .. name }) do
+        redis.call('ZADD', index, ms, id)
+        redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. cut)
+        redis.call('EXPIRE', index, tonumber(retention))
+    end
+end
+
+-- an execution as the status APIs show it: never the code, the seed, the
+-- input, nor any header the caller sent; the output and log when full
+local function execution_document(e, full)
+    local function num(v)
+        if v == nil or v == '' then
+            return 'null'
+        end
+        return v
+    end
+
+    local function opt(v)
+        return jstr(v ~= '' and v or nil)
+    end
+
+    -- every attempt webhook_result.lua kept, oldest first
+    local function attempt_log()
+        local log = {}
+        local n = tonumber(e.webhook_attempt_seq or '0')
+        while n > 0 and e['webhook_attempt:' .. n] ~= nil do
+            table.insert(log, 1, e['webhook_attempt:' .. n])
+            n = n - 1
+        end
+        return '[' .. table.concat(log, ',') .. ']'
+    end
+
+    local webhook = 'null'
+    if e.webhook ~= nil and e.webhook ~= '' then
+        webhook = '{"url":' .. jstr(e.webhook)
+            .. ',"state":' .. jstr(e.webhook_state)
+            .. ',"attempts":' .. num(e.webhook_attempts)
+            .. ',"last_status":' .. num(e.webhook_last_status)
+            .. ',"last_error":' .. opt(e.webhook_last_error)
+            .. ',"next_attempt_at":' .. opt(e.webhook_next_at)
+        if full then
+            webhook = webhook .. ',"attempt_log":' .. attempt_log()
+        end
+        webhook = webhook .. '}'
+    end
+
+    local progress = nil
+    if e.progress_fraction ~= nil then
+        progress = '{"fraction":' .. e.progress_fraction
+            .. ',"message":' .. jstr(e.progress_message or '') .. '}'
+    end
+
+    local doc = '{"execution_id":' .. jstr(e.execution_id)
+        .. ',"project":' .. jstr(e.project)
+        .. ',"automation":' .. jstr(e.automation)
+        .. ',"status":' .. jstr(e.status)
+        .. ',"created_at":' .. jstr(e.created_at)
+        .. ',"started_at":' .. jstr(e.started_at)
+        .. ',"finished_at":' .. jstr(e.finished_at)
+        .. ',"execution_time_ms":' .. num(e.execution_time_ms)
+        .. ',"error":' .. opt(e.error)
+
+    -- only when there are: the fields of every execution stay the same
+    if progress then
+        doc = doc .. ',"progress":' .. progress
+    end
+    for _, link in ipairs({ 'retry_of', 'retried_by' }) do
+        if e[link] ~= nil and e[link] ~= '' then
+            doc = doc .. ',"' .. link .. '":' .. jstr(e[link])
+        end
+    end
+
+    if full then
+        doc = doc .. ',"output":' .. jraw(e.output) .. ',"log":' .. jstr(e.log)
+    end
+
+    return doc .. ',"webhook":' .. webhook .. '}'
+end

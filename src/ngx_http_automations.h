@@ -138,6 +138,10 @@ typedef struct {
 
     /* a run waiting for its result (src/ngx_http_automations_wait.c) */
     void *waiter;
+
+    /* a run's enqueue, sent again with the input_schema it was checked
+     * with (src/ngx_http_automations_run.c) */
+    void *enqueue;
 } ngx_http_automations_ctx_t;
 
 
@@ -296,6 +300,23 @@ ngx_int_t ngx_http_automations_execution(
 ngx_int_t ngx_http_automations_start_execution(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
 void ngx_http_automations_run_finish(ngx_http_request_t *r, redisReply *reply);
+
+/* input_schema and output_schema (src/ngx_http_automations_schema.c) */
+const char *ngx_http_automations_check_schema(yajl_val v);
+ngx_int_t   ngx_http_automations_schema_learn(ngx_http_request_t *r,
+      ngx_str_t *project, ngx_str_t *name, ngx_str_t *sha1, ngx_str_t *text,
+      ngx_str_t *detail);
+ngx_int_t ngx_http_automations_schema_check(ngx_http_request_t *r,
+    ngx_str_t *project, ngx_str_t *name, ngx_str_t *json, ngx_flag_t rows,
+    ngx_str_t *sha1, ngx_str_t *detail);
+
+/* executions: list, cancel, retry (src/ngx_http_automations_execution.c) */
+ngx_int_t ngx_http_automations_execution_list(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
+ngx_int_t ngx_http_automations_execution_cancel(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
+ngx_int_t ngx_http_automations_execution_retry(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
 
 /* waiting for a run's completion (src/ngx_http_automations_wait.c) */
 ngx_int_t ngx_http_automations_wait_init_process(ngx_cycle_t *cycle);

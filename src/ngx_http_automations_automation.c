@@ -82,12 +82,14 @@ static ngx_http_automations_field_t ngx_http_automations_create_fields[] = {
         ngx_http_automations_stored(network)},
 
     {ngx_string("input_schema"), NGX_HTTP_AUTOMATIONS_JSON_OBJECT,
-        NGX_HTTP_AUTOMATIONS_FIELD_NULL | NGX_HTTP_AUTOMATIONS_FIELD_HASH, NULL,
-        "must be an object", ngx_http_automations_stored(input_schema)},
+        NGX_HTTP_AUTOMATIONS_FIELD_NULL | NGX_HTTP_AUTOMATIONS_FIELD_HASH,
+        ngx_http_automations_check_schema, "must be an object",
+        ngx_http_automations_stored(input_schema)},
 
     {ngx_string("output_schema"), NGX_HTTP_AUTOMATIONS_JSON_OBJECT,
-        NGX_HTTP_AUTOMATIONS_FIELD_NULL | NGX_HTTP_AUTOMATIONS_FIELD_HASH, NULL,
-        "must be an object", ngx_http_automations_stored(output_schema)},
+        NGX_HTTP_AUTOMATIONS_FIELD_NULL | NGX_HTTP_AUTOMATIONS_FIELD_HASH,
+        ngx_http_automations_check_schema, "must be an object",
+        ngx_http_automations_stored(output_schema)},
 
     {ngx_null_string, 0, 0, NULL, NULL, 0}};
 

@@ -22,7 +22,7 @@
 
 
 /* paths have at most this many segments */
-#define NGX_HTTP_AUTOMATIONS_SEGMENTS 4
+#define NGX_HTTP_AUTOMATIONS_SEGMENTS 5
 
 
 typedef struct {
@@ -45,6 +45,11 @@ ngx_http_automations_route_t ngx_http_automations_routes[] = {
         ngx_http_automations_automation_create,
         "Project not found or user doesn't have admin access"},
 
+    /* before NAME: "executions" lists, it names no automation here */
+    {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD,
+        "executions", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_list, "Project not found or user doesn't have access"},
+
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD, "NAME",
         NGX_HTTP_AUTOMATIONS_SCOPE_READ, ngx_http_automations_automation_get,
         "Automation not found or user doesn't have access"},
@@ -60,7 +65,20 @@ ngx_http_automations_route_t ngx_http_automations_routes[] = {
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD,
         "NAME/executions/ID", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
-        ngx_http_automations_execution, "Automation not found or user doesn't have access"},
+        ngx_http_automations_execution,
+        "Automation not found or user doesn't have access"},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD,
+        "NAME/executions", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_list, "Automation not found or user doesn't have access"},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_POST,
+        "NAME/executions/ID/cancel", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_cancel, "Automation not found or user doesn't have access"},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_POST,
+        "NAME/executions/ID/retry", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_retry, "Automation not found or user doesn't have access"},
 
     /* the Start Automation API, under automations_start_api */
 
@@ -70,6 +88,22 @@ ngx_http_automations_route_t ngx_http_automations_routes[] = {
     {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_GET | NGX_HTTP_HEAD,
         "PROJECT/NAME/executions/ID", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
         ngx_http_automations_start_execution, NULL},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_GET | NGX_HTTP_HEAD,
+        "PROJECT/executions", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_list, NULL},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_GET | NGX_HTTP_HEAD,
+        "PROJECT/NAME/executions", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_list, NULL},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_POST,
+        "PROJECT/NAME/executions/ID/cancel", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_cancel, NULL},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_START, NGX_HTTP_POST,
+        "PROJECT/NAME/executions/ID/retry", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_execution_retry, NULL},
 
     {0, 0, NULL, 0, NULL, NULL}};
 
@@ -201,6 +235,7 @@ ngx_http_automations_route_match(ngx_http_request_t *r,
     ngx_str_t                        seg[NGX_HTTP_AUTOMATIONS_SEGMENTS];
     ngx_uint_t                       n;
     ngx_http_automations_route_t    *rt;
+    ngx_http_automations_params_t    found;
     ngx_http_automations_loc_conf_t *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_automations_module);
@@ -212,14 +247,21 @@ ngx_http_automations_route_match(ngx_http_request_t *r,
 
     for (rt = ngx_http_automations_routes; rt->path; rt++) {
         if (rt->api != alcf->handler
-            || !ngx_http_automations_path_match(rt->path, seg, n, params)) {
+            || !ngx_http_automations_path_match(rt->path, seg, n, &found)) {
             continue;
+        }
+
+        /* the parameters of the row chosen, or of the first that matched:
+         * a literal row ("executions") comes before a NAME row */
+        if (ctx->allow == 0) {
+            *params = found;
         }
 
         ctx->allow |= rt->methods;
 
         if (ctx->route == NULL && (rt->methods & r->method)) {
             ctx->route = rt;
+            *params = found;
         }
     }
 }

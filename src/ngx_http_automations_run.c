@@ -38,6 +38,22 @@ typedef struct {
 } ngx_http_automations_run_t;
 
 
+/*
+ * An enqueue under way: its script's keys and arguments, kept for when the
+ * script answers with an input_schema this process had not compiled yet
+ * (src/ngx_http_automations_schema.c) and the call is made again.
+ */
+typedef struct {
+    ngx_str_t  keys[AM_EXECUTION_ENQUEUE_NKEYS];
+    ngx_str_t  args[AM_EXECUTION_ENQUEUE_NARGS];
+    ngx_str_t  refused; /* why the input does not match, or empty */
+    ngx_uint_t schemas; /* answers with a schema so far */
+} ngx_http_automations_enqueue_t;
+
+/* a schema changed this often during one enqueue: Redis is answered 503 */
+#define NGX_HTTP_AUTOMATIONS_ENQUEUE_SCHEMAS 3
+
+
 #define ngx_http_automations_stored(field)                                     \
     offsetof(ngx_http_automations_run_t, field)
 
@@ -74,6 +90,10 @@ static ngx_http_automations_field_t ngx_http_automations_run_fields[] = {
         "must be an array of objects", ngx_http_automations_stored(input)},
 
     {ngx_null_string, 0, 0, NULL, NULL, 0}};
+
+
+static void ngx_http_automations_enqueue_schema(
+    ngx_http_request_t *r, redisReply *reply);
 
 
 static ngx_flag_t
@@ -356,7 +376,11 @@ ngx_http_automations_enqueue_unknown(ngx_http_request_t *r)
 static void
 ngx_http_automations_enqueue_reply(ngx_http_request_t *r, redisReply *reply)
 {
-    ngx_str_t word, id;
+    ngx_str_t                       word, id;
+    ngx_http_automations_ctx_t     *ctx;
+    ngx_http_automations_enqueue_t *eq;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         if (reply) {
@@ -382,6 +406,18 @@ ngx_http_automations_enqueue_reply(ngx_http_request_t *r, redisReply *reply)
     word.len = reply->element[AM_EXECUTION_ENQUEUE_REPLY_WHAT]->len;
 
     if (ngx_http_automations_enqueue_refused(r, &word) != NGX_OK) {
+        return;
+    }
+
+    if (word.len == 6 && ngx_strncmp(word.data, "schema", 6) == 0) {
+        ngx_http_automations_enqueue_schema(r, reply);
+        return;
+    }
+
+    if (word.len == 7 && ngx_strncmp(word.data, "invalid", 7) == 0
+        && ctx->enqueue) {
+        eq = ctx->enqueue;
+        ngx_http_automations_finish(r, 422, "%V", &eq->refused);
         return;
     }
 
@@ -547,19 +583,143 @@ ngx_http_automations_enqueue_args(ngx_http_request_t *r,
 }
 
 
+/*
+ * Validates the run's input with the input_schema cached for its
+ * automation, then calls the enqueue script with the SHA-1 of that schema,
+ * marked when the input does not match it: the script then refuses the run
+ * if that schema is still the automation's, or sends the new one.
+ * NGX_OK; NGX_DONE when the request has been answered; NGX_ERROR.
+ */
+static ngx_int_t
+ngx_http_automations_enqueue_send(ngx_http_request_t *r)
+{
+    u_char                         *p;
+    ngx_int_t                       rc;
+    ngx_str_t                      *sha1;
+    ngx_http_automations_ctx_t     *ctx;
+    ngx_http_automations_enqueue_t *eq;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
+    eq = ctx->enqueue;
+
+    sha1 = &eq->args[AM_EXECUTION_ENQUEUE_ARG_INPUT_SCHEMA_SHA1];
+
+    if (ngx_http_automations_is_start(ctx)) {
+        rc = ngx_http_automations_schema_check(r, &ctx->project, &ctx->name,
+            &eq->args[AM_EXECUTION_ENQUEUE_ARG_SEED], 0, sha1, &eq->refused);
+
+    } else {
+        rc = ngx_http_automations_schema_check(r, &ctx->project, &ctx->name,
+            &eq->args[AM_EXECUTION_ENQUEUE_ARG_INPUT], 1, sha1, &eq->refused);
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        p = ngx_pnalloc(r->pool, 1 + sha1->len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        *p = '!';
+        ngx_memcpy(p + 1, sha1->data, sha1->len);
+        sha1->data = p;
+        sha1->len++;
+
+    } else {
+        ngx_str_null(&eq->refused);
+    }
+
+    if (ngx_http_automations_redis_script(r, ngx_http_automations_enqueue_reply,
+            AM_SCRIPT_EXECUTION_ENQUEUE, AM_EXECUTION_ENQUEUE_NKEYS, eq->keys,
+            AM_EXECUTION_ENQUEUE_NARGS, eq->args)
+        != NGX_OK) {
+        ngx_http_automations_finish(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The enqueue script answered with the automation's input_schema, which
+ * this process had not compiled: compile it, validate, send again.
+ */
+static void
+ngx_http_automations_enqueue_schema(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_int_t                       rc;
+    ngx_str_t                       sha1, text, detail;
+    ngx_http_automations_ctx_t     *ctx;
+    ngx_http_automations_enqueue_t *eq;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
+    eq = ctx->enqueue;
+
+    if (eq == NULL || reply->elements != AM_EXECUTION_ENQUEUE_REPLY_SCHEMA_N
+        || ngx_http_automations_reply_str(
+               r, reply->element[AM_EXECUTION_ENQUEUE_REPLY_SCHEMA_SHA1], &sha1)
+               != NGX_OK
+        || ngx_http_automations_reply_str(
+               r, reply->element[AM_EXECUTION_ENQUEUE_REPLY_SCHEMA], &text)
+               != NGX_OK) {
+        ngx_http_automations_finish(
+            r, NGX_HTTP_INTERNAL_SERVER_ERROR, "Internal error.");
+        return;
+    }
+
+    if (++eq->schemas == NGX_HTTP_AUTOMATIONS_ENQUEUE_SCHEMAS) {
+        /* the schema changes faster than it can be checked */
+        ngx_http_automations_finish(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
+        return;
+    }
+
+    rc = ngx_http_automations_schema_learn(
+        r, &ctx->project, &ctx->name, &sha1, &text, &detail);
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_automations_finish(r, 422, "%V", &detail);
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_automations_enqueue_send(r);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
 /* Enqueues the run of a request whose body is checked into run. */
 static void
 ngx_http_automations_enqueue(
     ngx_http_request_t *r, ngx_http_automations_run_t *run, ngx_str_t *body)
 {
-    ngx_int_t                   rc;
-    ngx_str_t                   keys[AM_EXECUTION_ENQUEUE_NKEYS];
-    ngx_str_t                   args[AM_EXECUTION_ENQUEUE_NARGS];
-    ngx_http_automations_ctx_t *ctx;
+    ngx_int_t                       rc;
+    ngx_str_t                      *args;
+    ngx_http_automations_ctx_t     *ctx;
+    ngx_http_automations_enqueue_t *eq;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
 
-    ngx_memzero(args, sizeof(args));
+    eq = ngx_pcalloc(r->pool, sizeof(ngx_http_automations_enqueue_t));
+    if (eq == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->enqueue = eq;
+    args = eq->args;
 
     rc = ngx_http_automations_run_headers(r, ctx, args);
     if (rc == NGX_DONE) {
@@ -571,7 +731,8 @@ ngx_http_automations_enqueue(
         || ngx_http_automations_request_digest(
                r, &ctx->name, body, &args[AM_EXECUTION_ENQUEUE_ARG_DIGEST])
                != NGX_OK
-        || ngx_http_automations_enqueue_args(r, ctx, keys, args) != NGX_OK) {
+        || ngx_http_automations_enqueue_args(r, ctx, eq->keys, args)
+               != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -590,12 +751,8 @@ ngx_http_automations_enqueue(
         return;
     }
 
-    if (ngx_http_automations_redis_script(r, ngx_http_automations_enqueue_reply,
-            AM_SCRIPT_EXECUTION_ENQUEUE, AM_EXECUTION_ENQUEUE_NKEYS, keys,
-            AM_EXECUTION_ENQUEUE_NARGS, args)
-        != NGX_OK) {
-        ngx_http_automations_finish(
-            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
+    if (ngx_http_automations_enqueue_send(r) == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
 }
 

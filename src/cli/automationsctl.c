@@ -240,6 +240,10 @@ ctl_run(ctl_t *ctl, int argc, char **argv)
         return ctl_webhook(ctl, argc - 1, argv + 1);
     }
 
+    if (strcmp(cmd, "execution") == 0) {
+        return ctl_execution(ctl, argc - 1, argv + 1);
+    }
+
     ctl_error("internal error: command \"%s\" has no handler", cmd);
     return CTL_FAILED;
 }

@@ -114,6 +114,8 @@ int ctl_jwt(int argc, char **argv);
 
 int ctl_webhook(ctl_t *ctl, int argc, char **argv);
 
+int ctl_execution(ctl_t *ctl, int argc, char **argv);
+
 void ctl_usage(int to_stderr);
 
 #endif

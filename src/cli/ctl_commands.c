@@ -106,6 +106,28 @@ static const ctl_command_t ctl_commands[] = {
         "Queues a dead-lettered delivery again, its attempts counted anew.\n",
         0},
 
+    {"execution", "list",
+        "PROJECT [--automation NAME] [--status STATUS] [--limit 20]\n"
+        "    [--cursor CURSOR]",
+        "Lists executions of PROJECT (or of one automation), newest first,\n"
+        "under a header line: EXECUTION_ID AUTOMATION STATUS CREATED_AT;\n"
+        "then \"next CURSOR\" when there are more: pass it to --cursor.\n"
+        "STATUS: queued, running, success, error, timed_out, cancelled.\n",
+        0},
+
+    {"execution", "cancel", "PROJECT EXECUTION_ID",
+        "Cancels an execution that has not finished: a queued one never\n"
+        "runs, a running one is killed by its worker. It ends cancelled and\n"
+        "its webhook says so. Fails when it has finished already.\n",
+        0},
+
+    {"execution", "retry", "PROJECT EXECUTION_ID [--retention 604800]",
+        "Queues a new execution from the snapshot of a finished one (code,\n"
+        "seed, input, build id, webhook), linked to it by retry_of and\n"
+        "retried_by. Prints the new execution's id. --retention: seconds\n"
+        "the new record is kept, as the gateway's automations_retention.\n",
+        0},
+
     {NULL, NULL, NULL, NULL, 0}};
 
 

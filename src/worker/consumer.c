@@ -16,6 +16,8 @@
 #include "am_json.h"
 #include "am_name.h"
 #include "am_scripts.h"
+#include "worker/outschema.h"
+#include "worker/progress.h"
 #include "worker/worker.h"
 
 #define AM_READ_BLOCK_MS 2000
@@ -23,6 +25,8 @@
 #define AM_RETRY_MAX_MS 5000
 #define AM_ENTRY_ID_MAX 64
 #define AM_LOG_ERROR_MAX 200
+/* how often the status of running executions is read, to see cancels */
+#define AM_WATCH_MS 250
 
 typedef enum {
     AM_JOB_QUEUED,     /* taken, waiting for a free slot */
@@ -47,9 +51,12 @@ struct am_job_s {
     char id[AM_EXECUTION_ID_LEN + 1];
     char key[AM_KEY_MAX];
 
-    am_run_t  *run;
-    uv_timer_t timer; /* retries of a Redis write */
-    uint64_t   retry_ms;
+    am_run_t     *run;
+    char         *output_schema; /* the execution's snapshot, or NULL */
+    am_progress_t progress;      /* the last one recorded */
+    size_t        output_schema_len;
+    uv_timer_t    timer; /* retries of a Redis write */
+    uint64_t      retry_ms;
 
     /* the result, kept until execution_complete succeeds */
     const char *status;
@@ -77,6 +84,7 @@ am_job_close_cb(uv_handle_t *h)
     am_job_t *job = h->data;
 
     free(job->output);
+    free(job->output_schema);
     free(job->error);
     free(job->log);
     free(job);
@@ -411,6 +419,28 @@ am_dup(const char *s, size_t len)
     return p;
 }
 
+/* A successful run whose output does not match output_schema is an error. */
+static void
+am_job_check_output(am_job_t *job)
+{
+    char err[512];
+
+    if (job->output_schema == NULL || strcmp(job->status, "success") != 0) {
+        return;
+    }
+
+    if (am_outschema_check(job->output_schema, job->output_schema_len,
+            job->output ? job->output : "null",
+            job->output ? job->output_len : 4, err, sizeof(err))
+        == 1) {
+        return;
+    }
+
+    job->status = "error";
+    free(job->error);
+    job->error = strdup(err);
+}
+
 static void
 am_job_run_cb(void *data, am_run_result_t *res)
 {
@@ -448,6 +478,8 @@ am_job_run_cb(void *data, am_run_result_t *res)
     }
     job->time_ms = (long) res->execution_time_ms;
 
+    am_job_check_output(job);
+
     job->state = AM_JOB_COMPLETING;
     job->retry_ms = 0;
     am_job_step(job);
@@ -459,11 +491,11 @@ static void
 am_job_run(am_job_t *job, redisReply *r)
 {
     am_worker_t *w = job->w;
-    const char  *code;
+    const char  *code, *schema;
     char        *payload, err[256];
-    size_t       code_len, len;
+    size_t       code_len, len, payload_len;
 
-    payload = am_job_payload(job, r, &len);
+    payload = am_job_payload(job, r, &payload_len);
     if (payload == NULL) {
         am_job_fail(job, "out of memory");
         return;
@@ -475,11 +507,22 @@ am_job_run(am_job_t *job, redisReply *r)
     snprintf(job->automation, sizeof(job->automation), "%s",
         am_reply_str(r, AM_EXECUTION_START_REPLY_AUTOMATION, NULL));
 
+    schema = am_reply_str(r, AM_EXECUTION_START_REPLY_OUTPUT_SCHEMA, &len);
+    if (len) {
+        job->output_schema = am_dup(schema, len);
+        if (job->output_schema == NULL) {
+            free(payload);
+            am_job_fail(job, "out of memory");
+            return;
+        }
+        job->output_schema_len = len;
+    }
+
     job->state = AM_JOB_RUNNING;
     err[0] = '\0';
     job->run = am_run_start(w->loop, &w->run,
         am_reply_str(r, AM_EXECUTION_START_REPLY_RUNTIME, NULL), code, code_len,
-        payload, len,
+        payload, payload_len,
         am_job_timeout(
             job, am_reply_str(r, AM_EXECUTION_START_REPLY_TIMEOUT_MS, NULL)),
         am_reply_str(r, AM_EXECUTION_START_REPLY_NETWORK, NULL),
@@ -1028,6 +1071,101 @@ am_consumer_heartbeat(uv_timer_t *t)
     free(argv);
 }
 
+static void
+am_watch_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    am_worker_t *w = r->data;
+    am_job_t    *job;
+    char        *entry = data;
+
+    /* by entry, not by pointer: the job may be gone when the reply comes */
+    job = am_job_find(w, entry);
+    free(entry);
+
+    if (job == NULL || job->state != AM_JOB_RUNNING || job->run == NULL
+        || reply == NULL || reply->type != REDIS_REPLY_STRING
+        || strcmp(reply->str, "cancelled") != 0) {
+        return;
+    }
+
+    /* execution_cancel.lua has finished the execution: its completion
+     * after the kill changes nothing */
+    am_log("execution %s cancelled: killing its run", job->id);
+    am_run_cancel(job->run);
+}
+
+/* Records the run's progress when it said something new. */
+static void
+am_job_progress(am_job_t *job)
+{
+    am_worker_t  *w = job->w;
+    am_progress_t p;
+    const char *argv[AM_EXECUTION_PROGRESS_NKEYS + AM_EXECUTION_PROGRESS_NARGS];
+
+    memset(&p, 0, sizeof(p));
+
+    if (!am_progress_read(am_run_pid(job->run), am_run_dir(job->run), &p)
+        || memcmp(&p, &job->progress, sizeof(p)) == 0) {
+        return;
+    }
+
+    argv[AM_EXECUTION_PROGRESS_KEY_EXECUTION] = job->key;
+    argv[AM_EXECUTION_PROGRESS_NKEYS + AM_EXECUTION_PROGRESS_ARG_FRACTION] =
+        p.fraction;
+    argv[AM_EXECUTION_PROGRESS_NKEYS + AM_EXECUTION_PROGRESS_ARG_MESSAGE] =
+        p.message;
+
+    if (am_rds_eval(&w->cmd, AM_SCRIPT_EXECUTION_PROGRESS,
+            AM_EXECUTION_PROGRESS_NKEYS,
+            AM_EXECUTION_PROGRESS_NKEYS + AM_EXECUTION_PROGRESS_NARGS, argv,
+            NULL, am_job_ignore_cb, NULL)
+        == 0) {
+        job->progress = p;
+    }
+}
+
+/*
+ * Every AM_WATCH_MS: the status of each running execution, so that a
+ * cancelled one is killed well within a second. A read of one short field
+ * per run is cheap, and unlike a pub/sub message it is not lost while the
+ * connection is down.
+ */
+static void
+am_consumer_watch(uv_timer_t *t)
+{
+    am_worker_t *w = t->data;
+    am_job_t    *job;
+    const char  *argv[3];
+    char        *entry;
+
+    if (!w->cmd.ready) {
+        return;
+    }
+
+    for (job = w->jobs; job; job = job->next) {
+        if (job->state != AM_JOB_RUNNING || job->run == NULL
+            || job->abandoned) {
+            continue;
+        }
+
+        entry = strdup(job->entry);
+        if (entry == NULL) {
+            return;
+        }
+
+        argv[0] = "HGET";
+        argv[1] = job->key;
+        argv[2] = "status";
+
+        if (am_rds_command(&w->cmd, am_watch_cb, entry, 3, argv, NULL) != 0) {
+            free(entry);
+            return;
+        }
+
+        am_job_progress(job);
+    }
+}
+
 void
 am_consumer_start(am_worker_t *w)
 {
@@ -1036,6 +1174,8 @@ am_consumer_start(am_worker_t *w)
     uv_timer_init(w->loop, &w->reclaim);
     uv_timer_init(w->loop, &w->heartbeat);
     uv_timer_init(w->loop, &w->read_retry);
+    uv_timer_init(w->loop, &w->watch);
+    w->watch.data = w;
     w->reclaim.data = w;
     w->heartbeat.data = w;
     w->read_retry.data = w;
@@ -1045,6 +1185,7 @@ am_consumer_start(am_worker_t *w)
 
     uv_timer_start(&w->reclaim, am_consumer_reclaim, reclaim, reclaim);
     uv_timer_start(&w->heartbeat, am_consumer_heartbeat, beat, beat);
+    uv_timer_start(&w->watch, am_consumer_watch, AM_WATCH_MS, AM_WATCH_MS);
 }
 
 /* A connection is usable again: resume what waited for it. */
@@ -1121,4 +1262,6 @@ am_consumer_stop(am_worker_t *w)
     uv_close((uv_handle_t *) &w->reclaim, NULL);
     uv_close((uv_handle_t *) &w->heartbeat, NULL);
     uv_close((uv_handle_t *) &w->read_retry, NULL);
+    uv_close((uv_handle_t *) &w->watch, NULL);
+    am_outschema_free();
 }

@@ -44,11 +44,31 @@ def core_task(fn=None, **options):
     return mark if fn is None else mark(fn)
 
 
+def progress(fraction, message=""):
+    """Tells how far the run is: fraction from 0 to 1, and a short message.
+
+    The worker reads the last one from the file .progress of the run's
+    folder (sh automations write "FRACTION MESSAGE" there themselves).
+    """
+    fraction = float(fraction)
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError("progress: fraction must be from 0 to 1")
+    line = "%g %s\n" % (fraction, " ".join(str(message).split()))
+    # HOME is the run's folder, whether this runner came from it or warm
+    folder = os.environ.get("HOME") or os.path.dirname(RUNNER)
+    tmp = os.path.join(folder, ".progress.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(line)
+    os.replace(tmp, os.path.join(folder, ".progress"))
+
+
 def install_core_task():
     builtins.core_task = core_task
+    builtins.progress = progress
     for name in ("datallog", "automations"):
         module = types.ModuleType(name)
         module.core_task = core_task
+        module.progress = progress
         sys.modules[name] = module
 
 

@@ -1438,6 +1438,13 @@ am_run_pid(const am_run_t *run)
 }
 
 
+const char *
+am_run_dir(const am_run_t *run)
+{
+    return run->dir;
+}
+
+
 size_t
 am_run_default_runtimes(am_runtime_t **out)
 {

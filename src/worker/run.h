@@ -116,6 +116,9 @@ void am_run_cancel(am_run_t *run);
 /* The run's process id, which is also its process group id. */
 pid_t am_run_pid(const am_run_t *run);
 
+/* The run's folder, its working directory and HOME, owned by the run. */
+const char *am_run_dir(const am_run_t *run);
+
 /*
  * The built-in runtimes, a static array: python
  * (/usr/bin/python3 -I {dir}/python_runner.py {file}, main.py) and sh

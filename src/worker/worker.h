@@ -62,6 +62,7 @@ typedef struct {
     uv_timer_t reclaim;    /* XAUTOCLAIM every visibility/2 */
     uv_timer_t heartbeat;  /* XCLAIM of our entries every visibility/3 */
     uv_timer_t read_retry; /* after an error reply of the reader */
+    uv_timer_t watch;      /* cancels of running executions */
 
     /* deliver.c */
     am_webhook_engine_t *engine;
