@@ -41,7 +41,7 @@ NODE_PACKAGES = nodejs npm
 SHARED_SRCS = src/am_scripts.c src/am_crypto.c src/am_jwt.c src/am_jwt_keys.c \
               src/am_json.c \
               src/am_redis_addr.c src/am_name.c src/am_execution.c \
-              src/am_header.c src/am_opt.c
+              src/am_header.c src/am_opt.c src/am_url.c
 SHARED_HDRS = $(wildcard src/am_*.h)
 GEN         = $(BUILD)/gen/am_scripts_data.c
 MODULE      = $(BUILD)/ngx_http_automations_module.so

@@ -180,7 +180,6 @@ struct ngx_http_automations_route_s {
 #define NGX_HTTP_AUTOMATIONS_FIELD_HASH 0x08  /* an automation hash field */
 
 /* what the checks say, also when the JSON type is wrong */
-#define NGX_HTTP_AUTOMATIONS_URL_EXPECTED "must be an http:// or https:// URL"
 #define NGX_HTTP_AUTOMATIONS_RUNTIME_EXPECTED                                  \
     "must be a runtime name such as \"python\" or \"sh\""
 #define NGX_HTTP_AUTOMATIONS_NETWORK_EXPECTED                                  \

@@ -19,6 +19,7 @@
 
 #include "ngx_http_automations.h"
 #include "ngx_http_automations_redis.h"
+#include "am_url.h"
 #include "am_scripts.h"
 
 
@@ -66,7 +67,7 @@ static ngx_http_automations_field_t ngx_http_automations_create_fields[] = {
 
     {ngx_string("webhook"), NGX_HTTP_AUTOMATIONS_JSON_STRING,
         NGX_HTTP_AUTOMATIONS_FIELD_NULL | NGX_HTTP_AUTOMATIONS_FIELD_HASH,
-        ngx_http_automations_check_url, NGX_HTTP_AUTOMATIONS_URL_EXPECTED,
+        ngx_http_automations_check_url, AM_URL_RULE,
         ngx_http_automations_stored(webhook)},
 
     {ngx_string("timeout_ms"), NGX_HTTP_AUTOMATIONS_JSON_INTEGER,

@@ -21,9 +21,9 @@
 #include "am_header.h"
 #include "am_json.h"
 #include "am_name.h"
+#include "am_url.h"
 
 
-#define NGX_HTTP_AUTOMATIONS_URL_MAX 2048
 #define NGX_HTTP_AUTOMATIONS_RUNTIME_MAX 32
 
 
@@ -154,23 +154,8 @@ ngx_http_automations_request_body(ngx_http_request_t *r, ngx_str_t *body)
 const char *
 ngx_http_automations_check_url(yajl_val v)
 {
-    size_t      i, len;
-    const char *s;
-
-    s = v->u.string;
-    len = ngx_strlen(s);
-
-    if (len > NGX_HTTP_AUTOMATIONS_URL_MAX
-        || (ngx_strncmp(s, "http://", 7) != 0
-            && ngx_strncmp(s, "https://", 8) != 0)
-        || len <= (size_t) (s[4] == 's' ? 8 : 7)) {
-        return NGX_HTTP_AUTOMATIONS_URL_EXPECTED;
-    }
-
-    for (i = 0; i < len; i++) {
-        if ((u_char) s[i] <= 0x20 || s[i] == 0x7f) {
-            return NGX_HTTP_AUTOMATIONS_URL_EXPECTED;
-        }
+    if (!am_url_valid(v->u.string, ngx_strlen(v->u.string))) {
+        return AM_URL_RULE;
     }
 
     return NULL;

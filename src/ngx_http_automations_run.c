@@ -22,6 +22,7 @@
 
 #include "ngx_http_automations.h"
 #include "ngx_http_automations_redis.h"
+#include "am_url.h"
 #include "am_crypto.h"
 #include "am_execution.h"
 #include "am_name.h"
@@ -62,7 +63,7 @@ static ngx_http_automations_field_t ngx_http_automations_start_fields[] = {
 
     {ngx_string("webhook"), NGX_HTTP_AUTOMATIONS_JSON_STRING,
         NGX_HTTP_AUTOMATIONS_FIELD_NULL | NGX_HTTP_AUTOMATIONS_FIELD_EMPTY,
-        ngx_http_automations_check_url, NGX_HTTP_AUTOMATIONS_URL_EXPECTED,
+        ngx_http_automations_check_url, AM_URL_RULE,
         ngx_http_automations_stored(webhook)},
 
     {ngx_string("webhook_header"), NGX_HTTP_AUTOMATIONS_JSON_OBJECT,
