@@ -43,15 +43,11 @@ sub slurp {
     return scalar <$fh>;
 }
 
-# The gateway's enqueue, plus the automation's "network" in the execution
-# record, in one script: the worker reads the field from there.
+# The gateway's enqueue script, which copies the automation's "network"
+# into the execution record, where the worker reads it.
 my $ENQUEUE = slurp("$ROOT/redis/lib.lua") . "\nlocal function enqueue()\n"
     . slurp("$ROOT/redis/execution_enqueue.lua") . "\nend\n" . <<'LUA';
-local r = enqueue()
-if r[1] == 'ok' and ARGV[15] ~= '' then
-    redis.call('HSET', ARGV[1] .. 'execution:' .. r[2], 'network', ARGV[15])
-end
-return r
+return enqueue()
 LUA
 
 # A configuration folder and a key file the run's user may read (0644):
@@ -78,12 +74,12 @@ sub enqueue {
     $t->redis('HSET', "am:{demo}:automation:$name", automation_name => $name,
         code => $code, runtime => $runtime, description => '',
         timeout_ms => $o{timeout_ms} // '', webhook => '',
-        network => $o{network} // '',
+        network => $o{network} // 'default',
         created_at => '2026-01-01T00:00:00Z',
         updated_at => '2026-01-01T00:00:00Z');
     my $r = $t->redis('EVAL', $ENQUEUE, 2, 'am:{demo}:project', 'am:runs',
         'am:{demo}:', 'demo', $name, $id, 'start', 3600, '', "d$id",
-        '', '', '', '', '', '', $o{network} // '');
+        '', '', '', '', '', '', '');
     die "enqueue $name: @$r\n" unless $r->[0] eq 'ok';
     return $id;
 }
