@@ -355,12 +355,12 @@ sub signal_case {
 
 subtest 'Redis gone, SIGTERM: the worker ends' => sub {
     signal_case(name => 's1', redis => 'gone', signals => [ 'TERM' ],
-                limit => 10);
+                limit => 20);
 };
 
 subtest 'Redis gone, SIGINT: the worker ends' => sub {
     signal_case(name => 's2', redis => 'gone', signals => [ 'INT' ],
-                limit => 10);
+                limit => 20);
 };
 
 subtest 'Redis gone, a second signal: the worker ends at once' => sub {
@@ -370,7 +370,7 @@ subtest 'Redis gone, a second signal: the worker ends at once' => sub {
 
 subtest 'Redis gone, the run over, its result owed: SIGTERM ends it' => sub {
     signal_case(name => 's5', redis => 'gone', automation => 'short',
-                settle => 2, signals => [ 'TERM' ], limit => 10);
+                settle => 2, signals => [ 'TERM' ], limit => 20);
 };
 
 subtest 'Redis frozen, SIGTERM: the worker ends' => sub {
