@@ -375,7 +375,7 @@ subtest 'Redis gone, the run over, its result owed: SIGTERM ends it' => sub {
 
 subtest 'Redis frozen, SIGTERM: the worker ends' => sub {
     signal_case(name => 's4', redis => 'frozen', signals => [ 'TERM' ],
-                limit => 15);
+                limit => 25);
 };
 
 # ------------------------------------------------------------- make run
