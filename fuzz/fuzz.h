@@ -15,8 +15,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
-static void __attribute__((noreturn, unused))
-am_fuzz_fail(const char *what)
+static void __attribute__((noreturn, unused)) am_fuzz_fail(const char *what)
 {
     fprintf(stderr, "invariant broken: %s\n", what);
     abort();

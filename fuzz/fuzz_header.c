@@ -22,18 +22,18 @@ static int
 am_fuzz_tchar(uint8_t c)
 {
     return isalnum(c) && c < 0x80
-           ? 1
-           : c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+               ? 1
+               : c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *s = (const char *) data;
+    const char        *s = (const char *) data;
     const char *const *r;
-    size_t      i;
-    int         name, value, reserved;
+    size_t             i;
+    int                name, value, reserved;
 
     name = size >= 1 && size <= AM_HEADER_NAME_MAX;
     value = size <= AM_HEADER_VALUE_MAX;

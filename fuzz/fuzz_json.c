@@ -152,8 +152,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char     err[256], *out, *again;
     size_t   n, m;
 
-    v = am_json_parse((const char *) data, size, AM_FUZZ_DEPTH, err,
-        sizeof(err));
+    v = am_json_parse(
+        (const char *) data, size, AM_FUZZ_DEPTH, err, sizeof(err));
 
     if (v == NULL) {
         if (err[0] == '\0') {

@@ -45,8 +45,8 @@ am_fuzz_init(void)
 
     am_fuzz_keys = am_jwt_keys_new();
     if (am_fuzz_keys == NULL
-        || am_jwt_keys_add_file(am_fuzz_keys, path, "HS256", "k1", err,
-               sizeof(err))
+        || am_jwt_keys_add_file(
+               am_fuzz_keys, path, "HS256", "k1", err, sizeof(err))
                != 0) {
         unlink(path);
         am_fuzz_fail(err);
@@ -58,8 +58,8 @@ am_fuzz_init(void)
 
 /* "b64(header).b64(payload).b64(HMAC-SHA256)", malloc'd, in *len */
 static char *
-am_fuzz_sign(const uint8_t *h, size_t hlen, const uint8_t *p, size_t plen,
-    size_t *len)
+am_fuzz_sign(
+    const uint8_t *h, size_t hlen, const uint8_t *p, size_t plen, size_t *len)
 {
     unsigned char mac[32];
     char         *t;
@@ -123,8 +123,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             return 0;
         }
 
-        token = am_fuzz_sign(data + 1, nl - data - 1, nl + 1,
-            size - (nl + 1 - data), &len);
+        token = am_fuzz_sign(
+            data + 1, nl - data - 1, nl + 1, size - (nl + 1 - data), &len);
         if (token == NULL) {
             return 0;
         }
@@ -137,8 +137,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opts.audience = "automations";
 
     claims = NULL;
-    rc = am_jwt_verify(am_fuzz_keys, token, len, &opts, &claims, err,
-        sizeof(err));
+    rc = am_jwt_verify(
+        am_fuzz_keys, token, len, &opts, &claims, err, sizeof(err));
 
     if (rc == 0) {
         if (claims == NULL || !YAJL_IS_OBJECT(claims)) {
@@ -153,8 +153,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
 
         hlen = am_b64url_decode(token, dot - token, hbuf);
-        header = hlen > 0 ? am_json_parse((char *) hbuf, hlen,
-                                AM_JSON_MAX_DEPTH, NULL, 0)
+        header = hlen > 0 ? am_json_parse(
+                     (char *) hbuf, hlen, AM_JSON_MAX_DEPTH, NULL, 0)
                           : NULL;
         free(hbuf);
         alg = YAJL_GET_STRING(am_json_get(header, "alg"));

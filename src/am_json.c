@@ -186,8 +186,8 @@ am_json_add(am_json_builder_t *b, yajl_val v)
     }
 
     f = &b->stack[b->depth - 1];
-    len = YAJL_IS_OBJECT(f->node) ? f->node->u.object.len
-                                  : f->node->u.array.len;
+    len =
+        YAJL_IS_OBJECT(f->node) ? f->node->u.object.len : f->node->u.array.len;
 
     if (len == f->cap) {
         cap = f->cap ? 2 * f->cap : 4;
@@ -285,8 +285,7 @@ am_json_keys_unique(am_json_builder_t *b, yajl_val obj)
         /* the usual small object: comparing pairs beats a malloc and sort */
         for (i = 1; i < n && dup == NULL; i++) {
             for (q = 0; q < i; q++) {
-                if (strcmp(obj->u.object.keys[q], obj->u.object.keys[i])
-                    == 0) {
+                if (strcmp(obj->u.object.keys[q], obj->u.object.keys[i]) == 0) {
                     dup = obj->u.object.keys[i];
                     break;
                 }
@@ -487,8 +486,8 @@ am_json_parse(
 
     b.root = NULL;
     b.depth = 0;
-    b.max_depth = max_depth < AM_JSON_DEPTH_LIMIT ? max_depth
-                                                  : AM_JSON_DEPTH_LIMIT;
+    b.max_depth =
+        max_depth < AM_JSON_DEPTH_LIMIT ? max_depth : AM_JSON_DEPTH_LIMIT;
     b.err = err;
     b.errlen = errlen;
     b.failed = 0;
@@ -515,8 +514,8 @@ am_json_parse(
         /* yajl calls a comment after the value "trailing garbage" */
         if (at + 1 < len && text[at] == '/'
             && (text[at + 1] == '*' || text[at + 1] == '/')) {
-            am_json_fail(&b, "comments are not allowed in JSON, at byte %zu",
-                at);
+            am_json_fail(
+                &b, "comments are not allowed in JSON, at byte %zu", at);
 
         } else if ((msg = yajl_get_error(h, 0, NULL, 0)) != NULL) {
             am_json_fail(&b, "%.*s at byte %zu",
@@ -562,11 +561,7 @@ am_json_get(yajl_val v, const char *key)
 }
 
 
-typedef enum {
-    AM_JSON_LEAF,
-    AM_JSON_OPEN,
-    AM_JSON_CLOSE
-} am_json_event_e;
+typedef enum { AM_JSON_LEAF, AM_JSON_OPEN, AM_JSON_CLOSE } am_json_event_e;
 
 /*
  * Called by am_json_walk for each value (key is its member key, or NULL),
@@ -612,16 +607,16 @@ am_json_children(yajl_val v, size_t *n, yajl_val **values, const char ***keys)
 static int
 am_json_walk(yajl_val root, am_json_visit_pt visit, void *data)
 {
-    am_json_pos_t  stack[AM_JSON_DEPTH_LIMIT], *top;
-    yajl_val       v, *values;
-    const char    *key, **keys;
-    size_t         depth, n;
+    am_json_pos_t stack[AM_JSON_DEPTH_LIMIT], *top;
+    yajl_val      v, *values;
+    const char   *key, **keys;
+    size_t        depth, n;
 
     depth = 0;
     v = root;
     key = NULL;
 
-    for ( ;; ) {
+    for (;;) {
         if (depth < AM_JSON_DEPTH_LIMIT
             && am_json_children(v, &n, &values, &keys)) {
             if (!visit(data, v, key, AM_JSON_OPEN)) {
@@ -636,7 +631,7 @@ am_json_walk(yajl_val root, am_json_visit_pt visit, void *data)
             return 0;
         }
 
-        for ( ;; ) {
+        for (;;) {
             if (depth == 0) {
                 return 1;
             }

@@ -63,12 +63,10 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                handler;
-    /* a location within serves an API: errors given before a location is
-     * found are JSON */
-    ngx_uint_t                api_inside;
-    ngx_uint_t                auth;    /* AUTH_* as set, 0: unset */
-    ngx_uint_t                schemes; /* AUTH_* enforced, 0: off */
-    ngx_uint_t                scope;   /* SCOPE_* needed, 0: any */
+    ngx_uint_t                api_inside; /* of a server: see merge */
+    ngx_uint_t                auth;       /* AUTH_* as set, 0: unset */
+    ngx_uint_t                schemes;    /* AUTH_* enforced, 0: off */
+    ngx_uint_t                scope;      /* SCOPE_* needed, 0: any */
     ngx_http_complex_value_t *project;
 
     am_jwt_keys_t *jwt_keys;
@@ -182,8 +180,7 @@ struct ngx_http_automations_route_s {
 /* what the checks say, also when the JSON type is wrong */
 #define NGX_HTTP_AUTOMATIONS_RUNTIME_EXPECTED                                  \
     "must be a runtime name such as \"python\" or \"sh\""
-#define NGX_HTTP_AUTOMATIONS_NETWORK_EXPECTED                                  \
-    "must be \"none\" or \"default\""
+#define NGX_HTTP_AUTOMATIONS_NETWORK_EXPECTED "must be \"none\" or \"default\""
 /* clang-format off */
 #define NGX_HTTP_AUTOMATIONS_TIMEOUT_EXPECTED                                  \
     "must be an integer from "                                                 \
@@ -305,9 +302,9 @@ const char *ngx_http_automations_check_schema(yajl_val v);
 ngx_int_t   ngx_http_automations_schema_learn(ngx_http_request_t *r,
       ngx_str_t *project, ngx_str_t *name, ngx_str_t *sha1, ngx_str_t *text,
       ngx_str_t *detail);
-ngx_int_t ngx_http_automations_schema_check(ngx_http_request_t *r,
-    ngx_str_t *project, ngx_str_t *name, ngx_str_t *json, ngx_flag_t rows,
-    ngx_str_t *sha1, ngx_str_t *detail);
+ngx_int_t   ngx_http_automations_schema_check(ngx_http_request_t *r,
+      ngx_str_t *project, ngx_str_t *name, ngx_str_t *json, ngx_flag_t rows,
+      ngx_str_t *sha1, ngx_str_t *detail);
 
 /* executions: list, cancel, retry (src/ngx_http_automations_execution.c) */
 ngx_int_t ngx_http_automations_execution_list(

@@ -48,7 +48,8 @@ ngx_http_automations_route_t ngx_http_automations_routes[] = {
     /* before NAME: "executions" lists, it names no automation here */
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD,
         "executions", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
-        ngx_http_automations_execution_list, "Project not found or user doesn't have access"},
+        ngx_http_automations_execution_list,
+        "Project not found or user doesn't have access"},
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD, "NAME",
         NGX_HTTP_AUTOMATIONS_SCOPE_READ, ngx_http_automations_automation_get,
@@ -70,15 +71,18 @@ ngx_http_automations_route_t ngx_http_automations_routes[] = {
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD,
         "NAME/executions", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
-        ngx_http_automations_execution_list, "Automation not found or user doesn't have access"},
+        ngx_http_automations_execution_list,
+        "Automation not found or user doesn't have access"},
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_POST,
         "NAME/executions/ID/cancel", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
-        ngx_http_automations_execution_cancel, "Automation not found or user doesn't have access"},
+        ngx_http_automations_execution_cancel,
+        "Automation not found or user doesn't have access"},
 
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_POST,
         "NAME/executions/ID/retry", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
-        ngx_http_automations_execution_retry, "Automation not found or user doesn't have access"},
+        ngx_http_automations_execution_retry,
+        "Automation not found or user doesn't have access"},
 
     /* the Start Automation API, under automations_start_api */
 

@@ -133,8 +133,8 @@ am_worker_stop(am_worker_t *w, int level)
     switch (level) {
     case 1:
         am_rds_close(&w->reader);
-        uv_timer_start(&w->stop_timer, am_worker_drain_check,
-            AM_DRAIN_CHECK_MS, AM_DRAIN_CHECK_MS);
+        uv_timer_start(&w->stop_timer, am_worker_drain_check, AM_DRAIN_CHECK_MS,
+            AM_DRAIN_CHECK_MS);
         break;
     case 2:
         uv_timer_start(

@@ -54,14 +54,13 @@ extern const char am_python_warm[];
  * The parent's command line, which its forked runs show too: it reads the
  * rest from its first packet (python_warm.py says what).
  */
-static const char am_warm_bootstrap[] =
-    "import socket\n"
-    "import sys\n"
-    "s = socket.socket(fileno=0)\n"
-    "m = s.recv(1 << 20).split(b'\\0')\n"
-    "s.detach()\n"
-    "sys.argv[1:] = m[1:]\n"
-    "exec(m[0])\n";
+static const char am_warm_bootstrap[] = "import socket\n"
+                                        "import sys\n"
+                                        "s = socket.socket(fileno=0)\n"
+                                        "m = s.recv(1 << 20).split(b'\\0')\n"
+                                        "s.detach()\n"
+                                        "sys.argv[1:] = m[1:]\n"
+                                        "exec(m[0])\n";
 
 /* the parent runs go to, or NULL */
 static am_warm_t *am_warm_current;

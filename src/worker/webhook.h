@@ -20,7 +20,7 @@
 #define AM_WEBHOOK_SECRETS_MAX 2
 
 /* as many signatures separated by spaces, plus NUL */
-#define AM_WEBHOOK_SIGNATURES_LEN \
+#define AM_WEBHOOK_SIGNATURES_LEN                                              \
     (AM_WEBHOOK_SECRETS_MAX * AM_WEBHOOK_SIGNATURE_LEN)
 
 typedef struct am_webhook_engine_s am_webhook_engine_t;

@@ -106,8 +106,8 @@ am_test_accepts(void)
                    "{\"a\":[1,-2.5e3,true,false,null]}"),
         "an object with every kind of value round-trips");
 
-    am_test_ok(am_test_roundtrip("\"\\u00e9\\ud83d\\ude00\"",
-                   "\"\xc3\xa9\xf0\x9f\x98\x80\""),
+    am_test_ok(am_test_roundtrip(
+                   "\"\\u00e9\\ud83d\\ude00\"", "\"\xc3\xa9\xf0\x9f\x98\x80\""),
         "escaped BMP character and surrogate pair decode to UTF-8");
 
     am_test_ok(am_test_roundtrip("\"\xe2\x82\xac\"", "\"\xe2\x82\xac\""),
@@ -166,8 +166,8 @@ am_test_refuses(void)
                                "\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"d\":10}",
                    "duplicate key \"d\""),
         "a repeated key among ten is refused by name");
-    am_test_ok(am_test_refused("{\"a\":[{\"k\":1,\"k\":2}]}",
-                   "duplicate key \"k\""),
+    am_test_ok(
+        am_test_refused("{\"a\":[{\"k\":1,\"k\":2}]}", "duplicate key \"k\""),
         "a repeated key deep inside is refused");
     am_test_ok(am_test_refused("{} x", "trailing garbage"),
         "trailing garbage is refused");
@@ -176,10 +176,10 @@ am_test_refuses(void)
     am_test_ok(am_test_refused("", "premature EOF"), "empty text is refused");
     am_test_ok(am_test_refused("[1,", "premature EOF"),
         "a truncated array is refused");
-    am_test_ok(am_test_refused("[1,]", "parse error"),
-        "a trailing comma is refused");
-    am_test_ok(am_test_refused("{'a':1}", "invalid"),
-        "single quotes are refused");
+    am_test_ok(
+        am_test_refused("[1,]", "parse error"), "a trailing comma is refused");
+    am_test_ok(
+        am_test_refused("{'a':1}", "invalid"), "single quotes are refused");
     am_test_ok(am_test_refused("[\"a\\u0000b\"]", "\\u0000"),
         "an escaped NUL in a string is refused");
     am_test_ok(am_test_refused("{\"a\\u0000\":1}", "\\u0000"),
@@ -199,10 +199,10 @@ am_test_refuses(void)
         "a truncated sequence is refused");
     am_test_ok(am_test_refused("[[1]]", "nested deeper") == 0,
         "shallow nesting passes the depth check");
-    am_test_ok(am_json_parse("[[[[[1]]]]]", 11, 4, am_test_err,
-                   sizeof(am_test_err))
-                       == NULL
-                   && strstr(am_test_err, "deeper than 4") != NULL,
+    am_test_ok(
+        am_json_parse("[[[[[1]]]]]", 11, 4, am_test_err, sizeof(am_test_err))
+                == NULL
+            && strstr(am_test_err, "deeper than 4") != NULL,
         "one level past max_depth is refused");
     am_test_ok(am_json_parse("[1]", 3, 0, NULL, 0) == NULL,
         "a NULL err buffer is allowed");
@@ -245,29 +245,28 @@ am_test_hostile(void)
 
     /* the reported attack: the comment used to hide the nesting */
     text = am_test_nest("/*\"*/", 400000, &len);
-    v = am_json_parse(text, len, AM_JSON_MAX_DEPTH, am_test_err,
-        sizeof(am_test_err));
+    v = am_json_parse(
+        text, len, AM_JSON_MAX_DEPTH, am_test_err, sizeof(am_test_err));
     am_test_ok(v == NULL && strstr(am_test_err, "comment") != NULL,
         "comment then 400,000 brackets: refused (%s)", am_test_err);
     free(text);
 
     text = am_test_nest("", 400000, &len);
-    v = am_json_parse(text, len, AM_JSON_MAX_DEPTH, am_test_err,
-        sizeof(am_test_err));
+    v = am_json_parse(
+        text, len, AM_JSON_MAX_DEPTH, am_test_err, sizeof(am_test_err));
     am_test_ok(v == NULL && strstr(am_test_err, "deeper than 32") != NULL,
         "400,000 bare brackets: refused by depth (%s)", am_test_err);
     free(text);
 
     text = am_test_nest("", 400000, &len);
     v = am_json_parse(text, len, 1 << 30, am_test_err, sizeof(am_test_err));
-    am_test_ok(v == NULL
-                   && strstr(am_test_err, "deeper than 100") != NULL,
+    am_test_ok(v == NULL && strstr(am_test_err, "deeper than 100") != NULL,
         "a huge max_depth is capped at AM_JSON_DEPTH_LIMIT");
     free(text);
 
     text = am_test_nest("", AM_JSON_DEPTH_LIMIT, &len);
-    v = am_json_parse(text, len, AM_JSON_DEPTH_LIMIT, am_test_err,
-        sizeof(am_test_err));
+    v = am_json_parse(
+        text, len, AM_JSON_DEPTH_LIMIT, am_test_err, sizeof(am_test_err));
     p = am_json_dump(v, &n);
     am_test_ok(v != NULL && p != NULL && n == len && memcmp(p, text, n) == 0,
         "%d levels parse and dump back", AM_JSON_DEPTH_LIMIT);
@@ -289,16 +288,16 @@ am_test_hostile(void)
     len += sprintf(text + len, "\"key%06d\":1}", 4242);
 
     t0 = clock();
-    v = am_json_parse(text, len, AM_JSON_MAX_DEPTH, am_test_err,
-        sizeof(am_test_err));
+    v = am_json_parse(
+        text, len, AM_JSON_MAX_DEPTH, am_test_err, sizeof(am_test_err));
     secs = (double) (clock() - t0) / CLOCKS_PER_SEC;
     am_test_ok(v == NULL && strstr(am_test_err, "key004242") != NULL,
         "a 1 MB object with one repeat: refused by name");
     am_test_ok(secs < 2.0, "in %.3f s (not quadratic)", secs);
 
     text[len - 12] = 'X';
-    v = am_json_parse(text, len, AM_JSON_MAX_DEPTH, am_test_err,
-        sizeof(am_test_err));
+    v = am_json_parse(
+        text, len, AM_JSON_MAX_DEPTH, am_test_err, sizeof(am_test_err));
     am_test_ok(v != NULL && v->u.object.len == 75001,
         "without the repeat, all 75,001 members are there");
     am_json_free(v);

@@ -904,8 +904,7 @@ am_test_failures(am_webhook_engine_t *e, am_webhook_engine_t *fast)
     am_test_ok(got.res.delivered && got.res.http_status == 200,
         "big: a 3 MiB answer is not read to the end, still delivered");
 
-    am_test_post(
-        fast, am_test_url, AM_SRV_STALL, NULL, 0, NULL, &got, "stall");
+    am_test_post(fast, am_test_url, AM_SRV_STALL, NULL, 0, NULL, &got, "stall");
     am_test_ok(got.res.delivered && got.res.http_status == 200
                    && got.res.duration_ms < 300,
         "stall: a 200 whose body never comes is delivered at its headers, "
@@ -948,8 +947,7 @@ am_test_private(am_webhook_engine_t *strict)
     am_test_post(strict, "http://169.254.169.254/latest/meta-data/", AM_SRV_OK,
         NULL, 0, NULL, &got, "metadata");
     am_test_ok(!got.res.delivered && got.res.refused
-                   && strcmp(got.res.error, "address refused: link-local")
-                          == 0,
+                   && strcmp(got.res.error, "address refused: link-local") == 0,
         "metadata: 169.254.169.254 refused");
 
     /* a name: the check applies to what it resolves to */
