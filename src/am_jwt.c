@@ -1,6 +1,7 @@
 /*
  * JWS compact serialization (RFC 7515) with the algorithms of RFC 7518 that
- * the gateway supports: HS256/384/512, RS256/384/512, ES256/384.
+ * the gateway supports: HS256/384/512, RS256/384/512, PS256/384/512,
+ * ES256/384, and EdDSA with Ed25519 (RFC 8037).
  *
  * Every key carries the one algorithm it may be used with; the token's "alg"
  * only selects among keys and must match that pin exactly, so "none", an
@@ -19,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
@@ -165,6 +167,38 @@ am_jwt_ecdsa_der(const unsigned char *raw, size_t n, unsigned char **der)
 }
 
 
+/*
+ * Starts an EVP_DigestSign or EVP_DigestVerify with key for alg: the
+ * digest (none for EdDSA, which hashes itself) and, for PS*, the RSASSA-PSS
+ * parameters of RFC 7518 3.5, a salt as long as the hash and MGF1 with the
+ * same hash, so that no other PSS variant verifies. 1 on success.
+ */
+static int
+am_jwt_digest_init(
+    EVP_MD_CTX *ctx, const am_jwt_alg_t *alg, EVP_PKEY *pkey, int sign)
+{
+    EVP_PKEY_CTX *pctx;
+    const EVP_MD *md;
+
+    md = (alg->md != NULL) ? alg->md() : NULL;
+
+    if ((sign ? EVP_DigestSignInit(ctx, &pctx, md, NULL, pkey)
+              : EVP_DigestVerifyInit(ctx, &pctx, md, NULL, pkey))
+        != 1) {
+        return 0;
+    }
+
+    if (alg->family != AM_JWT_PSS) {
+        return 1;
+    }
+
+    return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1
+           && EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST)
+                  == 1
+           && EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) == 1;
+}
+
+
 /* 1 when sig is key's signature of data. */
 static int
 am_jwt_signature_ok(const am_jwt_key_t *key, const unsigned char *data,
@@ -203,14 +237,21 @@ am_jwt_signature_ok(const am_jwt_key_t *key, const unsigned char *data,
 
         s = der;
         slen = (size_t) derlen;
+
+    } else if (siglen != (size_t) EVP_PKEY_get_size(key->pkey)) {
+        /*
+         * RSA and Ed25519 signatures have one length. OpenSSL's PSS check
+         * would take an RSA signature shorn of its leading zero bytes, a
+         * second encoding of the same signature.
+         */
+        return 0;
     }
 
     ok = 0;
 
     ctx = EVP_MD_CTX_new();
 
-    if (ctx != NULL
-        && EVP_DigestVerifyInit(ctx, NULL, key->alg->md(), NULL, key->pkey) == 1
+    if (ctx != NULL && am_jwt_digest_init(ctx, key->alg, key->pkey, 0) == 1
         && EVP_DigestVerify(ctx, s, slen, data, len) == 1) {
         ok = 1;
     }
@@ -573,7 +614,7 @@ am_jwt_sign_pkey(EVP_PKEY *pkey, const am_jwt_alg_t *alg,
 
     ctx = EVP_MD_CTX_new();
 
-    if (ctx == NULL || EVP_DigestSignInit(ctx, NULL, alg->md(), NULL, pkey) != 1
+    if (ctx == NULL || am_jwt_digest_init(ctx, alg, pkey, 1) != 1
         || EVP_DigestSign(ctx, NULL, &n, data, len) != 1
         || (sig = malloc(n)) == NULL
         || EVP_DigestSign(ctx, sig, &n, data, len) != 1) {

@@ -17,15 +17,22 @@
 /* JSON nesting allowed in headers, claims and JWKS files */
 #define AM_JWT_JSON_DEPTH 32
 
-typedef enum { AM_JWT_HMAC, AM_JWT_RSA, AM_JWT_EC } am_jwt_family_e;
+/* RSA is RSASSA-PKCS1-v1_5, PSS is RSASSA-PSS; both take the same keys */
+typedef enum {
+    AM_JWT_HMAC,
+    AM_JWT_RSA,
+    AM_JWT_PSS,
+    AM_JWT_EC,
+    AM_JWT_EDDSA
+} am_jwt_family_e;
 
 typedef struct {
     const char     *name;
     am_jwt_family_e family;
-    const EVP_MD *(*md)(void);
-    size_t      ec_len; /* bytes of each of r and s */
-    const char *curve;  /* OpenSSL group name */
-    const char *crv;    /* JWK / NIST name */
+    const EVP_MD *(*md)(void); /* NULL for EdDSA, which hashes itself */
+    size_t      ec_len;        /* bytes of each of r and s */
+    const char *curve;         /* OpenSSL group or key type name */
+    const char *crv;           /* JWK / NIST name */
 } am_jwt_alg_t;
 
 typedef struct {

@@ -2,6 +2,12 @@
  * JWT keys: HMAC secret files, PEM public keys and certificates, JWKS
  * files. Each key is pinned to the one algorithm it may be used with (see
  * am_jwt.c for why), decided here when it is loaded.
+ *
+ * A JWKS is often published by someone else, for more than us: keys for
+ * encryption, for algorithms or curves we do not implement, retired weak
+ * keys. Those are skipped and reported rather than failing the file, so
+ * that a provider adding such a key does not stop the gateway from
+ * starting; a key of a kind we use that is malformed still fails it.
  */
 
 #include <errno.h>
@@ -34,6 +40,9 @@
 /* bytes of the longest EC coordinate (P-384) */
 #define AM_JWT_EC_MAX 48
 
+/* bytes of an Ed25519 public key (RFC 8032 5.1.5) */
+#define AM_JWT_ED25519_LEN 32
+
 
 static const am_jwt_alg_t am_jwt_algs[] = {
     {"HS256", AM_JWT_HMAC, EVP_sha256, 0, NULL, NULL},
@@ -42,8 +51,12 @@ static const am_jwt_alg_t am_jwt_algs[] = {
     {"RS256", AM_JWT_RSA, EVP_sha256, 0, NULL, NULL},
     {"RS384", AM_JWT_RSA, EVP_sha384, 0, NULL, NULL},
     {"RS512", AM_JWT_RSA, EVP_sha512, 0, NULL, NULL},
+    {"PS256", AM_JWT_PSS, EVP_sha256, 0, NULL, NULL},
+    {"PS384", AM_JWT_PSS, EVP_sha384, 0, NULL, NULL},
+    {"PS512", AM_JWT_PSS, EVP_sha512, 0, NULL, NULL},
     {"ES256", AM_JWT_EC, EVP_sha256, 32, "prime256v1", "P-256"},
     {"ES384", AM_JWT_EC, EVP_sha384, 48, "secp384r1", "P-384"},
+    {"EdDSA", AM_JWT_EDDSA, NULL, 0, "ED25519", "Ed25519"},
 };
 
 #define AM_JWT_NALGS (sizeof(am_jwt_algs) / sizeof(am_jwt_algs[0]))
@@ -214,8 +227,8 @@ am_jwt_secret_read(const char *path, unsigned char **secret, size_t *len,
 
 /*
  * Decides which algorithm a public or private key is used with: name if
- * given (it must fit the key), else the one implied by an EC curve.
- * where prefixes error messages.
+ * given (it must fit the key), else the one implied by an EC curve or an
+ * Ed25519 key. where prefixes error messages.
  */
 int
 am_jwt_pkey_alg(EVP_PKEY *pkey, const char *name, const char *where,
@@ -238,10 +251,12 @@ am_jwt_pkey_alg(EVP_PKEY *pkey, const char *name, const char *where,
     if (EVP_PKEY_is_a(pkey, "RSA")) {
         if (alg == NULL) {
             return am_jwt_error(err, errlen,
-                "%s: RSA key needs alg RS256, RS384 or RS512", where);
+                "%s: RSA key needs alg RS256, RS384, RS512, PS256, PS384 "
+                "or PS512",
+                where);
         }
 
-        if (alg->family != AM_JWT_RSA) {
+        if (alg->family != AM_JWT_RSA && alg->family != AM_JWT_PSS) {
             return am_jwt_error(err, errlen,
                 "%s: RSA key cannot be used with alg %s", where, alg->name);
         }
@@ -280,8 +295,20 @@ am_jwt_pkey_alg(EVP_PKEY *pkey, const char *name, const char *where,
         return 0;
     }
 
+    if (EVP_PKEY_is_a(pkey, "ED25519")) {
+        by_curve = am_jwt_alg_find("EdDSA");
+
+        if (alg != NULL && alg != by_curve) {
+            return am_jwt_error(
+                err, errlen, "%s: Ed25519 key needs alg EdDSA", where);
+        }
+
+        *out = by_curve;
+        return 0;
+    }
+
     return am_jwt_error(err, errlen,
-        "%s: unsupported key type %s, use RSA or EC", where,
+        "%s: unsupported key type %s, use RSA, EC or Ed25519", where,
         EVP_PKEY_get0_type_name(pkey));
 }
 
@@ -616,31 +643,15 @@ done:
 }
 
 
+/* An EC public key on the curve of alg. */
 static EVP_PKEY *
-am_jwt_jwk_ec(yajl_val jwk, const char *where, char *err, size_t errlen)
+am_jwt_jwk_ec(yajl_val jwk, const am_jwt_alg_t *alg, const char *where,
+    char *err, size_t errlen)
 {
-    const am_jwt_alg_t *alg;
-    OSSL_PARAM_BLD     *bld;
-    unsigned char      *x, *y, pub[1 + 2 * AM_JWT_EC_MAX];
-    EVP_PKEY           *pkey;
-    const char         *crv;
-    size_t              xlen, ylen;
-
-    crv = am_jwt_string(am_json_get(jwk, "crv"));
-
-    if (crv == NULL) {
-        am_jwt_error(err, errlen, "%s: \"crv\" missing or not a string", where);
-        return NULL;
-    }
-
-    alg = am_jwt_alg_by_curve(crv);
-
-    if (alg == NULL || strcmp(alg->crv, crv) != 0) {
-        am_jwt_error(err, errlen,
-            "%s: curve \"%s\" is not supported, use P-256 or P-384", where,
-            crv);
-        return NULL;
-    }
+    OSSL_PARAM_BLD *bld;
+    unsigned char  *x, *y, pub[1 + 2 * AM_JWT_EC_MAX];
+    EVP_PKEY       *pkey;
+    size_t          xlen, ylen;
 
     pkey = NULL;
     y = NULL;
@@ -691,31 +702,96 @@ done:
 }
 
 
+static EVP_PKEY *
+am_jwt_jwk_ed25519(yajl_val jwk, const char *where, char *err, size_t errlen)
+{
+    unsigned char *x;
+    EVP_PKEY      *pkey;
+    size_t         xlen;
+
+    x = am_jwt_jwk_bytes(jwk, "x", where, &xlen, err, errlen);
+    if (x == NULL) {
+        return NULL;
+    }
+
+    pkey = NULL;
+
+    if (xlen != AM_JWT_ED25519_LEN) {
+        am_jwt_error(err, errlen, "%s: \"x\" must be %d bytes", where,
+            AM_JWT_ED25519_LEN);
+
+    } else {
+        pkey = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, x, xlen);
+        if (pkey == NULL) {
+            am_jwt_error(err, errlen, "%s: invalid Ed25519 key", where);
+        }
+    }
+
+    free(x);
+
+    return pkey;
+}
+
+
+/* The "crv" of an EC or OKP JWK, or NULL and err. */
+static const char *
+am_jwt_jwk_crv(yajl_val jwk, const char *where, char *err, size_t errlen)
+{
+    const char *crv;
+
+    crv = am_jwt_string(am_json_get(jwk, "crv"));
+    if (crv == NULL) {
+        am_jwt_error(err, errlen, "%s: \"crv\" missing or not a string", where);
+    }
+
+    return crv;
+}
+
+
+/* 1 when a JWK's "key_ops" (an array of strings) allows "verify". */
+static int
+am_jwt_jwk_verifies(yajl_val ops)
+{
+    const char *s;
+    size_t      i;
+
+    for (i = 0; i < ops->u.array.len; i++) {
+        s = am_jwt_string(ops->u.array.values[i]);
+
+        if (s != NULL && strcmp(s, "verify") == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /*
- * Adds one JWK of a JWKS file. Returns 0 when added, 1 when skipped (a key
- * for another use), -1 on error.
+ * Adds one JWK of a JWKS file. Returns 0 when added; 1 when skipped, a key
+ * we do not use, with why in msg; -1 when malformed, with the error in msg.
  */
 static int
 am_jwt_jwk_add(am_jwt_keys_t *keys, yajl_val jwk, const char *path,
-    size_t index, char *err, size_t errlen)
+    size_t index, char *msg, size_t msglen)
 {
     const am_jwt_alg_t *a;
     unsigned char      *secret;
-    const char         *kty, *alg, *kid;
+    const char         *kty, *alg, *kid, *crv, *use;
     EVP_PKEY           *pkey;
     yajl_val            v;
     size_t              len;
-    char                where[512];
+    char                where[512], skipped[600];
 
     snprintf(where, sizeof(where), "\"%s\": key %zu", path, index);
 
     if (!YAJL_IS_OBJECT(jwk)) {
-        return am_jwt_error(err, errlen, "%s: not an object", where);
+        return am_jwt_error(msg, msglen, "%s: not an object", where);
     }
 
     v = am_json_get(jwk, "kid");
     if (v != NULL && !YAJL_IS_STRING(v)) {
-        return am_jwt_error(err, errlen, "%s: \"kid\" is not a string", where);
+        return am_jwt_error(msg, msglen, "%s: \"kid\" is not a string", where);
     }
 
     kid = am_jwt_string(v);
@@ -724,89 +800,141 @@ am_jwt_jwk_add(am_jwt_keys_t *keys, yajl_val jwk, const char *path,
         snprintf(where, sizeof(where), "\"%s\": key \"%s\"", path, kid);
     }
 
-    v = am_json_get(jwk, "use");
-    if (v != NULL) {
-        if (am_jwt_string(v) == NULL) {
-            return am_jwt_error(
-                err, errlen, "%s: \"use\" is not a string", where);
-        }
+    snprintf(skipped, sizeof(skipped), "%s skipped", where);
 
-        if (strcmp(am_jwt_string(v), "sig") != 0) {
-            return 1;
-        }
+    v = am_json_get(jwk, "use");
+    if (v != NULL && !YAJL_IS_STRING(v)) {
+        return am_jwt_error(msg, msglen, "%s: \"use\" is not a string", where);
+    }
+
+    use = am_jwt_string(v);
+
+    if (use != NULL && strcmp(use, "sig") != 0) {
+        am_jwt_error(msg, msglen, "%s: \"use\" is \"%s\"", skipped, use);
+        return 1;
+    }
+
+    v = am_json_get(jwk, "key_ops");
+    if (v != NULL && !YAJL_IS_ARRAY(v)) {
+        return am_jwt_error(
+            msg, msglen, "%s: \"key_ops\" is not an array", where);
+    }
+
+    if (v != NULL && !am_jwt_jwk_verifies(v)) {
+        am_jwt_error(msg, msglen, "%s: \"key_ops\" lacks \"verify\"", skipped);
+        return 1;
     }
 
     v = am_json_get(jwk, "alg");
     if (v != NULL && !YAJL_IS_STRING(v)) {
-        return am_jwt_error(err, errlen, "%s: \"alg\" is not a string", where);
+        return am_jwt_error(msg, msglen, "%s: \"alg\" is not a string", where);
     }
 
     alg = am_jwt_string(v);
 
+    if (alg != NULL && !am_jwt_alg_supported(alg)) {
+        am_jwt_error(msg, msglen, "%s: unsupported alg \"%s\"", skipped, alg);
+        return 1;
+    }
+
     kty = am_jwt_string(am_json_get(jwk, "kty"));
     if (kty == NULL) {
         return am_jwt_error(
-            err, errlen, "%s: \"kty\" missing or not a string", where);
+            msg, msglen, "%s: \"kty\" missing or not a string", where);
     }
 
     if (strcmp(kty, "oct") == 0) {
         a = (alg != NULL) ? am_jwt_alg_find(alg) : NULL;
 
         if (a == NULL || a->family != AM_JWT_HMAC) {
-            return am_jwt_error(err, errlen,
-                "%s: oct key needs alg HS256, HS384 or HS512", where);
+            am_jwt_error(msg, msglen,
+                "%s: oct key needs alg HS256, HS384 or HS512", skipped);
+            return 1;
         }
 
-        secret = am_jwt_jwk_bytes(jwk, "k", where, &len, err, errlen);
+        secret = am_jwt_jwk_bytes(jwk, "k", where, &len, msg, msglen);
         if (secret == NULL) {
             return -1;
         }
 
         if (len < AM_JWT_MIN_SECRET) {
             OPENSSL_clear_free(secret, len);
-            return am_jwt_error(err, errlen,
-                "%s: HMAC secret is %zu bytes, needs at least %d", where, len,
+            am_jwt_error(msg, msglen,
+                "%s: HMAC secret is %zu bytes, needs at least %d", skipped, len,
                 AM_JWT_MIN_SECRET);
+            return 1;
         }
 
-        return am_jwt_keys_push(keys, a, kid, secret, len, NULL, err, errlen);
+        return am_jwt_keys_push(keys, a, kid, secret, len, NULL, msg, msglen);
     }
 
     if (strcmp(kty, "RSA") == 0) {
-        pkey = am_jwt_jwk_rsa(jwk, where, err, errlen);
+        pkey = am_jwt_jwk_rsa(jwk, where, msg, msglen);
         if (alg == NULL) {
             alg = "RS256";
         }
 
     } else if (strcmp(kty, "EC") == 0) {
-        pkey = am_jwt_jwk_ec(jwk, where, err, errlen);
+        crv = am_jwt_jwk_crv(jwk, where, msg, msglen);
+        if (crv == NULL) {
+            return -1;
+        }
+
+        a = am_jwt_alg_by_curve(crv);
+
+        if (a == NULL || strcmp(a->crv, crv) != 0) {
+            am_jwt_error(msg, msglen,
+                "%s: EC curve \"%s\" is not supported, use P-256 or P-384",
+                skipped, crv);
+            return 1;
+        }
+
+        pkey = am_jwt_jwk_ec(jwk, a, where, msg, msglen);
+
+    } else if (strcmp(kty, "OKP") == 0) {
+        crv = am_jwt_jwk_crv(jwk, where, msg, msglen);
+        if (crv == NULL) {
+            return -1;
+        }
+
+        if (strcmp(crv, "Ed25519") != 0) {
+            am_jwt_error(msg, msglen,
+                "%s: OKP curve \"%s\" is not supported, use Ed25519", skipped,
+                crv);
+            return 1;
+        }
+
+        pkey = am_jwt_jwk_ed25519(jwk, where, msg, msglen);
 
     } else {
-        return am_jwt_error(err, errlen,
-            "%s: unsupported kty \"%s\", use RSA, EC or oct", where, kty);
+        am_jwt_error(msg, msglen,
+            "%s: unsupported kty \"%s\", use RSA, EC, OKP or oct", skipped,
+            kty);
+        return 1;
     }
 
     if (pkey == NULL) {
         return -1;
     }
 
-    if (am_jwt_pkey_alg(pkey, alg, where, &a, err, errlen) != 0) {
+    /* what is left is a sound key used otherwise: alg, or RSA size */
+    if (am_jwt_pkey_alg(pkey, alg, skipped, &a, msg, msglen) != 0) {
         EVP_PKEY_free(pkey);
-        return -1;
+        return 1;
     }
 
-    return am_jwt_keys_push(keys, a, kid, NULL, 0, pkey, err, errlen);
+    return am_jwt_keys_push(keys, a, kid, NULL, 0, pkey, msg, msglen);
 }
 
 
 int
-am_jwt_keys_add_jwks(
-    am_jwt_keys_t *keys, const char *path, char *err, size_t errlen)
+am_jwt_keys_add_jwks(am_jwt_keys_t *keys, const char *path, am_jwt_skip_pt skip,
+    void *data, char *err, size_t errlen)
 {
     const char *keys_path[] = {"keys", NULL};
     yajl_val    root, arr;
-    size_t      len, i, n0, added;
-    char       *buf, ebuf[128];
+    size_t      len, i, n0, added, skipped;
+    char       *buf, ebuf[128], msg[1024];
     int         rc;
 
     if (am_jwt_read_file(path, &buf, &len, err, errlen) != 0) {
@@ -832,15 +960,25 @@ am_jwt_keys_add_jwks(
 
     n0 = keys->n;
     added = 0;
+    skipped = 0;
     rc = 0;
 
     for (i = 0; i < arr->u.array.len; i++) {
-        rc = am_jwt_jwk_add(keys, arr->u.array.values[i], path, i, err, errlen);
+        rc = am_jwt_jwk_add(
+            keys, arr->u.array.values[i], path, i, msg, sizeof(msg));
+
         if (rc == -1) {
             break;
         }
 
-        if (rc == 0) {
+        if (rc == 1) {
+            skipped++;
+
+            if (skip != NULL) {
+                skip(data, msg);
+            }
+
+        } else {
             added++;
         }
     }
@@ -849,12 +987,13 @@ am_jwt_keys_add_jwks(
 
     if (rc == -1) {
         am_jwt_keys_truncate(keys, n0);
-        return -1;
+        return am_jwt_error(err, errlen, "%s", msg);
     }
 
     if (added == 0) {
-        return am_jwt_error(
-            err, errlen, "\"%s\": no signing key in \"keys\"", path);
+        return am_jwt_error(err, errlen,
+            "\"%s\": no usable signing key in \"keys\" (%zu skipped)", path,
+            skipped);
     }
 
     return 0;

@@ -70,10 +70,7 @@ ngx_http_automations_jwt_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             if (!am_jwt_alg_supported(alg)) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                    "unsupported algorithm \"%s\": use HS256, "
-                    "HS384, HS512, RS256, RS384, RS512, ES256 "
-                    "or ES384",
-                    alg);
+                    "unsupported algorithm \"%s\": use " AM_JWT_ALGS, alg);
                 return NGX_CONF_ERROR;
             }
 
@@ -109,6 +106,14 @@ ngx_http_automations_jwt_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* a JWKS key that is not for us: said at configuration time, not fatal */
+static void
+ngx_http_automations_jwt_skipped(void *data, const char *msg)
+{
+    ngx_conf_log_error(NGX_LOG_WARN, data, 0, "%s", msg);
+}
+
+
 /* automations_jwt_jwks FILE */
 char *
 ngx_http_automations_jwt_jwks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -131,7 +136,9 @@ ngx_http_automations_jwt_jwks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (am_jwt_keys_add_jwks(keys, (char *) path.data, err, sizeof(err)) != 0) {
+    if (am_jwt_keys_add_jwks(keys, (char *) path.data,
+            ngx_http_automations_jwt_skipped, cf, err, sizeof(err))
+        != 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
         return NGX_CONF_ERROR;
     }

@@ -94,9 +94,7 @@ ctl_jwt_check(const ctl_jwt_args_t *a, char *role, size_t size, long *ttl)
     }
 
     if (!am_jwt_alg_supported(a->alg)) {
-        ctl_error("unsupported algorithm \"%s\": use HS256, HS384, HS512, "
-                  "RS256, RS384, RS512, ES256 or ES384",
-            a->alg);
+        ctl_error("unsupported algorithm \"%s\": use " AM_JWT_ALGS, a->alg);
         return -1;
     }
 

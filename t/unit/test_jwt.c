@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "am_crypto.h"
@@ -30,6 +31,8 @@
 
 #define AM_TEST_MAX_FILES 64
 
+#define AM_TEST_MAX_SKIPPED 32
+
 
 static char am_test_dir[256];
 static char am_test_err[256];
@@ -39,6 +42,12 @@ static int   am_test_nfiles;
 
 /* the HMAC secret, without its trailing newline */
 static unsigned char am_test_secret[48];
+
+/* what the last am_test_add_jwks() reported as skipped */
+static char *am_test_skipped[AM_TEST_MAX_SKIPPED];
+static int   am_test_nskipped;
+
+static EVP_PKEY *am_test_rsa, *am_test_ec256, *am_test_ec384, *am_test_ed;
 
 
 /* The path of a file in the temporary directory (8 rotating buffers). */
@@ -133,7 +142,7 @@ am_test_write_pem(const char *name, EVP_PKEY *pkey, const char *kind)
 }
 
 
-/* A self-signed certificate for pkey. */
+/* A self-signed certificate for pkey (Ed25519 signs without a digest). */
 static void
 am_test_write_cert(const char *name, EVP_PKEY *pkey)
 {
@@ -157,7 +166,8 @@ am_test_write_cert(const char *name, EVP_PKEY *pkey)
     if (!X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
             (const unsigned char *) "am-test", -1, -1, 0)
         || !X509_set_issuer_name(x509, subject)
-        || !X509_sign(x509, pkey, EVP_sha256())) {
+        || !X509_sign(
+            x509, pkey, EVP_PKEY_is_a(pkey, "ED25519") ? NULL : EVP_sha256())) {
         am_test_bail("certificate");
     }
 
@@ -265,6 +275,75 @@ am_test_hs256(const char *header, const char *payload,
     free(s);
 
     return token;
+}
+
+
+/*
+ * A token over header and payload signed by pkey with OpenSSL directly, to
+ * make signatures am_jwt_sign() never would: md NULL for Ed25519; for RSA
+ * pad RSA_PKCS1_PADDING, or RSA_PKCS1_PSS_PADDING with saltlen and mgf1.
+ */
+static char *
+am_test_pkey_token(const char *header, const char *payload, EVP_PKEY *pkey,
+    const EVP_MD *md, int pad, int saltlen, const EVP_MD *mgf1)
+{
+    EVP_PKEY_CTX *pctx;
+    unsigned char sig[512];
+    EVP_MD_CTX   *ctx;
+    size_t        n, siglen;
+    char         *h, *p, *token;
+    int           ok;
+
+    h = am_test_b64(header, strlen(header));
+    p = am_test_b64(payload, strlen(payload));
+
+    n = strlen(h) + strlen(p) + 2 + AM_B64_LEN(sizeof(sig)) + 1;
+    token = malloc(n);
+    if (token == NULL) {
+        am_test_bail("malloc");
+    }
+
+    snprintf(token, n, "%s.%s", h, p);
+    free(h);
+    free(p);
+
+    ctx = EVP_MD_CTX_new();
+    siglen = sizeof(sig);
+
+    ok = ctx != NULL && EVP_DigestSignInit(ctx, &pctx, md, NULL, pkey) == 1;
+
+    if (ok && pad != 0) {
+        ok = EVP_PKEY_CTX_set_rsa_padding(pctx, pad) == 1;
+    }
+
+    if (ok && pad == RSA_PKCS1_PSS_PADDING) {
+        ok = EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, saltlen) == 1
+             && EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, mgf1) == 1;
+    }
+
+    if (!ok
+        || EVP_DigestSign(
+               ctx, sig, &siglen, (unsigned char *) token, strlen(token))
+               != 1) {
+        am_test_bail("EVP_DigestSign");
+    }
+
+    EVP_MD_CTX_free(ctx);
+
+    n = strlen(token);
+    token[n++] = '.';
+    am_b64url_encode(sig, siglen, token + n);
+
+    return token;
+}
+
+
+/* A PS256 token signed the way RFC 7518 says, with OpenSSL directly. */
+static char *
+am_test_ps256(const char *payload)
+{
+    return am_test_pkey_token("{\"alg\":\"PS256\"}", payload, am_test_rsa,
+        EVP_sha256(), RSA_PKCS1_PSS_PADDING, 32, EVP_sha256());
 }
 
 
@@ -392,13 +471,30 @@ am_test_add(
 }
 
 
+static void
+am_test_skip(void *data, const char *msg)
+{
+    (void) data;
+
+    if (am_test_nskipped == AM_TEST_MAX_SKIPPED) {
+        am_test_bail("too many skipped keys");
+    }
+
+    am_test_skipped[am_test_nskipped++] = strdup(msg);
+}
+
+
 static int
 am_test_add_jwks(am_jwt_keys_t *keys, const char *name)
 {
     am_test_err[0] = '\0';
 
-    return am_jwt_keys_add_jwks(
-        keys, am_test_path(name), am_test_err, sizeof(am_test_err));
+    while (am_test_nskipped > 0) {
+        free(am_test_skipped[--am_test_nskipped]);
+    }
+
+    return am_jwt_keys_add_jwks(keys, am_test_path(name), am_test_skip, NULL,
+        am_test_err, sizeof(am_test_err));
 }
 
 
@@ -468,15 +564,30 @@ am_test_concat(const char *a, const char *b)
 }
 
 
-static EVP_PKEY *am_test_rsa, *am_test_ec256, *am_test_ec384;
+/* The raw public key of an Ed25519 or Ed448 key as base64url. */
+static void
+am_test_raw_b64(EVP_PKEY *pkey, char *out)
+{
+    unsigned char buf[64];
+    size_t        n;
+
+    n = sizeof(buf);
+
+    if (EVP_PKEY_get_raw_public_key(pkey, buf, &n) != 1) {
+        am_test_bail("raw public key");
+    }
+
+    am_b64url_encode(buf, n, out);
+}
 
 
 static void
 am_test_setup(void)
 {
     char      n[1024], e[16], x256[64], y256[64], x384[80], y384[80];
-    char      jwks[8192], k[80], bad[4096], secret[64];
-    EVP_PKEY *rsa1024, *ed25519;
+    char      jwks[8192], k[80], bad[4096], secret[64], ed[64], ed448x[96];
+    char      n1024[256], mixed[16384];
+    EVP_PKEY *rsa1024, *ed448, *ed2;
 
     snprintf(am_test_dir, sizeof(am_test_dir), "%s/am-jwt-XXXXXX",
         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -489,10 +600,13 @@ am_test_setup(void)
     am_test_ec256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     am_test_ec384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
     rsa1024 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t) 1024);
-    ed25519 = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    am_test_ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    ed2 = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    ed448 = EVP_PKEY_Q_keygen(NULL, NULL, "ED448");
 
     if (am_test_rsa == NULL || am_test_ec256 == NULL || am_test_ec384 == NULL
-        || rsa1024 == NULL || ed25519 == NULL) {
+        || rsa1024 == NULL || am_test_ed == NULL || ed2 == NULL
+        || ed448 == NULL) {
         am_test_bail("keygen");
     }
 
@@ -506,10 +620,20 @@ am_test_setup(void)
     am_test_write_pem("ec384.pub", am_test_ec384, "pub");
     am_test_write_pem("ec384.key", am_test_ec384, "trad");
     am_test_write_pem("rsa1024.pub", rsa1024, "pub");
-    am_test_write_pem("ed25519.pub", ed25519, "pub");
+    am_test_write_pem("ed25519.pub", am_test_ed, "pub");
+    am_test_write_pem("ed25519.key", am_test_ed, "key");
+    am_test_write_cert("ed25519.crt", am_test_ed);
+    am_test_write_pem("ed25519-2.key", ed2, "key");
+    am_test_write_pem("ed448.pub", ed448, "pub");
+    am_test_write_pem("ed448.key", ed448, "key");
+
+    am_test_bn_b64(rsa1024, OSSL_PKEY_PARAM_RSA_N, 0, n1024);
+    am_test_raw_b64(am_test_ed, ed);
+    am_test_raw_b64(ed448, ed448x);
 
     EVP_PKEY_free(rsa1024);
-    EVP_PKEY_free(ed25519);
+    EVP_PKEY_free(ed2);
+    EVP_PKEY_free(ed448);
 
     /* a printable secret, so that the newline rules are what is tested */
     if (RAND_bytes(am_test_secret, 36) != 1) {
@@ -551,17 +675,87 @@ am_test_setup(void)
         "\"x\":\"%s\",\"y\":\"%s\"},\n"
         " {\"kty\":\"oct\",\"kid\":\"hs1\",\"alg\":\"HS512\",\"k\":\"%s\"},\n"
         " {\"kty\":\"RSA\",\"kid\":\"enc1\",\"use\":\"enc\","
+        "\"n\":\"%s\",\"e\":\"%s\"},\n"
+        " {\"kty\":\"RSA\",\"kid\":\"ps1\",\"alg\":\"PS256\","
+        "\"n\":\"%s\",\"e\":\"%s\"},\n"
+        " {\"kty\":\"RSA\",\"kid\":\"ps2\",\"alg\":\"PS512\",\"use\":\"sig\","
+        "\"key_ops\":[\"verify\"],\"n\":\"%s\",\"e\":\"%s\"},\n"
+        " {\"kty\":\"OKP\",\"kid\":\"ed1\",\"crv\":\"Ed25519\",\"x\":\"%s\"},\n"
+        " {\"kty\":\"OKP\",\"kid\":\"ed2\",\"crv\":\"Ed25519\","
+        "\"alg\":\"EdDSA\",\"use\":\"sig\",\"x\":\"%s\"}\n"
+        "]}\n",
+        n, e, n, e, x256, y256, x384, y384, k, n, e, n, e, n, e, ed, ed);
+    am_test_write_str("jwks.json", jwks);
+
+    /*
+     * What an identity provider may publish next to the keys we use: ed1
+     * and ps1, and keys for other uses, algorithms, curves and kinds; the
+     * one without a kid (index 16) is named by its index.
+     */
+    snprintf(mixed, sizeof(mixed),
+        "{\"keys\":[\n"
+        " {\"kty\":\"OKP\",\"kid\":\"ed1\",\"crv\":\"Ed25519\",\"x\":\"%s\"},\n"
+        " {\"kty\":\"OKP\",\"kid\":\"ed448\",\"crv\":\"Ed448\",\"x\":\"%s\"},\n"
+        " {\"kty\":\"OKP\",\"kid\":\"x25519\",\"crv\":\"X25519\",\"x\":\"%s\"},"
+        "\n"
+        " {\"kty\":\"oct\",\"kid\":\"hs-odd\",\"alg\":\"HS1\",\"k\":\"%s\"},\n"
+        " {\"kty\":\"oct\",\"kid\":\"hs-noalg\",\"k\":\"%s\"},\n"
+        " {\"kty\":\"oct\",\"kid\":\"hs-short\",\"alg\":\"HS256\","
+        "\"k\":\"AAAAAAAAAAAAAAAAAAAAAA\"},\n"
+        " {\"kty\":\"RSA\",\"kid\":\"enc1\",\"use\":\"enc\","
+        "\"n\":\"%s\",\"e\":\"%s\"},\n"
+        " {\"kty\":\"RSA\",\"kid\":\"oaep\",\"alg\":\"RSA-OAEP-256\","
+        "\"n\":\"%s\",\"e\":\"%s\"},\n"
+        " {\"kty\":\"RSA\",\"kid\":\"wrap\",\"key_ops\":[\"wrapKey\"],"
+        "\"n\":\"%s\",\"e\":\"%s\"},\n"
+        " {\"kty\":\"RSA\",\"kid\":\"small\",\"alg\":\"PS256\","
+        "\"n\":\"%s\",\"e\":\"%s\"},\n"
+        " {\"kty\":\"EC\",\"kid\":\"p521\",\"crv\":\"P-521\","
+        "\"x\":\"AA\",\"y\":\"AA\"},\n"
+        " {\"kty\":\"EC\",\"kid\":\"p256-es384\",\"crv\":\"P-256\","
+        "\"alg\":\"ES384\",\"x\":\"%s\",\"y\":\"%s\"},\n"
+        " {\"kty\":\"OKP\",\"kid\":\"ed-es256\",\"crv\":\"Ed25519\","
+        "\"alg\":\"ES256\",\"x\":\"%s\"},\n"
+        " {\"kty\":\"RSA\",\"kid\":\"rsa-eddsa\",\"alg\":\"EdDSA\","
+        "\"n\":\"%s\",\"e\":\"%s\"},\n"
+        " {\"kty\":\"AKP\",\"kid\":\"pq\",\"alg\":\"ML-DSA-44\"},\n"
+        " {\"kty\":\"XYZ\",\"kid\":\"weird\"},\n"
+        " {\"kty\":\"XYZ\"},\n"
+        " {\"kty\":\"RSA\",\"kid\":\"ps1\",\"alg\":\"PS256\","
         "\"n\":\"%s\",\"e\":\"%s\"}\n"
         "]}\n",
-        n, e, n, e, x256, y256, x384, y384, k, n, e);
-    am_test_write_str("jwks.json", jwks);
+        ed, ed448x, ed, k, k, n, e, n, e, n, e, n1024, e, x256, y256, ed, n, e,
+        n, e);
+    am_test_write_str("mixed.json", mixed);
 
     am_test_write_str("bad-oct.json", "{\"keys\":[{\"kty\":\"oct\",\"k\":\""
                                       "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
                                       "AAAAAAAAAAA\"}]}");
 
-    am_test_write_str("bad-kty.json",
+    am_test_write_str("bad-okp-len.json",
         "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AAAA\"}]}");
+
+    am_test_write_str(
+        "bad-okp-crv.json", "{\"keys\":[{\"kty\":\"OKP\",\"x\":\"AAAA\"}]}");
+
+    am_test_write_str("bad-okp-x.json",
+        "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"A+A/\"}]}");
+
+    am_test_write_str("bad-keyops.json",
+        "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\","
+        "\"key_ops\":\"verify\",\"x\":\"AAAA\"}]}");
+
+    am_test_write_str("bad-kty-only.json",
+        "{\"keys\":[{\"kty\":\"XYZ\",\"kid\":\"a\"},"
+        "{\"kty\":\"OKP\",\"kid\":\"b\",\"crv\":\"X448\"}]}");
+
+    /* a usable key, an unusable one, then a malformed one */
+    snprintf(bad, sizeof(bad),
+        "{\"keys\":[{\"kty\":\"OKP\",\"kid\":\"ok\",\"crv\":\"Ed25519\","
+        "\"x\":\"%s\"},{\"kty\":\"XYZ\",\"kid\":\"other\"},"
+        "{\"kty\":\"OKP\",\"kid\":\"broken\",\"crv\":\"Ed25519\"}]}",
+        ed);
+    am_test_write_str("bad-partial-okp.json", bad);
 
     snprintf(bad, sizeof(bad),
         "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"alg\":\"RS256\","
@@ -615,6 +809,11 @@ am_test_cleanup(void)
     EVP_PKEY_free(am_test_rsa);
     EVP_PKEY_free(am_test_ec256);
     EVP_PKEY_free(am_test_ec384);
+    EVP_PKEY_free(am_test_ed);
+
+    while (am_test_nskipped > 0) {
+        free(am_test_skipped[--am_test_nskipped]);
+    }
 }
 
 
@@ -637,6 +836,10 @@ am_test_roundtrip(void)
         {"RS512", "rsa.key"},
         {"ES256", "ec256.key"},
         {"ES384", "ec384.key"},
+        {"PS256", "rsa.key"},
+        {"PS384", "rsa-trad.key"},
+        {"PS512", "rsa.key"},
+        {"EdDSA", "ed25519.key"},
     };
 
     am_jwt_keys_t *keys;
@@ -661,7 +864,13 @@ am_test_roundtrip(void)
         "EC P-256 key loads without alg");
     am_test_ok(am_test_add(keys, "ec384.pub", "ES384", NULL) == 0,
         "EC P-384 key loads with alg ES384");
-    am_test_ok(am_jwt_keys_count(keys) == 8, "8 keys loaded");
+    am_test_ok(am_test_add(keys, "rsa.pub", "PS256", NULL) == 0
+                   && am_test_add(keys, "rsa-pkcs1.pub", "PS384", NULL) == 0
+                   && am_test_add(keys, "rsa.crt", "PS512", NULL) == 0,
+        "RSA keys load with alg PS256, PS384, PS512");
+    am_test_ok(am_test_add(keys, "ed25519.pub", NULL, NULL) == 0,
+        "Ed25519 key loads without alg");
+    am_test_ok(am_jwt_keys_count(keys) == 12, "12 keys loaded");
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         token = am_test_sign(cases[i].alg, cases[i].key, NULL, am_test_claims);
@@ -690,6 +899,10 @@ am_test_jwks(void)
         {"ec1", "ES256", "ec256.key"},
         {"ec2", "ES384", "ec384.key"},
         {"hs1", "HS512", "hs.secret"},
+        {"ps1", "PS256", "rsa.key"},
+        {"ps2", "PS512", "rsa-trad.key"},
+        {"ed1", "EdDSA", "ed25519.key"},
+        {"ed2", "EdDSA", "ed25519.key"},
     };
 
     am_jwt_keys_t *keys;
@@ -699,8 +912,11 @@ am_test_jwks(void)
     keys = am_test_keys();
 
     am_test_ok(am_test_add_jwks(keys, "jwks.json") == 0
-                   && am_jwt_keys_count(keys) == 5,
-        "JWKS loads RSA, EC and oct keys, skips use \"enc\"");
+                   && am_jwt_keys_count(keys) == 9 && am_test_nskipped == 1
+                   && strstr(am_test_skipped[0],
+                          "key \"enc1\" skipped: \"use\" is \"enc\"")
+                          != NULL,
+        "JWKS loads RSA (RS*, PS*), EC, OKP and oct keys, skips use \"enc\"");
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         token = am_test_sign(
@@ -739,6 +955,31 @@ am_test_jwks(void)
         "ES256 token naming an RSA key's kid refused");
     free(token);
 
+    token = am_test_sign("RS256", "rsa.key", "ps1", am_test_claims);
+    am_test_ok(am_test_refused(keys, token, "algorithm not allowed"),
+        "RS256 token naming the kid of the same RSA key pinned to PS256");
+    free(token);
+
+    token = am_test_sign("PS256", "rsa.key", "rsa1", am_test_claims);
+    am_test_ok(am_test_refused(keys, token, "algorithm not allowed"),
+        "PS256 token naming the kid of the same RSA key pinned to RS256");
+    free(token);
+
+    token = am_test_sign("EdDSA", "ed25519.key", "ps1", am_test_claims);
+    am_test_ok(am_test_refused(keys, token, "algorithm not allowed"),
+        "EdDSA token naming an RSA key's kid refused");
+    free(token);
+
+    token = am_test_sign("EdDSA", "ed25519.key", "nope", am_test_claims);
+    am_test_ok(am_test_refused(keys, token, "unknown kid"),
+        "EdDSA token with an unknown kid refused");
+    free(token);
+
+    token = am_test_sign("EdDSA", "ed25519-2.key", "ed1", am_test_claims);
+    am_test_ok(am_test_refused(keys, token, "bad signature"),
+        "EdDSA token of another Ed25519 key naming ed1 refused");
+    free(token);
+
     am_jwt_keys_free(keys);
 
     keys = am_test_keys();
@@ -762,6 +1003,90 @@ am_test_jwks(void)
 }
 
 
+/* A JWKS of keys we use and keys we do not: each skipped one is reported. */
+static void
+am_test_jwks_skipped(void)
+{
+    static const struct {
+        const char *key;
+        const char *why;
+    } skipped[] = {
+        {"\"ed448\"", "OKP curve \"Ed448\" is not supported, use Ed25519"},
+        {"\"x25519\"", "OKP curve \"X25519\" is not supported"},
+        {"\"hs-odd\"", "unsupported alg \"HS1\""},
+        {"\"hs-noalg\"", "oct key needs alg HS256, HS384 or HS512"},
+        {"\"hs-short\"", "HMAC secret is 16 bytes, needs at least 32"},
+        {"\"enc1\"", "\"use\" is \"enc\""},
+        {"\"oaep\"", "unsupported alg \"RSA-OAEP-256\""},
+        {"\"wrap\"", "\"key_ops\" lacks \"verify\""},
+        {"\"small\"", "RSA key has 1024 bits, needs at least 2048"},
+        {"\"p521\"", "EC curve \"P-521\" is not supported"},
+        {"\"p256-es384\"", "EC key on P-256 needs alg ES256"},
+        {"\"ed-es256\"", "Ed25519 key needs alg EdDSA"},
+        {"\"rsa-eddsa\"", "RSA key cannot be used with alg EdDSA"},
+        {"\"pq\"", "unsupported alg \"ML-DSA-44\""},
+        {"\"weird\"", "unsupported kty \"XYZ\""},
+        {"16", "unsupported kty \"XYZ\""},
+    };
+
+    am_jwt_keys_t *keys;
+    char           want[PATH_MAX + 256];
+    char          *token;
+    size_t         i, n;
+
+    keys = am_test_keys();
+
+    am_test_ok(am_test_add_jwks(keys, "mixed.json") == 0
+                   && am_jwt_keys_count(keys) == 2,
+        "JWKS with unusable keys loads the 2 usable ones (%s)", am_test_err);
+
+    n = sizeof(skipped) / sizeof(skipped[0]);
+
+    am_test_ok(am_test_nskipped == (int) n, "%zu keys reported skipped, %d", n,
+        am_test_nskipped);
+
+    for (i = 0; i < n && i < (size_t) am_test_nskipped; i++) {
+        snprintf(want, sizeof(want), "\"%s\": key %s skipped: %s",
+            am_test_path("mixed.json"), skipped[i].key, skipped[i].why);
+        am_test_ok(strncmp(am_test_skipped[i], want, strlen(want)) == 0,
+            "skipped: key %s, %s (%s)", skipped[i].key, skipped[i].why,
+            am_test_skipped[i]);
+    }
+
+    token = am_test_sign("EdDSA", "ed25519.key", "ed1", am_test_claims);
+    am_test_ok(am_test_verify(keys, token) == 0,
+        "the usable Ed25519 key of the file verifies");
+    free(token);
+
+    token = am_test_sign("PS256", "rsa.key", "ps1", am_test_claims);
+    am_test_ok(am_test_verify(keys, token) == 0,
+        "the usable PS256 key of the file verifies");
+    free(token);
+
+    token = am_test_sign("PS256", "rsa.key", "small", am_test_claims);
+    am_test_ok(am_test_refused(keys, token, "unknown kid"),
+        "a skipped key's kid is unknown");
+    free(token);
+
+    token = am_test_sign("HS256", "hs.secret", "hs-noalg", am_test_claims);
+    am_test_ok(am_test_refused(keys, token, "unknown kid"),
+        "the kid of a skipped oct key is unknown, whatever alg is tried");
+    free(token);
+
+    am_jwt_keys_free(keys);
+
+    keys = am_test_keys();
+
+    am_test_ok(am_jwt_keys_add_jwks(keys, am_test_path("mixed.json"), NULL,
+                   NULL, am_test_err, sizeof(am_test_err))
+                       == 0
+                   && am_jwt_keys_count(keys) == 2,
+        "skipped keys need no callback");
+
+    am_jwt_keys_free(keys);
+}
+
+
 static void
 am_test_jwks_errors(void)
 {
@@ -770,17 +1095,26 @@ am_test_jwks_errors(void)
         const char *want;
         const char *what;
     } cases[] = {
-        {"bad-oct.json", "oct key needs alg", "oct key without alg"},
-        {"bad-kty.json", "unsupported kty \"OKP\"", "unsupported kty"},
-        {"bad-ec-alg.json", "EC key on P-256 needs alg ES256",
-            "EC key with RS256 alg"},
+        {"bad-oct.json", "no usable signing key in \"keys\" (1 skipped)",
+            "only an oct key without alg"},
+        {"bad-kty-only.json", "no usable signing key in \"keys\" (2 skipped)",
+            "only keys of other kinds"},
+        {"bad-okp-len.json", "\"x\" must be 32 bytes", "Ed25519 x of 3 bytes"},
+        {"bad-okp-crv.json", "\"crv\" missing", "OKP key without crv"},
+        {"bad-okp-x.json", "\"x\" is not base64url", "OKP x in base64"},
+        {"bad-keyops.json", "\"key_ops\" is not an array", "key_ops a string"},
+        {"bad-partial-okp.json", "key \"broken\": \"x\" missing",
+            "Ed25519 key without x after usable keys"},
+        {"bad-ec-alg.json", "no usable signing key",
+            "only an EC key with RS256 alg"},
         {"bad-ec-point.json", "invalid EC key", "EC point not on the curve"},
         {"bad-ec-len.json", "must be 48 bytes", "P-384 with P-256 lengths"},
         {"bad-partial.json", "\"e\" missing", "RSA key without e"},
         {"bad-json.json", "invalid JSON", "truncated JSON"},
-        {"bad-empty.json", "no signing key", "empty keys array"},
+        {"bad-empty.json", "no usable signing key in \"keys\" (0 skipped)",
+            "empty keys array"},
         {"bad-nokeys.json", "no \"keys\" array", "not a JWKS object"},
-        {"bad-enc-only.json", "no signing key", "only encryption keys"},
+        {"bad-enc-only.json", "no usable signing key", "only encryption keys"},
         {"missing.json", "No such file", "missing file"},
     };
 
@@ -825,10 +1159,25 @@ am_test_key_errors(void)
             "P-256 key with ES384"},
         {"ec384.pub", "RS256", "EC key on P-384 needs alg ES384",
             "P-384 key with RS256"},
-        {"ed25519.pub", NULL, "unsupported key type", "Ed25519 key"},
+        {"ed448.pub", NULL, "unsupported key type ED448", "Ed448 key"},
+        {"ed448.pub", "EdDSA", "unsupported key type ED448",
+            "Ed448 key with alg EdDSA"},
+        {"ed25519.pub", "RS256", "Ed25519 key needs alg EdDSA",
+            "Ed25519 key with RS256"},
+        {"ed25519.pub", "HS256", "is a PEM file", "Ed25519 PEM as HMAC secret"},
+        {"ed25519.key", "EdDSA", "private key", "Ed25519 private key"},
+        {"rsa.pub", "EdDSA", "RSA key cannot be used with alg EdDSA",
+            "RSA key with EdDSA"},
+        {"ec256.pub", "EdDSA", "EC key on P-256 needs alg ES256",
+            "P-256 key with EdDSA"},
+        {"ec256.pub", "PS256", "EC key on P-256 needs alg ES256",
+            "P-256 key with PS256"},
+        {"rsa1024.pub", "PS256", "1024 bits, needs at least 2048",
+            "RSA 1024-bit key with PS256"},
         {"rsa.key", "RS256", "private key", "private key as public key"},
         {"garbage.pub", "RS256", "no PEM public key", "garbage PEM"},
-        {"rsa.pub", "PS256", "unsupported alg \"PS256\"", "alg PS256"},
+        {"rsa.pub", "ES512", "unsupported alg \"ES512\"", "alg ES512"},
+        {"rsa.pub", "eddsa", "unsupported alg \"eddsa\"", "alg eddsa"},
         {"rsa.pub", "none", "unsupported alg \"none\"", "alg none"},
         {"missing.pem", "RS256", "No such file", "missing file"},
         {".", "RS256", "not a regular file", "a directory"},
@@ -841,7 +1190,7 @@ am_test_key_errors(void)
     keys = am_test_keys();
 
     snprintf(want, sizeof(want),
-        "\"%s\": RSA key needs alg RS256, RS384 or RS512",
+        "\"%s\": RSA key needs alg RS256, RS384, RS512, PS256, PS384 or PS512",
         am_test_path("rsa.pub"));
     am_test_ok(am_test_add(keys, "rsa.pub", NULL, NULL) == -1
                    && strcmp(am_test_err, want) == 0,
@@ -890,6 +1239,18 @@ am_test_sign_errors(void)
 
     token = am_test_sign("HS256", "short.secret", NULL, am_test_claims);
     am_test_ok(token == NULL, "sign refuses a short secret");
+    free(token);
+
+    token = am_test_sign("EdDSA", "rsa.key", NULL, am_test_claims);
+    am_test_ok(token == NULL, "sign refuses EdDSA with an RSA key");
+    free(token);
+
+    token = am_test_sign("PS256", "ed25519.key", NULL, am_test_claims);
+    am_test_ok(token == NULL, "sign refuses PS256 with an Ed25519 key");
+    free(token);
+
+    token = am_test_sign("EdDSA", "ed448.key", NULL, am_test_claims);
+    am_test_ok(token == NULL, "sign refuses EdDSA with an Ed448 key");
     free(token);
 
     am_test_err[0] = '\0';
@@ -983,6 +1344,222 @@ am_test_alg_attacks(void)
 
     am_jwt_keys_free(rsa);
     am_jwt_keys_free(keys);
+}
+
+
+/*
+ * RSASSA-PSS and EdDSA against tokens that switch algorithm, PSS
+ * parameters or signature encoding.
+ */
+static void
+am_test_pss_eddsa_attacks(void)
+{
+    static const struct {
+        const char *header;
+        int         sha;
+        int         pad;
+        int         saltlen;
+        int         mgf1;
+        const char *what;
+    } pss[] = {
+        {"{\"alg\":\"PS256\"}", 256, RSA_PKCS1_PADDING, 0, 0,
+            "PS256 header over an RS256 (PKCS#1 v1.5) signature"},
+        {"{\"alg\":\"PS256\"}", 256, RSA_PKCS1_PSS_PADDING, RSA_PSS_SALTLEN_MAX,
+            256, "PSS salt of maximal length"},
+        {"{\"alg\":\"PS256\"}", 256, RSA_PKCS1_PSS_PADDING, 0, 256,
+            "PSS without salt"},
+        {"{\"alg\":\"PS256\"}", 256, RSA_PKCS1_PSS_PADDING, 20, 256,
+            "PSS salt of 20 bytes"},
+        {"{\"alg\":\"PS256\"}", 256, RSA_PKCS1_PSS_PADDING, 32, 1,
+            "PSS with MGF1-SHA1"},
+        {"{\"alg\":\"PS256\"}", 384, RSA_PKCS1_PSS_PADDING, 48, 384,
+            "PSS over SHA-384"},
+    };
+
+    am_jwt_keys_t *ps, *rs, *ed;
+    const EVP_MD  *md, *mgf1;
+    unsigned char  buf[600];
+    size_t         i, n, len;
+    char          *token, *bad, *pem;
+    int            tries;
+
+    ps = am_test_keys();
+    rs = am_test_keys();
+    ed = am_test_keys();
+
+    if (am_test_add(ps, "rsa.pub", "PS256", NULL) != 0
+        || am_test_add(rs, "rsa.pub", "RS256", NULL) != 0
+        || am_test_add(ed, "ed25519.crt", NULL, NULL) != 0) {
+        am_test_bail(am_test_err);
+    }
+
+    token = am_test_ps256(am_test_claims);
+    am_test_ok(am_test_verify(ps, token) == 0,
+        "PS256 of OpenSSL (salt 32, MGF1-SHA256) verifies");
+    am_test_ok(am_test_refused(rs, token, "algorithm not allowed"),
+        "PS256 token refused by the same key pinned to RS256");
+    free(token);
+
+    token = am_test_sign("RS256", "rsa.key", NULL, am_test_claims);
+    am_test_ok(am_test_verify(rs, token) == 0
+                   && am_test_refused(ps, token, "algorithm not allowed"),
+        "RS256 token refused by the same key pinned to PS256");
+    free(token);
+
+    token = am_test_sign("PS384", "rsa.key", NULL, am_test_claims);
+    am_test_ok(am_test_refused(ps, token, "algorithm not allowed"),
+        "PS384 token refused by a key pinned to PS256");
+    free(token);
+
+    token = am_test_pkey_token("{\"alg\":\"RS256\"}", am_test_claims,
+        am_test_rsa, EVP_sha256(), RSA_PKCS1_PSS_PADDING, 32, EVP_sha256());
+    am_test_ok(am_test_refused(rs, token, "bad signature"),
+        "RS256 header over a PSS signature refused by the RS256 key");
+    free(token);
+
+    for (i = 0; i < sizeof(pss) / sizeof(pss[0]); i++) {
+        md = (pss[i].sha == 256) ? EVP_sha256() : EVP_sha384();
+        mgf1 = (pss[i].mgf1 == 1)     ? EVP_sha1()
+               : (pss[i].mgf1 == 384) ? EVP_sha384()
+                                      : EVP_sha256();
+
+        token = am_test_pkey_token(pss[i].header, am_test_claims, am_test_rsa,
+            md, pss[i].pad, pss[i].saltlen, mgf1);
+        am_test_ok(am_test_refused(ps, token, "bad signature"),
+            "PS256 key refuses: %s", pss[i].what);
+        free(token);
+    }
+
+    token = am_test_hs("{\"alg\":\"none\"}", am_test_claims);
+    strrchr(token, '.')[1] = '\0';
+    am_test_ok(am_test_refused(ps, token, "algorithm not allowed")
+                   && am_test_refused(ed, token, "algorithm not allowed"),
+        "alg none refused by PS256 and Ed25519 keys");
+    free(token);
+
+    /* RSA signatures have the modulus' length and no other */
+    token = am_test_ps256(am_test_claims);
+    n = am_test_signature(token, buf + 1);
+    buf[0] = 0;
+
+    bad = am_test_replace_segment(token, 2, buf, n + 1);
+    am_test_ok(n == 256 && am_test_refused(ps, bad, "bad signature"),
+        "PS256 signature with a leading zero byte added refused");
+    free(bad);
+
+    bad = am_test_replace_segment(token, 2, buf + 1, n - 1);
+    am_test_ok(am_test_refused(ps, bad, "bad signature"),
+        "PS256 signature missing its last byte refused");
+    free(bad);
+
+    bad = am_test_replace_segment(token, 2, buf + 2, n - 1);
+    am_test_ok(am_test_refused(ps, bad, "bad signature"),
+        "PS256 signature missing its first byte refused");
+    free(bad);
+    free(token);
+
+    /* PSS is randomized: sign until a signature starts with a zero byte */
+    token = NULL;
+
+    for (tries = 0; tries < 5000; tries++) {
+        token = am_test_ps256(am_test_claims);
+
+        if (am_test_signature(token, buf) == 256 && buf[0] == 0) {
+            break;
+        }
+
+        free(token);
+        token = NULL;
+    }
+
+    if (token == NULL) {
+        am_test_bail("no PS256 signature with a leading zero in 5000");
+    }
+
+    bad = am_test_replace_segment(token, 2, buf + 1, 255);
+    am_test_ok(am_test_verify(ps, token) == 0
+                   && am_test_refused(ps, bad, "bad signature"),
+        "PS256 signature shorn of its leading zero byte refused");
+    free(bad);
+    free(token);
+
+    token = am_test_sign(
+        "PS256", "rsa.key", NULL, "{\"sub\":\"alice\",\"role\":\"user\"}");
+    bad = am_test_replace_segment(
+        token, 1, "{\"sub\":\"alice\",\"role\":\"admin\"}", 30);
+    am_test_ok(am_test_verify(ps, token) == 0
+                   && am_test_refused(ps, bad, "bad signature"),
+        "tampered PS256 payload refused");
+    free(bad);
+    free(token);
+
+    /* Ed25519 */
+    token = am_test_pkey_token(
+        "{\"alg\":\"EdDSA\"}", am_test_claims, am_test_ed, NULL, 0, 0, NULL);
+    am_test_ok(am_test_verify(ed, token) == 0,
+        "EdDSA of OpenSSL verifies with the key of a certificate");
+    n = am_test_signature(token, buf);
+
+    bad = am_test_replace_segment(token, 2, buf, 63);
+    am_test_ok(n == 64 && am_test_refused(ed, bad, "bad signature"),
+        "EdDSA signature of 63 bytes refused");
+    free(bad);
+
+    buf[64] = 0;
+    bad = am_test_replace_segment(token, 2, buf, 65);
+    am_test_ok(am_test_refused(ed, bad, "bad signature"),
+        "EdDSA signature of 65 bytes refused");
+    free(bad);
+
+    buf[63] ^= 0x80;
+    bad = am_test_replace_segment(token, 2, buf, 64);
+    am_test_ok(am_test_refused(ed, bad, "bad signature"),
+        "EdDSA signature with S's top bit flipped refused");
+    free(bad);
+
+    memset(buf, 0, 64);
+    bad = am_test_replace_segment(token, 2, buf, 64);
+    am_test_ok(am_test_refused(ed, bad, "bad signature"),
+        "EdDSA signature of zeros refused");
+    free(bad);
+
+    bad = am_test_replace_segment(
+        token, 1, "{\"sub\":\"mallory\",\"exp\":1700003600}", 37);
+    am_test_ok(am_test_refused(ed, bad, "bad signature"),
+        "tampered EdDSA payload refused");
+    free(bad);
+    free(token);
+
+    token = am_test_sign("EdDSA", "ed25519-2.key", NULL, am_test_claims);
+    am_test_ok(am_test_refused(ed, token, "bad signature"),
+        "EdDSA token of another Ed25519 key refused");
+    free(token);
+
+    token = am_test_sign("ES256", "ec256.key", NULL, am_test_claims);
+    am_test_ok(am_test_refused(ed, token, "algorithm not allowed"),
+        "ES256 token refused by an Ed25519 key");
+    free(token);
+
+    /* HS256 keyed with what is public about the Ed25519 key */
+    pem = am_test_read(am_test_path("ed25519.pub"), &len);
+
+    token = am_test_hs256("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", am_test_claims,
+        (unsigned char *) pem, len);
+    am_test_ok(am_test_refused(ed, token, "algorithm not allowed"),
+        "HS256 keyed with the Ed25519 public PEM refused");
+    free(token);
+    free(pem);
+
+    n = sizeof(buf);
+    EVP_PKEY_get_raw_public_key(am_test_ed, buf, &n);
+    token = am_test_hs256("{\"alg\":\"HS256\"}", am_test_claims, buf, n);
+    am_test_ok(am_test_refused(ed, token, "algorithm not allowed"),
+        "HS256 keyed with the raw Ed25519 public key refused");
+    free(token);
+
+    am_jwt_keys_free(ps);
+    am_jwt_keys_free(rs);
+    am_jwt_keys_free(ed);
 }
 
 
@@ -1424,10 +2001,12 @@ main(void)
 
     am_test_roundtrip();
     am_test_jwks();
+    am_test_jwks_skipped();
     am_test_jwks_errors();
     am_test_key_errors();
     am_test_sign_errors();
     am_test_alg_attacks();
+    am_test_pss_eddsa_attacks();
     am_test_claims_checks();
     am_test_malformed();
 
