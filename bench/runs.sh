@@ -187,7 +187,7 @@ echo "workers: 2 processes, --concurrency $conc each"
 printf '  %-34s %10s executions/s (%s runs)  (target >= 500)\n' 'trivial sh' "$sh_rate" "$sh_runs"
 printf '  %-34s %10s executions/s (%s runs)\n' 'trivial python, cold' "$cold_rate" "$cold_runs"
 printf '  %-34s %10s executions/s (%s runs)\n' 'trivial python, warm' "$warm_rate" "$warm_runs"
-printf '  %-34s %10s starts/s (%s, %d at once)\n' 'floor: python3 -I runner, cold' \
+printf '  %-34s %10s starts/s (%s, %d at once)\n' 'floor: /usr/bin/python3 -I runner, cold' \
     "$floor_rate" "$floor_runs" $((2 * conc))
 awk -v w="$warm_rate" -v c="$cold_rate" -v f="$floor_rate" 'BEGIN {
     printf "  ratio: warm python runs %.2f x the floor (goal >= 5), cold ones %.2f x\n",

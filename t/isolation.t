@@ -164,7 +164,7 @@ subtest 'host configuration and keys are hidden' => sub {
     my $files = "$secrets/nginx.conf $secrets/server.key";
     my %code = (
         sh => qq(printf '%s' "\$(cat $files 2>/dev/null; ls -A $secrets)" )
-            . q(| python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))'),
+            . q(| /usr/bin/python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))'),
         python => <<PY,
 import os
 seen = ''
@@ -219,7 +219,7 @@ subtest "another run's folder, while it runs" => sub {
 subtest 'a run sees its own processes only' => sub {
     my %code = (
         sh => q(for p in /proc/[0-9]*; do printf '%s,' "$(tr '\0' ' ' < $p/cmdline)"; done )
-            . q(| python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))'),
+            . q(| /usr/bin/python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))'),
         python => <<'PY',
 import os
 output = ','.join(open('/proc/%s/cmdline' % p).read().replace('\0', ' ')
