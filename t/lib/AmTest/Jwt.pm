@@ -2,7 +2,7 @@ package AmTest::Jwt;
 
 # JWT, JWK and key helpers for tests, written independently of the project's
 # C code so that tests never trust our own signer or parser.  HMAC uses
-# Digest::SHA; RSA and ECDSA run the `openssl` command.
+# Digest::SHA; RSA, ECDSA and EdDSA run the `openssl` command.
 #
 #   my $tok = AmTest::Jwt::jwt(alg => 'RS256', key => '/tmp/x/k1.key',
 #                              kid => 'k1', claims => { sub => 'u1' });
@@ -58,9 +58,9 @@ sub b64url_decode {
 
 # Builds a compact JWS.
 #
-#   alg     HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512 or
-#           none (empty signature); used to sign and, unless header
-#           overrides it, written into the header
+#   alg     HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512,
+#           EdDSA (Ed25519 or Ed448 key) or none (empty signature); used to
+#           sign and, unless header overrides it, written into the header
 #   key     HMAC secret (string) or path of a private PEM key
 #   kid     written into the header when given
 #   header  extra header fields; they override alg/typ/kid, and an undef
@@ -93,6 +93,14 @@ sub sign {
 
     return '' if $alg eq 'none';
     return $HMAC{$alg}->($input, $key // '') if $HMAC{$alg};
+
+    # EdDSA signs the message itself (RFC 8032), no digest first
+    if ($alg eq 'EdDSA') {
+        die "AmTest::Jwt: EdDSA needs key => private PEM path\n"
+            unless defined $key && -r $key;
+        return openssl_io($input, 'pkeyutl', '-sign', '-inkey', $key,
+                          '-rawin', '-in');
+    }
 
     my $md = $DIGEST{$alg} or die "AmTest::Jwt: unsupported alg '$alg'\n";
     die "AmTest::Jwt: $alg needs key => private PEM path\n"
@@ -201,7 +209,8 @@ sub openssl_io {
 }
 
 # Generates a key pair with the openssl command.
-#   type  rsa (default 2048 bits, option bits), ec256, ec384, ec521
+#   type  rsa (default 2048 bits, option bits), ec256, ec384, ec521,
+#         ed25519, ed448
 # Writes <dir>/<name>.key (private PEM) and <dir>/<name>.pub (public PEM),
 # world-readable so that nginx workers running as another user can read
 # them; returns both paths.
@@ -212,6 +221,7 @@ sub gen_key {
     my $key = "$o{dir}/$name.key";
     my $pub = "$o{dir}/$name.pub";
     my %curve = (ec256 => 'P-256', ec384 => 'P-384', ec521 => 'P-521');
+    my %okp = (ed25519 => 'ED25519', ed448 => 'ED448');
     my @gen;
 
     if ($type eq 'rsa') {
@@ -221,6 +231,8 @@ sub gen_key {
         @gen = ('-algorithm', 'EC',
                 '-pkeyopt', "ec_paramgen_curve:$curve{$type}",
                 '-pkeyopt', 'ec_param_enc:named_curve');
+    } elsif ($okp{$type}) {
+        @gen = ('-algorithm', $okp{$type});
     } else {
         die "AmTest::Jwt: unknown key type '$type'\n";
     }
@@ -232,8 +244,9 @@ sub gen_key {
 }
 
 # Public key components read from `openssl pkey -pubin -text -noout`.
-# Returns { kty => 'RSA', n => bytes, e => bytes } or
-# { kty => 'EC', crv => 'P-256', x => bytes, y => bytes }.
+# Returns { kty => 'RSA', n => bytes, e => bytes },
+# { kty => 'EC', crv => 'P-256', x => bytes, y => bytes } or
+# { kty => 'OKP', crv => 'Ed25519', x => bytes }.
 sub pub_components {
     my ($pub) = @_;
     my $text = openssl_io(undef, 'pkey', '-pubin', '-in', $pub, '-text', '-noout');
@@ -246,6 +259,11 @@ sub pub_components {
         my $eb = '';
         while ($e) { $eb = chr($e & 0xff) . $eb; $e = int($e / 256) }
         return { kty => 'RSA', n => $n, e => $eb };
+    }
+
+    if ($text =~ /^(ED25519|ED448) Public-Key:\s*\npub:\s*\n((?:\s+[0-9a-f:]+\n)+)/m) {
+        return { kty => 'OKP', crv => $1 eq 'ED25519' ? 'Ed25519' : 'Ed448',
+                 x => _hex_block($2) };
     }
 
     if ($text =~ /^pub:\s*\n((?:\s+[0-9a-f:]+\n)+)/m) {
@@ -282,6 +300,8 @@ sub jwk {
         my $c = pub_components($k->{pub});
         %j = $c->{kty} eq 'RSA'
             ? (kty => 'RSA', n => b64url($c->{n}), e => b64url($c->{e}))
+            : $c->{kty} eq 'OKP'
+            ? (kty => 'OKP', crv => $c->{crv}, x => b64url($c->{x}))
             : (kty => 'EC', crv => $c->{crv},
                x => b64url($c->{x}), y => b64url($c->{y}));
     } else {
