@@ -205,6 +205,11 @@ Run automations:
     -H 'Authorization: Bearer $apikey_key' \\
     -d '{"input": [{"id": 1, "name": "John Doe"}, {"id": 2, "name": "Jane Smith"}]}'
 
+Watch it:
+
+  curl -s $base/healthz
+  curl -s $base/metrics
+
 MSG
 
 wait
