@@ -293,7 +293,7 @@ subtest 'list one automation, newest first, in pages' => sub {
     wait_final($_) for @ids;
 
     my $r = api(GET => "${API}lister/executions");
-    is($r->{status}, 200, '200') or diag($r->{body});
+    is($r->{status}, 200, 'list: 200') or diag($r->{body});
     my @got = map { $_->{execution_id} } @{ $r->{json}{executions} || [] };
     is_deeply(\@got, [ reverse @ids ], 'newest first, all five');
     is($r->{json}{next_cursor}, undef, 'no next page');
