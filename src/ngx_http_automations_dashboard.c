@@ -86,8 +86,8 @@ ngx_http_automations_dashboard_api_valid(ngx_str_t *api)
 
 /* the page with api, HTML-escaped, in place of its placeholder */
 static ngx_int_t
-ngx_http_automations_dashboard_make(ngx_conf_t *cf, ngx_str_t *api,
-    ngx_str_t *page)
+ngx_http_automations_dashboard_make(
+    ngx_conf_t *cf, ngx_str_t *api, ngx_str_t *page)
 {
     u_char *p, *at, *src, *last;
     size_t  len, escaped;

@@ -46,8 +46,8 @@ ngx_http_automations_overview_reply(ngx_http_request_t *r, redisReply *reply)
     size_t  len;
 
     if (reply == NULL) {
-        ngx_http_automations_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-            NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
+        ngx_http_automations_finish(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
         return;
     }
 
@@ -56,8 +56,8 @@ ngx_http_automations_overview_reply(ngx_http_request_t *r, redisReply *reply)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
             "automations: queue overview: redis answered %s",
             reply->type == REDIS_REPLY_ERROR ? reply->str : "an unknown reply");
-        ngx_http_automations_finish(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-            NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
+        ngx_http_automations_finish(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
         return;
     }
 
@@ -125,8 +125,8 @@ ngx_http_automations_dead_limit(ngx_http_request_t *r, ngx_str_t *limit)
     ngx_str_t v;
 
     if (ngx_http_arg(r, (u_char *) "limit", 5, &v) != NGX_OK) {
-        ngx_str_set(limit,
-            NGX_HTTP_AUTOMATIONS_STR(NGX_HTTP_AUTOMATIONS_DEAD_LIMIT));
+        ngx_str_set(
+            limit, NGX_HTTP_AUTOMATIONS_STR(NGX_HTTP_AUTOMATIONS_DEAD_LIMIT));
         return NGX_OK;
     }
 
@@ -174,13 +174,14 @@ ngx_http_automations_webhook_dead(
     }
 
     dead = &keys[AM_WEBHOOK_DEAD_KEY_DEAD];
-    dead->data = ngx_pnalloc(r->pool, amcf->prefix.len + sizeof("webhooks:dead"));
+    dead->data =
+        ngx_pnalloc(r->pool, amcf->prefix.len + sizeof("webhooks:dead"));
     if (dead->data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    dead->len = ngx_sprintf(dead->data, "%Vwebhooks:dead", &amcf->prefix)
-                - dead->data;
+    dead->len =
+        ngx_sprintf(dead->data, "%Vwebhooks:dead", &amcf->prefix) - dead->data;
 
     args[AM_WEBHOOK_DEAD_ARG_PROJECT] = ctx->project;
 
