@@ -438,5 +438,20 @@ subtest 'the page in headless Chromium' => sub {
     is($r->{json}{retry_of}, $ids->{slow}, 'the retry made in the page is');
 };
 
+subtest 'Redis down: the endpoints answer 503, the page is still served' => sub {
+    $t->stop_proc('w1');
+    $t->stop_redis;
+
+    for my $path ('queue/overview', 'webhooks/dead') {
+        my $r = api('jwt', GET => $path);
+        is($r->{status}, 503, "$path: 503");
+        is($r->{json}{detail}, 'The automations store is unavailable.',
+           "$path: says why");
+    }
+
+    my $r = $t->http(GET => '/dashboard/');
+    is($r->{status}, 200, 'the page: 200');
+};
+
 $t->error_log_clean;
 done_testing;
