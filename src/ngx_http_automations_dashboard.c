@@ -37,6 +37,7 @@ typedef struct {
 
 static ngx_http_automations_dashboard_header_t
     ngx_http_automations_dashboard_headers[] = {
+        /* the policy computed with the page: set by the handler */
         {ngx_string("Content-Security-Policy"), ngx_null_string},
         {ngx_string("X-Content-Type-Options"), ngx_string("nosniff")},
         {ngx_string("Referrer-Policy"), ngx_string("no-referrer")},
