@@ -33,7 +33,8 @@ UNITDIR     ?= $(PREFIX)/lib/systemd/system
 PACKAGES = gcc make perl python3 nginx-core nginx-dev libpcre2-dev \
            zlib1g-dev libssl-dev libhiredis-dev libyajl-dev libuv1-dev \
            libcurl4-openssl-dev redis-server redis-tools valgrind wrk curl \
-           openssl debhelper dpkg-dev fakeroot lintian systemd prometheus
+           openssl debhelper dpkg-dev fakeroot lintian systemd prometheus \
+           chromium
 # the webhook tests verify signatures with the standardwebhooks npm library;
 # a Node.js that brings its own npm (nodesource's) is taken as it is
 NODE_PACKAGES = nodejs npm
@@ -44,6 +45,7 @@ SHARED_SRCS = src/am_scripts.c src/am_crypto.c src/am_jwt.c src/am_jwt_keys.c \
               src/am_header.c src/am_opt.c src/am_url.c
 SHARED_HDRS = $(wildcard src/am_*.h)
 GEN         = $(BUILD)/gen/am_scripts_data.c
+DASHBOARD   = $(BUILD)/gen/ngx_http_automations_dashboard_page.c
 MODULE      = $(BUILD)/ngx_http_automations_module.so
 CLI         = $(BUILD)/automationsctl
 WORKER      = $(BUILD)/automations-worker
@@ -53,7 +55,7 @@ PY_RUNNER   = $(BUILD)/gen/am_python_runner.c
 PY_WARM     = $(BUILD)/gen/am_python_warm.c
 UNIT_TESTS  = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
-              $(SHARED_SRCS) $(SHARED_HDRS) $(GEN) src/am_schema.c
+              $(SHARED_SRCS) $(SHARED_HDRS) $(GEN) src/am_schema.c $(DASHBOARD)
 
 .PHONY: all deps module cli worker unit run test test-unit test-prove test-valgrind \
         bench clean install deb
@@ -79,6 +81,11 @@ deps:
 $(GEN): redis/embed.pl $(wildcard redis/*.lua)
 	@mkdir -p $(dir $@)
 	perl redis/embed.pl redis $@
+
+# the dashboard page as a C string, with the CSP that allows its inline parts
+$(DASHBOARD): src/dashboard/embed.pl src/dashboard/index.html
+	@mkdir -p $(dir $@)
+	perl src/dashboard/embed.pl src/dashboard/index.html $@
 
 module: $(MODULE)
 

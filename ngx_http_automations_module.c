@@ -17,6 +17,8 @@
  *   reply.c       JSON responses and script replies
  *   metrics.c     the Prometheus page and the counters behind it
  *   health.c      the health check
+ *   overview.c    a project's view of the queue and of its dead letters
+ *   dashboard.c   the dashboard page
  *
  * Directives use nginx's conf slots where one fits; the few handlers here
  * add what a slot cannot say (an error naming the accepted values, checks
@@ -133,6 +135,10 @@ static ngx_command_t ngx_http_automations_commands[] = {
 
     {ngx_string("automations_health"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
         ngx_http_automations_health, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
+
+    {ngx_string("automations_dashboard"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
+        ngx_http_automations_dashboard, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
 
     {ngx_string("automations_api"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
         ngx_http_automations_endpoint, NGX_HTTP_LOC_CONF_OFFSET, 0,

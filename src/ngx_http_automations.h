@@ -80,6 +80,8 @@ typedef struct {
     size_t     max_body_size;
     ngx_msec_t run_wait;
     time_t     retention;
+
+    ngx_str_t dashboard; /* the page of automations_dashboard */
 } ngx_http_automations_loc_conf_t;
 
 
@@ -356,6 +358,17 @@ ngx_int_t ngx_http_automations_metrics_stats(ngx_http_request_t *r,
 
 /* the health check (src/ngx_http_automations_health.c) */
 char *ngx_http_automations_health(
+    ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/* a project's queue overview and dead letters
+ * (src/ngx_http_automations_overview.c) */
+ngx_int_t ngx_http_automations_queue_overview(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
+ngx_int_t ngx_http_automations_webhook_dead(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
+
+/* the dashboard page (src/ngx_http_automations_dashboard.c) */
+char *ngx_http_automations_dashboard(
     ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 #endif /* _NGX_HTTP_AUTOMATIONS_H_INCLUDED_ */

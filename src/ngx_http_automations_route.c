@@ -45,6 +45,18 @@ ngx_http_automations_route_t ngx_http_automations_routes[] = {
         ngx_http_automations_automation_create,
         "Project not found or user doesn't have admin access"},
 
+    /* the dashboard's: their second segments are no automation's ("run",
+     * "executions"), so no automation name is taken from NAME */
+    {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD,
+        "queue/overview", NGX_HTTP_AUTOMATIONS_SCOPE_READ,
+        ngx_http_automations_queue_overview,
+        "Project not found or user doesn't have access"},
+
+    {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD,
+        "webhooks/dead", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,
+        ngx_http_automations_webhook_dead,
+        "Project not found or user doesn't have access"},
+
     /* before NAME: "executions" lists, it names no automation here */
     {NGX_HTTP_AUTOMATIONS_HANDLER_API, NGX_HTTP_GET | NGX_HTTP_HEAD,
         "executions", NGX_HTTP_AUTOMATIONS_SCOPE_RUN,

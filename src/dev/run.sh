@@ -163,6 +163,7 @@ cat <<MSG
 The automations gateway is running (Ctrl-C stops it).
 
   nginx    $base   (config: $run/nginx.conf, log: $run/error.log)
+  dashboard  $base/dashboard/   (sign in with the API key or the JWT below)
   redis    127.0.0.1:$redis_port   (data: $run/redis, password: $run/redis.password)
   workers  $workers   (log: $run/worker.log)
 
