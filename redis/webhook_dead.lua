@@ -1,29 +1,28 @@
 -- One project's dead-lettered webhook deliveries, newest first, with what
--- their execution records say of the last attempt. The dead letters of all
--- projects share one sorted set (member "<project>/<id>"): a call reads at
--- most 1000 of its members, newest first, so that a project with few dead
--- letters among many answers in bounded time; "truncated" is true when
--- the reply stopped (at the limit or at that bound) before the oldest.
+-- their execution records say of the last attempt. They are read from the
+-- project's own index (webhook_result keeps it), so that the dead letters
+-- of other projects cost nothing here; members whose execution has expired
+-- are dropped from it on the way (their delivery cannot be resent). A call
+-- reads at most 1000 members; "truncated" is true when the reply stopped
+-- (at the limit or at that bound) before the oldest.
 -- C names: AM_WEBHOOK_DEAD_* in src/am_scripts.h.
 --
 -- KEYS[1]  project hash
--- KEYS[2]  the dead letters, <prefix>webhooks:dead
+-- KEYS[2]  the project's dead letters, <prefix>{P}:webhooks:dead
 -- ARGV[1]  key base "<prefix>{P}:"
--- ARGV[2]  project name P
--- ARGV[3]  most deliveries in the reply
+-- ARGV[2]  most deliveries in the reply
 --
 -- Returns { status, body }: 200 {"deliveries": [{execution_id, automation,
--- url, dead_since, attempts, last_status, last_error}], "truncated"}, with
--- automation and url null once the execution has expired; 404 when the
--- project does not exist.
+-- url, dead_since, attempts, last_status, last_error}], "truncated"}; 404
+-- when the project does not exist.
 
-local base, mine, limit = ARGV[1], ARGV[2] .. '/', tonumber(ARGV[3])
+local base, limit = ARGV[1], tonumber(ARGV[2])
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
     return detail(404, 'Project not found')
 end
 
-local items, read, most, truncated = {}, 0, 1000, false
+local items, read, kept, most, truncated = {}, 0, 0, 1000, false
 
 -- an integer field, or null when absent
 local function num(v)
@@ -31,49 +30,49 @@ local function num(v)
     return n and string.format('%d', n) or 'null'
 end
 
-while true do
-    local batch = redis.call('ZREVRANGE', KEYS[2], read, read + 99,
+while not truncated do
+    local batch = redis.call('ZREVRANGE', KEYS[2], kept, kept + 99,
         'WITHSCORES')
     if #batch == 0 then
         break
     end
 
+    local gone = {}
+
     for i = 1, #batch, 2 do
-        local member, ms = batch[i], tonumber(batch[i + 1])
-        local id = nil
+        local id, ms = batch[i], tonumber(batch[i + 1])
+        local e = redis.call('HMGET', base .. 'execution:' .. id,
+            'automation', 'webhook', 'webhook_attempts',
+            'webhook_last_status', 'webhook_last_error')
 
-        if string.sub(member, 1, #mine) == mine then
-            id = string.match(string.sub(member, #mine + 1), '^(exec_%x+)$')
-        end
+        read = read + 1
 
-        if id then
-            if #items == limit then
-                truncated = true
-                break
-            end
+        if not e[1] then
+            gone[#gone + 1] = id
 
-            local e = redis.call('HMGET', base .. 'execution:' .. id,
-                'automation', 'webhook', 'webhook_attempts',
-                'webhook_last_status', 'webhook_last_error')
+        elseif #items == limit then
+            truncated = true
+            break
 
+        else
+            kept = kept + 1
             items[#items + 1] = '{"execution_id":' .. jstr(id)
                 .. ',"automation":' .. jstr(e[1])
                 .. ',"url":' .. jstr(e[2])
                 .. ',"dead_since":' .. jstr(rfc3339(math.floor(ms / 1000)))
                 .. ',"attempts":' .. num(e[3])
                 .. ',"last_status":' .. num(e[4])
-                .. ',"last_error":' .. jstr(e[5] ~= '' and e[5] or nil) .. '}'
+                .. ',"last_error":' .. jstr(e[5] ~= '' and e[5] or nil)
+                .. '}'
         end
     end
 
-    read = read + #batch / 2
-
-    if truncated then
-        break
+    if #gone > 0 then
+        redis.call('ZREM', KEYS[2], unpack(gone))
     end
 
-    if read >= most then
-        truncated = redis.call('ZCARD', KEYS[2]) > read
+    if not truncated and read >= most then
+        truncated = redis.call('ZCARD', KEYS[2]) > kept
         break
     end
 end

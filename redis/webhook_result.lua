@@ -17,6 +17,11 @@
 --
 -- Returns the attempts made so far.
 --
+-- A dead letter is also indexed in its project's <prefix>{P}:webhooks:dead
+-- (member: the execution id, score: when it died), which lives as long as
+-- the longest-lived execution it names, so that a project lists its own
+-- without reading those of the others.
+--
 -- Every attempt is listed in the execution, for its status: the hash field
 -- webhook_attempt:<n> holds {attempt, at, duration_ms, status, error}, n
 -- counting every attempt ever recorded (webhook_attempt_seq); the last 50
@@ -32,10 +37,12 @@ local sec, usec = now()
 local now_ms = sec * 1000 + math.floor(usec / 1000)
 local project, id = string.match(ARGV[2], '^([^/]+)/(.+)$')
 local key = ARGV[1] .. '{' .. (project or '') .. '}:execution:' .. (id or '')
+local own = ARGV[1] .. '{' .. (project or '') .. '}:webhooks:dead'
 
 if redis.call('EXISTS', key) == 0 then
     redis.call('ZREM', KEYS[1], ARGV[2])
     redis.call('ZREM', KEYS[2], ARGV[2])
+    redis.call('ZREM', own, id or '')
     return 0
 end
 
@@ -73,6 +80,8 @@ if ARGV[3] == 'delivered' then
     redis.call('HSET', key, 'webhook_state', 'delivered',
         'webhook_next_at', '')
     redis.call('ZREM', KEYS[1], ARGV[2])
+    redis.call('ZREM', KEYS[2], ARGV[2])
+    redis.call('ZREM', own, id)
     redis.call('DEL', key .. ':secret')
 
 elseif ARGV[3] == 'retry' then
@@ -85,6 +94,12 @@ else
     redis.call('HSET', key, 'webhook_state', 'dead', 'webhook_next_at', '')
     redis.call('ZREM', KEYS[1], ARGV[2])
     redis.call('ZADD', KEYS[2], now_ms, ARGV[2])
+    redis.call('ZADD', own, now_ms, id)
+
+    local ttl = redis.call('PTTL', key)
+    if ttl > 0 and ttl > redis.call('PTTL', own) then
+        redis.call('PEXPIRE', own, ttl)
+    end
 end
 
 return attempts

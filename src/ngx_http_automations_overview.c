@@ -148,13 +148,9 @@ ngx_int_t
 ngx_http_automations_webhook_dead(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx)
 {
-    ngx_int_t                         rc;
-    ngx_str_t                         keys[AM_WEBHOOK_DEAD_NKEYS];
-    ngx_str_t                         args[AM_WEBHOOK_DEAD_NARGS];
-    ngx_str_t                        *dead;
-    ngx_http_automations_main_conf_t *amcf;
-
-    amcf = ngx_http_get_module_main_conf(r, ngx_http_automations_module);
+    ngx_int_t rc;
+    ngx_str_t keys[AM_WEBHOOK_DEAD_NKEYS];
+    ngx_str_t args[AM_WEBHOOK_DEAD_NARGS];
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -173,23 +169,14 @@ ngx_http_automations_webhook_dead(
                 NGX_HTTP_AUTOMATIONS_DEAD_MAX) ".");
     }
 
-    dead = &keys[AM_WEBHOOK_DEAD_KEY_DEAD];
-    dead->data =
-        ngx_pnalloc(r->pool, amcf->prefix.len + sizeof("webhooks:dead"));
-    if (dead->data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    dead->len =
-        ngx_sprintf(dead->data, "%Vwebhooks:dead", &amcf->prefix) - dead->data;
-
-    args[AM_WEBHOOK_DEAD_ARG_PROJECT] = ctx->project;
-
     if (ngx_http_automations_project_key(
             r, &ctx->project, ":project", &keys[AM_WEBHOOK_DEAD_KEY_PROJECT])
             != NGX_OK
         || ngx_http_automations_project_key(
                r, &ctx->project, ":", &args[AM_WEBHOOK_DEAD_ARG_BASE])
+               != NGX_OK
+        || ngx_http_automations_project_key(r, &ctx->project, ":webhooks:dead",
+               &keys[AM_WEBHOOK_DEAD_KEY_DEAD])
                != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

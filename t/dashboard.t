@@ -292,34 +292,44 @@ subtest 'webhooks/dead: the project its own dead letters, newest first' => sub {
     is($r->{json}{truncated}, JSON::PP::true, 'and truncated');
 };
 
-subtest 'webhooks/dead: an expired execution, a project among many' => sub {
-    my $gone = 'exec_' . ('0' x 23) . '1';
+subtest 'webhooks/dead: expired executions, a project among many' => sub {
+    my $own = 'am:{demo}:webhooks:dead';
+    my $mine = [ reverse @{ $DEAD{demo} } ];
+    my $listed = sub {
+        my $r = api('demo', GET => 'webhooks/dead');
+        is($r->{status}, 200, "$_[0]: 200");
+        return ([ map { $_->{execution_id} } @{ $r->{json}{deliveries} } ],
+                $r->{json}{truncated});
+    };
+
+    my $ttl = $t->redis('PTTL', $own);
+    ok($ttl > 0 && $ttl <= 7 * 86400 * 1000,
+       "the project's index expires with its executions ($ttl ms)");
+
+    # another project's dead letters, many and newer, in the shared set
+    # and in its own index
     my $ms = int(time * 1000);
-    $t->redis('ZADD', 'am:webhooks:dead', $ms - 5000, "demo/$gone");
+    my @noise = map { sprintf('exec_%024x', $_) } 1 .. 1500;
+    $t->redis('ZADD', 'am:webhooks:dead', map { ($ms + $_, "noise/$noise[$_ - 1]") } 1 .. 1500);
+    $t->redis('ZADD', 'am:{noise}:webhooks:dead', map { ($ms + $_, $noise[$_ - 1]) } 1 .. 1500);
+    my ($got, $trunc) = $listed->('with 1500 newer of another project');
+    is_deeply($got, $mine, "demo's own, all of them");
+    is($trunc, JSON::PP::false, 'not truncated');
 
-    # names that only look like demo's, and garbage
-    $t->redis('ZADD', 'am:webhooks:dead', $ms - 4000, $_)
-        for 'demo2/exec_000000000000000000000002', 'demo', 'demo/',
-            'demo/exec_zz', 'demo/../x', '/exec_000000000000000000000003';
+    # demo's index naming executions that have expired: dropped as read,
+    # at most 1000 a call
+    $t->redis('ZADD', $own, map { ($ms + $_, $noise[$_ - 1]) } 1 .. 1500);
+    ($got, $trunc) = $listed->('behind 1500 expired');
+    is_deeply($got, [], 'the first call reads 1000 expired, lists none');
+    is($trunc, JSON::PP::true, 'and says there is more');
+    is($t->redis('ZCARD', $own), 502, 'the 1000 it read are gone');
+    ($got, $trunc) = $listed->('the next call');
+    is_deeply($got, $mine, "then demo's own");
+    is($trunc, JSON::PP::false, 'all of them');
+    is($t->redis('ZCARD', $own), 2, 'only the live ones are left');
 
-    my $r = api('demo', GET => 'webhooks/dead');
-    my @got = map { $_->{execution_id} } @{ $r->{json}{deliveries} };
-    is_deeply(\@got, [ reverse(@{ $DEAD{demo} }), $gone ],
-              "demo's, the expired one last, none of the look-alikes");
-    is($r->{json}{deliveries}[-1]{automation}, undef,
-       'the expired one: no automation');
-    is($r->{json}{deliveries}[-1]{url}, undef, 'and no URL');
-
-    # 1000 newer dead letters of another project: the bound of one read
-    my @noise = map { ($ms + $_, sprintf('noise/exec_%024x', $_)) } 1 .. 1000;
-    $t->redis('ZADD', 'am:webhooks:dead', @noise);
-    $r = api('demo', GET => 'webhooks/dead');
-    is($r->{status}, 200, 'with 1000 newer of another project: 200');
-    is_deeply($r->{json}{deliveries}, [], 'none read past the bound');
-    is($r->{json}{truncated}, JSON::PP::true, 'and it says so');
-
-    $t->redis('ZREM', 'am:webhooks:dead', "demo/$gone",
-              map { $noise[2 * $_ + 1] } 0 .. 999);
+    $t->redis('DEL', 'am:{noise}:webhooks:dead');
+    $t->redis('ZREM', 'am:webhooks:dead', map { "noise/$_" } @noise);
 };
 
 subtest 'credentials and hostile input' => sub {

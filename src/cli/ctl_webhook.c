@@ -357,6 +357,7 @@ ctl_webhook_resend(ctl_t *ctl, const char *project, const char *id)
 {
     char         exec[CTL_KEY_MAX], rest[CTL_KEY_MAX], member[CTL_KEY_MAX];
     char         schedule[CTL_KEY_MAX], dead[CTL_KEY_MAX];
+    char         own[CTL_KEY_MAX];
     const char  *argv[AM_WEBHOOK_RESEND_NKEYS + AM_WEBHOOK_RESEND_NARGS];
     const char **keys, **args;
     redisReply  *r;
@@ -376,6 +377,7 @@ ctl_webhook_resend(ctl_t *ctl, const char *project, const char *id)
     if (ctl_key(ctl, exec, project, rest) != 0
         || ctl_key(ctl, schedule, NULL, "webhooks") != 0
         || ctl_key(ctl, dead, NULL, "webhooks:dead") != 0
+        || ctl_key(ctl, own, project, "webhooks:dead") != 0
         || ctl_connect(ctl) != 0) {
         return CTL_FAILED;
     }
@@ -385,6 +387,7 @@ ctl_webhook_resend(ctl_t *ctl, const char *project, const char *id)
     keys[AM_WEBHOOK_RESEND_KEY_EXECUTION] = exec;
     keys[AM_WEBHOOK_RESEND_KEY_WEBHOOKS] = schedule;
     keys[AM_WEBHOOK_RESEND_KEY_DEAD] = dead;
+    keys[AM_WEBHOOK_RESEND_KEY_PROJECT_DEAD] = own;
     args[AM_WEBHOOK_RESEND_ARG_MEMBER] = member;
 
     r = ctl_eval(ctl, AM_SCRIPT_WEBHOOK_RESEND, AM_WEBHOOK_RESEND_NKEYS,
