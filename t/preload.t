@@ -380,6 +380,39 @@ subtest 'keyed parents are bounded' => sub {
     stop_worker('few');
 };
 
+subtest 'a parent stopped for another set finishes its runs first' => sub {
+    start_worker('one', '--warm-max-parents', 1);
+    create(automation_name => 'frac-sleep', preload => ['fractions'],
+        code => <<'PY');
+import sys, time
+if 'fractions' not in sys.modules:
+    raise SystemExit('not forked by the keyed parent')
+time.sleep(3)
+output = 'slept'
+PY
+    my ($ok) = run_until('one-fractions', JSON::PP::true, 20);
+    ok($ok, 'the parent of fractions serves its set');
+
+    my $id = enqueue('frac-sleep');
+    $t->wait_for(sub { ($t->execution('demo', $id)->{status} // '') eq 'running' },
+        10, 'the run running');
+    sleep 0.5;
+
+    is(run('one-csv')->{status}, 'success', 'a run of another set');
+    like($t->proc_log('one'),
+        qr/\(preload fractions\) stops: the least recently used/,
+        'which stops the parent of fractions');
+
+    my $rec = $t->wait_done('demo', $id, 30);
+    is($rec->{status}, 'success', 'its run in flight still succeeds')
+        or diag(explain $rec);
+    is($rec->{output}, '"slept"', 'with its output');
+
+    ($ok) = run_until('one-csv', JSON::PP::true, 20);
+    ok($ok, 'then the other set gets its parent');
+    stop_worker('one');
+};
+
 subtest 'a keyed parent over --warm-parent-memory-mb' => sub {
     start_worker('small', '--warm-parent-memory-mb', 1);
     create(automation_name => 'heavy', preload => ['decimal'],

@@ -82,7 +82,6 @@ struct am_warm_s {
     unsigned dead : 1;
     unsigned exited : 1;
     unsigned keyed : 1;
-    unsigned retired : 1; /* stops once its runs ended */
 };
 
 
@@ -111,6 +110,9 @@ static unsigned       am_warm_nsets;
 
 /* keyed parent processes not exited yet, retired ones included */
 static long am_warm_nkeyed;
+
+
+static int am_warm_reply(am_warm_t *w, char *msg);
 
 
 static void
@@ -260,13 +262,27 @@ static void
 am_warm_exit_cb(uv_process_t *process, int64_t exit_status, int term_signal)
 {
     am_warm_t *w;
-    char       why[64];
+    ssize_t    n;
+    char       why[64], msg[256];
 
     w = process->data;
     w->exited = 1;
 
     if (w->keyed) {
         am_warm_nkeyed--;
+    }
+
+    /*
+     * What it said before it went may not have been read yet: a retired
+     * parent exits right after its last "exit", which must still end its
+     * run as it ended.
+     */
+    while (
+        !w->dead && (n = recv(w->fd, msg, sizeof(msg) - 1, MSG_DONTWAIT)) > 0) {
+        msg[n] = '\0';
+        if (am_warm_reply(w, msg) != 0) {
+            break;
+        }
     }
 
     snprintf(why, sizeof(why), "exited (status %ld, signal %d)",
@@ -815,7 +831,6 @@ am_warm_retire(void)
 
     last->parent = NULL;
     w->set = NULL;
-    w->retired = 1;
 
     if (!w->ready || w->reqs == NULL) {
         am_warm_stop(w);
