@@ -290,6 +290,26 @@ PY
     is(scalar(() = keyed('w', $KEYSTR)), 1, 'from the same keyed parent');
 };
 
+subtest 'an execution keeps the preload it was started with' => sub {
+    create(automation_name => 'snap', preload => ['decimal'],
+        code => probe('decimal', 'fractions'));
+    my $id = enqueue('snap');
+    is($t->execution('demo', $id)->{preload}, '["decimal"]',
+        'the execution record holds the preload');
+    $t->wait_done('demo', $id, 30);
+
+    create(automation_name => 'snap', preload => ['fractions'],
+        code => probe('decimal', 'fractions'));
+    my $r = $t->api($KEY, POST => "${API}snap/executions/$id/retry",
+        body => '{}');
+    is($r->{status}, 202, 'retried') or diag($r->{body});
+    my $again = $r->{json}{execution_id} // '';
+    is($t->execution('demo', $again)->{preload}, '["decimal"]',
+        'a retry runs the first preload, not the automation\'s new one');
+    is($t->wait_done('demo', $again, 30)->{status}, 'success',
+        'and succeeds');
+};
+
 subtest 'a preload that cannot be imported' => sub {
     create(automation_name => 'missing', code => "output = 'fine'\n",
         preload => [ 'no_such_module_here', 'decimal' ]);
