@@ -29,8 +29,8 @@ Messages, one per packet, fields separated by NUL bytes:
   parent -> worker  "ready PID", "pid ID PID", "fail ID",
                     "exit PID WAIT-STATUS" (as waitpid gave it),
                     "unfit NAME EXCEPTION"
-The worker shuts its end to stop a parent: it exits once its runs ended
-(they die with it).
+The worker shuts its end to stop a parent, which exits once its runs
+ended, since they would die with it.
 """
 
 import array
