@@ -144,8 +144,8 @@ $(BUILD)/unit/test_run: t/unit/test_run.c t/unit/tap.h src/worker/run.c \
         $(PY_RUNNER) $(PY_WARM) $(SANDBOX) $(SANDBOX_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_run.c src/worker/run.c \
-	    src/worker/sandbox.c src/worker/warm.c src/am_json.c $(PY_RUNNER) \
-	    $(PY_WARM) -luv -lyajl -lcrypto
+	    src/worker/sandbox.c src/worker/warm.c src/am_json.c src/am_name.c \
+	    $(PY_RUNNER) $(PY_WARM) -luv -lyajl -lcrypto
 
 $(BUILD)/unit/test_webhook: t/unit/test_webhook.c t/unit/tap.h \
         src/worker/webhook.c \

@@ -45,7 +45,7 @@ end
 
 local f = redis.call('HMGET', base .. 'automation:' .. name,
     'automation_name', 'runtime', 'code', 'timeout_ms', 'webhook', 'network',
-    'input_schema', 'output_schema')
+    'input_schema', 'output_schema', 'preload')
 if not f[1] then
     return { 'no_automation' }
 end
@@ -80,7 +80,7 @@ redis.call('HSET', key,
     'timeout_ms', a.timeout_ms or '', 'network', a.network or 'default',
     'seed', ARGV[9], 'input', ARGV[10],
     'build_id', ARGV[11], 'attempts', 0, 'retention', ARGV[6],
-    'output_schema', f[8] or '',
+    'output_schema', f[8] or '', 'preload', f[9] or '',
     'webhook', webhook, 'webhook_state', webhook == '' and 'none' or 'pending',
     'webhook_attempts', 0)
 redis.call('EXPIRE', key, tonumber(ARGV[6]))

@@ -1,5 +1,5 @@
 -- Starts a new execution from the snapshot of a finished one: the same
--- code, runtime, timeout, output_schema, seed, input, build id and webhook
+-- code, runtime, timeout, output_schema, preload, seed, input, build id and webhook
 -- URL, and the caller's headers while the first still holds them (they are
 -- dropped once its run and webhook no longer need them). The two records
 -- are linked: retry_of in the new one, retried_by (the latest retry) in the
@@ -38,6 +38,7 @@ redis.call('HSET', key,
     'timeout_ms', e.timeout_ms or '', 'seed', e.seed or '',
     'input', e.input or '', 'build_id', e.build_id or '', 'attempts', 0,
     'retention', ARGV[4], 'output_schema', e.output_schema or '',
+    'preload', e.preload or '',
     'webhook', webhook, 'webhook_state', webhook == '' and 'none' or 'pending',
     'webhook_attempts', 0, 'retry_of', e.execution_id)
 redis.call('EXPIRE', key, tonumber(ARGV[4]))

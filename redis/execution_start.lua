@@ -9,7 +9,7 @@
 --          worker for the same entry is not another attempt)
 --
 -- Returns { "run", runtime, code, timeout_ms, seed, input, build_id,
---   project, automation, ddn_headers, network, output_schema } |
+--   project, automation, ddn_headers, network, output_schema, preload } |
 --   { "gone" } (expired) | { "done" } (finished or cancelled already) |
 --   { "exhausted", attempts }
 
@@ -43,4 +43,4 @@ local ddn = redis.call('HGET', KEYS[1] .. ':secret', 'ddn_headers')
 
 return { 'run', e.runtime or 'python', e.code or '', e.timeout_ms or '',
     e.seed or '', e.input or '', e.build_id or '', e.project, e.automation,
-    ddn or '', e.network or '', e.output_schema or '' }
+    ddn or '', e.network or '', e.output_schema or '', e.preload or '' }

@@ -82,6 +82,7 @@ local function automation_document(a)
         .. ',"timeout_ms":' .. (a.timeout_ms or 'null')
         .. ',"webhook":' .. jstr(a.webhook)
         .. ',"network":' .. jstr(a.network)
+        .. ',"preload":' .. jraw(a.preload)
         .. ',"created_at":' .. jstr(a.created_at)
         .. ',"updated_at":' .. jstr(a.updated_at) .. '}'
 end

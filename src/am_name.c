@@ -1,3 +1,5 @@
+#include <string.h>
+
 #include "am_name.h"
 
 static int
@@ -62,6 +64,37 @@ am_prefix_valid(const char *s, size_t len)
     for (i = 0; i < len; i++) {
         if ((unsigned char) s[i] <= 0x20 || (unsigned char) s[i] >= 0x7f
             || s[i] == '{' || s[i] == '}') {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+int
+am_python_module_valid(const char *s, size_t len)
+{
+    size_t i, start;
+
+    if (len == 0 || len > AM_PYTHON_MODULE_MAX) {
+        return 0;
+    }
+
+    start = 0;
+
+    for (i = 0; i <= len; i++) {
+        if (i == len || s[i] == '.') {
+            if (i == start
+                || (i - start == sizeof("__main__") - 1
+                    && memcmp(s + start, "__main__", i - start) == 0)) {
+                return 0;
+            }
+            start = i + 1;
+            continue;
+        }
+
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
+                || s[i] == '_' || (i > start && s[i] >= '0' && s[i] <= '9'))) {
             return 0;
         }
     }

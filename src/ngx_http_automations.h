@@ -183,6 +183,8 @@ struct ngx_http_automations_route_s {
 #define NGX_HTTP_AUTOMATIONS_RUNTIME_EXPECTED                                  \
     "must be a runtime name such as \"python\" or \"sh\""
 #define NGX_HTTP_AUTOMATIONS_NETWORK_EXPECTED "must be \"none\" or \"default\""
+#define NGX_HTTP_AUTOMATIONS_PRELOAD_EXPECTED                                  \
+    "must be an array of python module names"
 /* clang-format off */
 #define NGX_HTTP_AUTOMATIONS_TIMEOUT_EXPECTED                                  \
     "must be an integer from "                                                 \
@@ -277,6 +279,7 @@ const char *ngx_http_automations_check_runtime(yajl_val v);
 const char *ngx_http_automations_check_timeout(yajl_val v);
 const char *ngx_http_automations_check_network(yajl_val v);
 const char *ngx_http_automations_check_objects(yajl_val v);
+const char *ngx_http_automations_check_preload(yajl_val v);
 
 /* automations CRUD (src/ngx_http_automations_automation.c) */
 ngx_int_t ngx_http_automations_automation_list(

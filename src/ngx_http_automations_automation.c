@@ -35,6 +35,7 @@ typedef struct {
     ngx_str_t network;
     ngx_str_t input_schema;
     ngx_str_t output_schema;
+    ngx_str_t preload;
 } ngx_http_automations_automation_t;
 
 
@@ -92,11 +93,17 @@ static ngx_http_automations_field_t ngx_http_automations_create_fields[] = {
         ngx_http_automations_check_schema, "must be an object",
         ngx_http_automations_stored(output_schema)},
 
+    {ngx_string("preload"), NGX_HTTP_AUTOMATIONS_JSON_ARRAY,
+        NGX_HTTP_AUTOMATIONS_FIELD_NULL | NGX_HTTP_AUTOMATIONS_FIELD_HASH,
+        ngx_http_automations_check_preload,
+        NGX_HTTP_AUTOMATIONS_PRELOAD_EXPECTED,
+        ngx_http_automations_stored(preload)},
+
     {ngx_null_string, 0, 0, NULL, NULL, 0}};
 
 /* the arguments before the fields of the automation hash, and its fields */
 #define NGX_HTTP_AUTOMATIONS_CREATE_ARGS                                       \
-    (AM_AUTOMATION_CREATE_ARG_FIELDS + 8 * 2)
+    (AM_AUTOMATION_CREATE_ARG_FIELDS + 9 * 2)
 
 
 /*
@@ -263,6 +270,15 @@ ngx_http_automations_create_body(ngx_http_request_t *r)
     }
 
     nargs = ngx_http_automations_create_args(&a, args);
+
+    /* only the built-in python runtime runs warm (src/worker/warm.h) */
+    if (a.preload.data != NULL
+        && (a.runtime.len != sizeof("python") - 1
+            || ngx_strncmp(a.runtime.data, "python", a.runtime.len) != 0)) {
+        ngx_http_automations_finish(
+            r, 422, "preload goes with the python runtime only.");
+        return;
+    }
 
     if (ngx_http_automations_automation_script(
             r, ctx, AM_SCRIPT_AUTOMATION_CREATE, nargs, args)

@@ -243,6 +243,47 @@ ngx_http_automations_check_objects(yajl_val v)
 }
 
 
+/*
+ * the python modules an automation's warm parent imports (src/am_name.h):
+ * the worker keys parents by the set, so a name given twice is a mistake
+ */
+const char *
+ngx_http_automations_check_preload(yajl_val v)
+{
+    size_t   i, j, len;
+    yajl_val m;
+
+    if (v->u.array.len > AM_PRELOAD_MAX) {
+        return "has more than " NGX_HTTP_AUTOMATIONS_STR(
+            AM_PRELOAD_MAX) " module names";
+    }
+
+    for (i = 0; i < v->u.array.len; i++) {
+        m = v->u.array.values[i];
+
+        if (!YAJL_IS_STRING(m)) {
+            return NGX_HTTP_AUTOMATIONS_PRELOAD_EXPECTED;
+        }
+
+        len = ngx_strlen(m->u.string);
+
+        if (!am_python_module_valid(m->u.string, len)) {
+            return "has an invalid module name: identifiers of A-Z a-z 0-9 _ "
+                   "joined by dots, at most " NGX_HTTP_AUTOMATIONS_STR(
+                       AM_PYTHON_MODULE_MAX) " bytes, not __main__";
+        }
+
+        for (j = 0; j < i; j++) {
+            if (ngx_strcmp(v->u.array.values[j]->u.string, m->u.string) == 0) {
+                return "names a module twice";
+            }
+        }
+    }
+
+    return NULL;
+}
+
+
 /* one header of webhook_header or ddn_headers (src/am_header.h) */
 static const char *
 ngx_http_automations_header_check(const char *name, yajl_val value)

@@ -265,8 +265,9 @@ subtest 'reference example: get my_automation' => sub {
 
     is_deeply([ sort keys %$a ], [ sort qw(automation_name code input_schema
         output_schema description created_at updated_at runtime timeout_ms
-        webhook network) ],
-        'the reference fields plus runtime, timeout_ms, webhook, network');
+        webhook network preload) ],
+        'the reference fields plus runtime, timeout_ms, webhook, network, '
+        . 'preload');
     is($a->{automation_name}, 'my_automation', 'automation_name');
     is($a->{code}, $CODE, 'code');
     is_deeply($a->{input_schema}, $IN_SCHEMA, 'input_schema');

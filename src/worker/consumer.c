@@ -525,7 +525,8 @@ am_job_run(am_job_t *job, redisReply *r)
         payload, payload_len,
         am_job_timeout(
             job, am_reply_str(r, AM_EXECUTION_START_REPLY_TIMEOUT_MS, NULL)),
-        am_reply_str(r, AM_EXECUTION_START_REPLY_NETWORK, NULL), am_job_run_cb,
+        am_reply_str(r, AM_EXECUTION_START_REPLY_NETWORK, NULL),
+        am_reply_str(r, AM_EXECUTION_START_REPLY_PRELOAD, NULL), am_job_run_cb,
         job, err, sizeof(err));
     free(payload);
 

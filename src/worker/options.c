@@ -187,6 +187,21 @@ static const am_option_t am_options_table[] = {
                 "each, with the same confinement; off: every run starts "
                 "python itself"},
 
+    {.flag = "warm-max-parents", .arg = "N",
+        .env = "AUTOMATIONS_WARM_MAX_PARENTS", .kind = AM_OPT_NUMBER,
+        .min = 0, .max = 32, AM_FIELD(run.warm_max_parents), .dflt = "4",
+        .help = "warm python parents with an automation's preload imported, "
+                "one per set of modules, besides the plain one; past this "
+                "the least recently used one stops; 0: none"},
+
+    {.flag = "warm-parent-memory-mb", .arg = "MB",
+        .env = "AUTOMATIONS_WARM_PARENT_MEMORY_MB", .kind = AM_OPT_NUMBER,
+        .min = 1, .max = 1048576, AM_FIELD(run.warm_parent_memory_mb),
+        .dflt = "512",
+        .help = "a warm parent whose resident memory exceeds this once its "
+                "preload is imported stops, and its set of modules is not "
+                "tried again for 5 minutes"},
+
     {.flag = "runtime", .arg = "NAME[:FILE]=CMD...",
         .env = "AUTOMATIONS_RUNTIMES", .kind = AM_OPT_CALL,
         .set = am_opt_runtime, .shown = "python, sh",

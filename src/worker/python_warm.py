@@ -6,9 +6,17 @@ interpreter's start nor the runner's imports. Started by the worker as
     python3 -I -c <a bootstrap>
 
 with a SOCK_SEQPACKET socket to the worker on fd 0, whose first packet is
-this file's text, python_runner.py's and the path of automations-sandbox.so
-(NUL-separated); the bootstrap puts the last two in sys.argv[1:] and runs
-this file. (Forked runs show the parent's command line: a short one.)
+this file's text, python_runner.py's, the path of automations-sandbox.so
+and, for a keyed parent, the module names of its preload (NUL-separated);
+the bootstrap puts all but the first in sys.argv[1:] and runs this file.
+(Forked runs show the parent's command line: a short one.)
+
+A keyed parent imports its modules (importlib, names checked again here)
+before its first fork, with /dev/null as stdin: what an import runs is a
+library's own code, never an automation's, and it runs as the worker's
+user, as this parent does. A name that fails to import is reported
+("unfit NAME EXCEPTION") and the parent exits; the worker then sends that
+set's runs to the plain parent for a while.
 
 It never reads an automation's code, payload or output: each child enters
 the run's sandbox
@@ -19,13 +27,18 @@ Messages, one per packet, fields separated by NUL bytes:
   worker -> parent  ID, DIR, ENV..., "", SANDBOX-ARGV...  with the run's
                     stdin, stdout and stderr (SCM_RIGHTS): fork a run
   parent -> worker  "ready PID", "pid ID PID", "fail ID",
-                    "exit PID WAIT-STATUS" (as waitpid gave it)
+                    "exit PID WAIT-STATUS" (as waitpid gave it),
+                    "unfit NAME EXCEPTION"
+The worker shuts its end to stop a parent, which exits once its runs
+ended, since they would die with it.
 """
 
 import array
 import ctypes
 import gc
+import importlib
 import os
+import re
 import select
 import signal
 import socket
@@ -49,8 +62,15 @@ sandbox.am_sandbox_enter.argtypes = [ctypes.c_int,
                                      ctypes.POINTER(ctypes.c_char_p)]
 sandbox.am_sandbox_enter.restype = ctypes.c_int
 
-ctl = socket.socket(fileno=0)
+# the socket off fd 0, so that an import reading stdin reads nothing
+ctl = socket.socket(fileno=os.dup(0))
+null = os.open(os.devnull, os.O_RDWR)
+os.dup2(null, 0)
+os.close(null)
 PARENT = os.getpid()
+
+# src/am_name.h's rule: what the gateway let through
+MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def set_name(name):
@@ -67,7 +87,7 @@ def child(run_dir, env, argv, fds):
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != PARENT:
             os._exit(126)
-        ctl.detach()
+        os.close(ctl.detach())
         os.setsid()
         for i, fd in enumerate(fds):
             os.dup2(fd, i)
@@ -122,20 +142,34 @@ def start(msg, fds):
     return pid
 
 
+def preload(names):
+    """None once every module is imported, or (name, exception name)."""
+    for name in names:
+        if (len(name) > 128 or not MODULE.fullmatch(name)
+                or "__main__" in name.split(".")):
+            return name, "refused"
+        try:
+            importlib.import_module(name)
+        except BaseException as e:
+            return name, type(e).__name__
+    return None
+
+
 def serve():
     poll = select.poll()
-    poll.register(0, select.POLLIN)
+    poll.register(ctl.fileno(), select.POLLIN)
     children = {}
     fd_size = array.array("i").itemsize
+    open_ = True
 
     # what is loaded now stays out of the children's collections, so that
     # they do not copy the pages the collector would touch
     gc.freeze()
     ctl.send(b"ready %d" % PARENT)
 
-    while True:
+    while open_ or children:
         for fd, _ in poll.poll():
-            if fd != 0:
+            if fd != ctl.fileno():
                 pid = children.pop(fd)
                 poll.unregister(fd)
                 os.close(fd)
@@ -145,7 +179,9 @@ def serve():
 
             msg, anc, _, _ = ctl.recvmsg(65536, socket.CMSG_SPACE(3 * fd_size))
             if not msg:
-                return
+                poll.unregister(fd)
+                open_ = False
+                continue
 
             fds = array.array("i")
             for level, kind, data in anc:
@@ -162,5 +198,11 @@ def serve():
                 children[pidfd] = pid
                 poll.register(pidfd, select.POLLIN)
 
+
+failed = preload([os.fsdecode(a) for a in sys.argv[3:]])
+if failed is not None:
+    ctl.send(b"unfit %s %s" % (failed[0].encode()[:127],
+                               failed[1].encode()[:63]))
+    sys.exit(0)
 
 serve()

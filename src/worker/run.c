@@ -897,12 +897,14 @@ am_run_pipes(am_run_t *run, uv_file *child)
 
 /*
  * A python run of the built-in runtime, handed to the warm parent when one
- * is ready: the same sandbox arguments, environment and folder as a cold
- * run. 0 when the parent took it.
+ * is ready (the one of its preload, or else the plain one): the same
+ * sandbox arguments, environment and folder as a cold run. 0 when a parent
+ * took it.
  */
 static int
 am_run_spawn_warm(am_run_t *run, const am_run_config_t *cfg,
-    const am_runtime_t *rt, char **argv, char **env, const uv_file *child)
+    const am_runtime_t *rt, char **argv, char **env, const uv_file *child,
+    const char *preload)
 {
     am_warm_config_t wcfg;
     char             lib[PATH_MAX];
@@ -937,6 +939,9 @@ am_run_spawn_warm(am_run_t *run, const am_run_config_t *cfg,
     wcfg.lib = lib;
     wcfg.runner = am_python_runner;
     wcfg.log = cfg->log;
+    wcfg.preload = preload;
+    wcfg.max_parents = cfg->warm_max_parents;
+    wcfg.parent_memory_mb = cfg->warm_parent_memory_mb;
 
     run->warm.data = run;
     run->warm.started = am_run_warm_started;
@@ -961,7 +966,8 @@ am_run_spawn_warm(am_run_t *run, const am_run_config_t *cfg,
  */
 static int
 am_run_spawn(am_run_t *run, const am_run_config_t *cfg, const char *self,
-    const am_runtime_t *rt, const am_sandbox_limits_t *limits)
+    const am_runtime_t *rt, const am_sandbox_limits_t *limits,
+    const char *preload)
 {
     uv_process_options_t opts;
     uv_stdio_container_t stdio[3];
@@ -988,7 +994,8 @@ am_run_spawn(am_run_t *run, const am_run_config_t *cfg, const char *self,
         rc = UV_ENOMEM;
     }
 
-    if (rc == 0 && am_run_spawn_warm(run, cfg, rt, argv, env, child) != 0) {
+    if (rc == 0
+        && am_run_spawn_warm(run, cfg, rt, argv, env, child, preload) != 0) {
         memset(&opts, 0, sizeof(opts));
         for (i = 0; i < 3; i++) {
             stdio[i].flags = UV_INHERIT_FD;
@@ -1326,8 +1333,8 @@ am_run_confinement(am_run_config_t *cfg, char *msg, size_t len)
 am_run_t *
 am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     const char *code, size_t code_len, const char *payload, size_t payload_len,
-    long timeout_ms, const char *network, am_run_cb cb, void *data, char *err,
-    size_t errlen)
+    long timeout_ms, const char *network, const char *preload, am_run_cb cb,
+    void *data, char *err, size_t errlen)
 {
     const am_runtime_t *rt;
     am_sandbox_limits_t limits;
@@ -1402,7 +1409,7 @@ am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     run->timer.data = run;
     run->open = 1;
 
-    rc = am_run_spawn(run, cfg, self, rt, &limits);
+    rc = am_run_spawn(run, cfg, self, rt, &limits, preload);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start %s: %s", self, uv_strerror(rc));
         (void) am_sandbox_rmtree(run->dir);

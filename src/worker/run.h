@@ -54,6 +54,10 @@ typedef struct {
     int python_warm;            /* python runs of the built-in runtime
                                    forked by a warm python parent (see
                                    warm.h); off when 0 */
+    long warm_max_parents;      /* warm parents keyed by a preload, at
+                                   most (see warm.h); none when 0 */
+    long warm_parent_memory_mb; /* the resident memory a keyed warm parent
+                                   may have after its imports */
     void (*log)(const char *fmt, ...); /* what the warm parent has to say
                                           (started, died), or NULL */
 } am_run_config_t;
@@ -88,15 +92,17 @@ typedef struct am_run_s am_run_t;
  * Starts a run of code with the named runtime; payload is written to the
  * child's stdin. timeout_ms <= 0 means the configured maximum. network is
  * the automation's: NULL, "" or "default" (the host's network), or "none"
- * (an empty network namespace, when confined). The callback
+ * (an empty network namespace, when confined). preload is the automation's
+ * too: NULL, "", or a JSON array of python module names, which picks the
+ * warm parent of a python run (see warm.h). The callback
  * fires exactly once, after the child and everything it started are gone and
  * the run folder is removed. Returns NULL with err set when the run cannot
  * start (unknown runtime, folder or spawn failure); no callback then.
  */
 am_run_t *am_run_start(uv_loop_t *loop, const am_run_config_t *cfg,
     const char *runtime, const char *code, size_t code_len, const char *payload,
-    size_t payload_len, long timeout_ms, const char *network, am_run_cb cb,
-    void *data, char *err, size_t errlen);
+    size_t payload_len, long timeout_ms, const char *network,
+    const char *preload, am_run_cb cb, void *data, char *err, size_t errlen);
 
 /*
  * Once, at the worker's start: whether runs can be confined, tried with a

@@ -1,9 +1,15 @@
 /*
- * The worker's side of the warm python parent (see warm.h and
- * python_warm.py): its start and restart, the run requests with their
- * descriptors, and the replies. The worker cannot waitpid a run the
- * parent forked, so the parent reports each pid and wait status; the
- * worker still kills a run by its process group, as a cold one.
+ * The worker's side of the warm python parents (see warm.h and
+ * python_warm.py): their start and restart, the run requests with their
+ * descriptors, and the replies. The worker cannot waitpid a run a parent
+ * forked, so the parent reports each pid and wait status; the worker
+ * still kills a run by its process group, as a cold one.
+ *
+ * Each parent belongs to a set: the plain one (no preload), or one per
+ * preload, known by its key (the module names sorted, comma-separated).
+ * A set remembers when it was last asked for and when it may start a
+ * parent again (after a death, or once found unfit), so that a parent
+ * that keeps failing costs one line and one try per period.
  */
 
 #define _GNU_SOURCE
@@ -18,6 +24,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "am_json.h"
+#include "am_name.h"
 #include "worker/warm.h"
 
 #define AM_WARM_PYTHON "/usr/bin/python3"
@@ -29,21 +37,51 @@
 #define AM_WARM_BACKOFF_MS 1000
 #define AM_WARM_BACKOFF_MAX_MS 30000
 
+/* a keyed parent not ready by then (its imports hang) is given up */
+#define AM_WARM_PRELOAD_MS 30000
+
+/* a preload that failed is not tried again before this */
+#define AM_WARM_UNFIT_MS 300000
+
+/* the sets remembered, parents or not: the oldest without one goes first */
+#define AM_WARM_MAX_SETS 64
+
+/* a key: AM_PRELOAD_MAX names, each with its comma */
+#define AM_WARM_KEY_MAX (AM_PRELOAD_MAX * (AM_PYTHON_MODULE_MAX + 1))
+
+#define AM_WARM_STR_(x) #x
+#define AM_WARM_STR(x) AM_WARM_STR_(x)
+
+
+typedef struct am_warm_set_s am_warm_set_t;
+
+struct am_warm_set_s {
+    am_warm_set_t *next;
+    am_warm_t     *parent;     /* starting or ready, or NULL */
+    uint64_t       next_start; /* uv_now from which a parent may start */
+    uint64_t       backoff;    /* the delay after its parent's next death */
+    uint64_t       used;       /* uv_now of the last run that asked */
+    char          *key;        /* "" for the plain set */
+};
 
 struct am_warm_s {
     uv_loop_t     *loop;
     uv_process_t   process;
     uv_poll_t      poll;
+    uv_timer_t     timer; /* a keyed parent's time to get ready */
     int            fd;
     pid_t          pid;
     unsigned       open; /* handles not closed yet */
     unsigned       next_id;
     am_warm_req_t *reqs;
+    am_warm_set_t *set; /* NULL once it left its set */
+    long           memory_mb;
     void (*log)(const char *fmt, ...);
 
     unsigned ready : 1;
     unsigned dead : 1;
     unsigned exited : 1;
+    unsigned keyed : 1;
 };
 
 
@@ -62,12 +100,19 @@ static const char am_warm_bootstrap[] = "import socket\n"
                                         "sys.argv[1:] = m[1:]\n"
                                         "exec(m[0])\n";
 
-/* the parent runs go to, or NULL */
-static am_warm_t *am_warm_current;
+static char          am_warm_plain_key[] = "";
+static am_warm_set_t am_warm_plain = {
+    NULL, NULL, 0, AM_WARM_BACKOFF_MS, 0, am_warm_plain_key};
 
-/* when the next parent may start (uv_now), and the delay after that one */
-static uint64_t am_warm_next_start;
-static uint64_t am_warm_backoff = AM_WARM_BACKOFF_MS;
+/* the keyed sets, most recently used first */
+static am_warm_set_t *am_warm_sets;
+static unsigned       am_warm_nsets;
+
+/* keyed parent processes not exited yet, retired ones included */
+static long am_warm_nkeyed;
+
+
+static int am_warm_reply(am_warm_t *w, char *msg);
 
 
 static void
@@ -88,13 +133,12 @@ am_warm_close_cb(uv_handle_t *handle)
 
 
 /*
- * The parent is gone or broken: runs start cold from here on, a new parent
- * after the backoff, and each run it had is told it is lost (the parent's
- * death kills them: their processes have it as their death signal's
- * parent).
+ * Kills the parent, and tells each run it had that it is lost (the
+ * parent's death kills them: their processes have it as their death
+ * signal's parent). Its set, if any, is left to the caller.
  */
 static void
-am_warm_lose(am_warm_t *w, const char *why)
+am_warm_stop(am_warm_t *w)
 {
     am_warm_req_t *req;
 
@@ -104,27 +148,17 @@ am_warm_lose(am_warm_t *w, const char *why)
 
     w->dead = 1;
 
-    if (am_warm_current == w) {
-        am_warm_current = NULL;
-    }
-
-    if (w->log != NULL) {
-        w->log("python warm parent %ld %s: python runs start cold, a new "
-               "parent in %lu ms",
-            (long) w->pid, why, (unsigned long) am_warm_backoff);
-    }
-
-    uv_update_time(w->loop);
-    am_warm_next_start = uv_now(w->loop) + am_warm_backoff;
-    am_warm_backoff *= 2;
-    if (am_warm_backoff > AM_WARM_BACKOFF_MAX_MS) {
-        am_warm_backoff = AM_WARM_BACKOFF_MAX_MS;
+    if (w->set != NULL) {
+        w->set->parent = NULL;
+        w->set = NULL;
     }
 
     if (!w->exited && w->pid > 0) {
         (void) kill(w->pid, SIGKILL);
     }
 
+    (void) uv_timer_stop(&w->timer);
+    uv_close((uv_handle_t *) &w->timer, am_warm_close_cb);
     (void) uv_poll_stop(&w->poll);
     uv_close((uv_handle_t *) &w->poll, am_warm_close_cb);
 
@@ -138,14 +172,118 @@ am_warm_lose(am_warm_t *w, const char *why)
 }
 
 
+/* "" for the plain parent's lines, " (preload KEY)" for a keyed one's */
+static const char *
+am_warm_what(am_warm_t *w, char *buf, size_t size)
+{
+    if (w->set == NULL || w->set->key[0] == '\0') {
+        return "";
+    }
+
+    snprintf(buf, size, " (preload %s)", w->set->key);
+    return buf;
+}
+
+
+/*
+ * The keyed parent's imports failed, hung or weigh too much: one line, the
+ * set not tried again for AM_WARM_UNFIT_MS, the parent stopped.
+ */
+static void
+am_warm_unfit(am_warm_t *w, const char *why)
+{
+    char what[AM_WARM_KEY_MAX + 16];
+
+    if (w->set != NULL) {
+        if (w->log != NULL) {
+            w->log("python warm parent %ld%s %s: runs of that preload go to "
+                   "the plain parent for %d s",
+                (long) w->pid, am_warm_what(w, what, sizeof(what)), why,
+                AM_WARM_UNFIT_MS / 1000);
+        }
+
+        uv_update_time(w->loop);
+        w->set->next_start = uv_now(w->loop) + AM_WARM_UNFIT_MS;
+    }
+
+    am_warm_stop(w);
+}
+
+
+/*
+ * The parent is gone or broken: its set's runs go elsewhere (to the plain
+ * parent, or cold for the plain set), a new parent after the backoff. A
+ * retired parent was expected to go. A keyed parent that dies before it is
+ * ready died of its imports: its set is unfit.
+ */
+static void
+am_warm_lose(am_warm_t *w, const char *why)
+{
+    am_warm_set_t *set;
+    char           what[AM_WARM_KEY_MAX + 16];
+
+    if (w->dead) {
+        return;
+    }
+
+    set = w->set;
+
+    if (set != NULL && w->keyed && !w->ready) {
+        am_warm_unfit(w, why);
+        return;
+    }
+
+    if (set != NULL) {
+        if (w->log != NULL) {
+            w->log("python warm parent %ld%s %s: %s, a new parent in %lu ms",
+                (long) w->pid, am_warm_what(w, what, sizeof(what)), why,
+                w->keyed ? "runs of that preload go to the plain parent"
+                         : "python runs start cold",
+                (unsigned long) set->backoff);
+        }
+
+        uv_update_time(w->loop);
+        set->next_start = uv_now(w->loop) + set->backoff;
+        set->backoff *= 2;
+        if (set->backoff > AM_WARM_BACKOFF_MAX_MS) {
+            set->backoff = AM_WARM_BACKOFF_MAX_MS;
+        }
+
+    } else if (w->reqs != NULL && w->log != NULL) {
+        w->log("python warm parent %ld %s with runs in flight", (long) w->pid,
+            why);
+    }
+
+    am_warm_stop(w);
+}
+
+
 static void
 am_warm_exit_cb(uv_process_t *process, int64_t exit_status, int term_signal)
 {
     am_warm_t *w;
-    char       why[64];
+    ssize_t    n;
+    char       why[64], msg[256];
 
     w = process->data;
     w->exited = 1;
+
+    if (w->keyed) {
+        am_warm_nkeyed--;
+    }
+
+    /*
+     * What it said before it went may not have been read yet: a retired
+     * parent exits right after its last "exit", which must still end its
+     * run as it ended.
+     */
+    while (
+        !w->dead && (n = recv(w->fd, msg, sizeof(msg) - 1, MSG_DONTWAIT)) > 0) {
+        msg[n] = '\0';
+        if (am_warm_reply(w, msg) != 0) {
+            break;
+        }
+    }
 
     snprintf(why, sizeof(why), "exited (status %ld, signal %d)",
         (long) exit_status, term_signal);
@@ -181,21 +319,75 @@ am_warm_find(am_warm_t *w, unsigned id, pid_t pid, int unlink)
 }
 
 
+/* The resident memory of a process, MiB; 0 when it cannot be read. */
+static long
+am_warm_rss_mb(pid_t pid)
+{
+    FILE *f;
+    char  path[64], line[128];
+    long  kb;
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long) pid);
+
+    f = fopen(path, "re");
+    if (f == NULL) {
+        return 0;
+    }
+
+    kb = 0;
+
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) {
+            break;
+        }
+    }
+
+    (void) fclose(f);
+
+    return kb / 1024;
+}
+
+
 /* One reply of the parent; -1 when it makes no sense. */
 static int
 am_warm_reply(am_warm_t *w, char *msg)
 {
     am_warm_req_t *req;
     unsigned       id;
-    long           pid;
+    long           pid, rss;
     int            status;
+    char           name[AM_PYTHON_MODULE_MAX], kind[64], why[256];
+    char           what[AM_WARM_KEY_MAX + 16];
 
     if (sscanf(msg, "ready %ld", &pid) == 1) {
-        w->ready = 1;
-        am_warm_backoff = AM_WARM_BACKOFF_MS;
-        if (w->log != NULL) {
-            w->log("python warm parent %ld ready", (long) w->pid);
+        (void) uv_timer_stop(&w->timer);
+
+        if (w->keyed && w->memory_mb > 0
+            && (rss = am_warm_rss_mb(w->pid)) > w->memory_mb) {
+            snprintf(why, sizeof(why),
+                "uses %ld MiB once its imports are done, over "
+                "--warm-parent-memory-mb %ld",
+                rss, w->memory_mb);
+            am_warm_unfit(w, why);
+            return 0;
         }
+
+        w->ready = 1;
+
+        if (w->set != NULL) {
+            w->set->backoff = AM_WARM_BACKOFF_MS;
+        }
+
+        if (w->log != NULL) {
+            w->log("python warm parent %ld ready%s", (long) w->pid,
+                am_warm_what(w, what, sizeof(what)));
+        }
+        return 0;
+    }
+
+    if (sscanf(msg, "unfit %127s %63s", name, kind) == 2) {
+        snprintf(why, sizeof(why), "cannot import %s (%s)", name, kind);
+        am_warm_unfit(w, why);
         return 0;
     }
 
@@ -275,16 +467,34 @@ am_warm_poll_cb(uv_poll_t *poll, int status, int events)
 }
 
 
-/* A new parent, not ready yet; NULL when it cannot start. */
+static void
+am_warm_timer_cb(uv_timer_t *timer)
+{
+    am_warm_t *w;
+
+    w = timer->data;
+
+    if (!w->ready) {
+        am_warm_unfit(
+            w, "is not ready after " AM_WARM_STR(AM_WARM_PRELOAD_MS) " ms");
+    }
+}
+
+
+/*
+ * A new parent of set, not ready yet; NULL when it cannot start. A keyed
+ * parent gets its module names after the paths, and AM_WARM_PRELOAD_MS to
+ * import them.
+ */
 static am_warm_t *
-am_warm_start(uv_loop_t *loop, const am_warm_config_t *cfg)
+am_warm_start(uv_loop_t *loop, const am_warm_config_t *cfg, am_warm_set_t *set)
 {
     uv_process_options_t opts;
     uv_stdio_container_t stdio[3];
     am_warm_t           *w;
-    struct iovec         iov[5];
-    char                *args[5], *env[3];
-    int                  sv[2], rc;
+    struct iovec         iov[5 + 2 * AM_PRELOAD_MAX];
+    char                *args[5], *env[3], *p, *end;
+    int                  sv[2], rc, n;
 
     w = calloc(1, sizeof(am_warm_t));
     if (w == NULL) {
@@ -324,11 +534,19 @@ am_warm_start(uv_loop_t *loop, const am_warm_config_t *cfg)
     w->loop = loop;
     w->fd = sv[0];
     w->log = cfg->log;
+    w->keyed = set->key[0] != '\0';
+    w->memory_mb = cfg->parent_memory_mb;
     w->process.data = w;
     w->poll.data = w;
+    w->timer.data = w;
+
+    (void) uv_timer_init(loop, &w->timer);
+    uv_unref((uv_handle_t *) &w->timer);
+    w->open = 1;
 
     rc = uv_spawn(loop, &w->process, &opts);
     (void) close(sv[1]);
+    w->open++;
 
     if (rc != 0) {
         if (cfg->log != NULL) {
@@ -336,14 +554,17 @@ am_warm_start(uv_loop_t *loop, const am_warm_config_t *cfg)
                 uv_strerror(rc));
         }
         (void) close(sv[0]);
-        w->open = 1;
+        uv_close((uv_handle_t *) &w->timer, am_warm_close_cb);
         uv_close((uv_handle_t *) &w->process, am_warm_close_cb);
         return NULL;
     }
 
     w->pid = w->process.pid;
-    w->open = 1;
     uv_unref((uv_handle_t *) &w->process);
+
+    if (w->keyed) {
+        am_warm_nkeyed++;
+    }
 
     iov[0].iov_base = (char *) am_python_warm;
     iov[0].iov_len = strlen(am_python_warm);
@@ -355,20 +576,26 @@ am_warm_start(uv_loop_t *loop, const am_warm_config_t *cfg)
     iov[3].iov_len = 1;
     iov[4].iov_base = (char *) cfg->lib;
     iov[4].iov_len = strlen(cfg->lib);
+    n = 5;
 
-    /* a new socket's buffer takes it whole */
-    if (writev(sv[0], iov, 5) < 0) {
-        (void) kill(w->pid, SIGKILL);
-        (void) close(sv[0]);
-        w->dead = 1;
-        return NULL;
+    for (p = set->key;
+         *p != '\0' && n + 2 <= (int) (sizeof(iov) / sizeof(iov[0]));
+         p = end + (*end == ',')) {
+        end = strchrnul(p, ',');
+        iov[n].iov_base = "";
+        iov[n].iov_len = 1;
+        iov[n + 1].iov_base = p;
+        iov[n + 1].iov_len = (size_t) (end - p);
+        n += 2;
     }
 
-    if (fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0
+    /* a new socket's buffer takes it whole */
+    if (writev(sv[0], iov, n) < 0 || fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0
         || uv_poll_init(loop, &w->poll, sv[0]) != 0) {
         (void) kill(w->pid, SIGKILL);
         (void) close(sv[0]);
         w->dead = 1;
+        uv_close((uv_handle_t *) &w->timer, am_warm_close_cb);
         return NULL;
     }
 
@@ -376,6 +603,13 @@ am_warm_start(uv_loop_t *loop, const am_warm_config_t *cfg)
     uv_unref((uv_handle_t *) &w->poll);
     (void) uv_poll_start(
         &w->poll, UV_READABLE | UV_DISCONNECT, am_warm_poll_cb);
+
+    if (w->keyed) {
+        (void) uv_timer_start(
+            &w->timer, am_warm_timer_cb, AM_WARM_PRELOAD_MS, 0);
+    }
+
+    w->set = set;
 
     return w;
 }
@@ -420,14 +654,233 @@ am_warm_request(char *buf, size_t size, unsigned id, const char *dir,
 }
 
 
-int
-am_warm_run(uv_loop_t *loop, const am_warm_config_t *cfg, am_warm_req_t *req,
-    char **argv, char **env, const char *dir, const int *fds)
+/*
+ * The set's key from a run's preload (a JSON array of module names, as
+ * stored by the gateway): the names sorted, without repeats, joined by
+ * commas; "" for none. -1 when it is not such an array: the gateway
+ * checked it, but the record is Redis's, and the names go to an import.
+ */
+static int
+am_warm_key(const char *preload, char *key, size_t size)
+{
+    yajl_val    v, m;
+    const char *names[AM_PRELOAD_MAX], *t;
+    size_t      i, j, n, len, k;
+    char        err[64];
+
+    key[0] = '\0';
+
+    if (preload == NULL || preload[0] == '\0') {
+        return 0;
+    }
+
+    v = am_json_parse(preload, strlen(preload), 2, err, sizeof(err));
+    if (v == NULL || !YAJL_IS_ARRAY(v) || v->u.array.len > AM_PRELOAD_MAX) {
+        am_json_free(v);
+        return -1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < v->u.array.len; i++) {
+        m = v->u.array.values[i];
+
+        if (!YAJL_IS_STRING(m)
+            || !am_python_module_valid(m->u.string, strlen(m->u.string))) {
+            am_json_free(v);
+            return -1;
+        }
+
+        for (j = n; j > 0 && strcmp(names[j - 1], m->u.string) > 0; j--) {
+            names[j] = names[j - 1];
+        }
+
+        if (j > 0 && strcmp(names[j - 1], m->u.string) == 0) {
+            for (; j < n; j++) {
+                names[j] = names[j + 1];
+            }
+            continue;
+        }
+
+        names[j] = m->u.string;
+        n++;
+    }
+
+    k = 0;
+
+    for (i = 0; i < n; i++) {
+        t = names[i];
+        len = strlen(t);
+
+        if (k + len + 2 > size) {
+            am_json_free(v);
+            return -1;
+        }
+
+        if (i > 0) {
+            key[k++] = ',';
+        }
+
+        memcpy(key + k, t, len);
+        k += len;
+    }
+
+    key[k] = '\0';
+    am_json_free(v);
+
+    return 0;
+}
+
+
+/*
+ * The keyed set of key, moved to the front of the list (most recently
+ * used); a new one when there is none. Past AM_WARM_MAX_SETS, the least
+ * recently used set without a parent is forgotten (with its backoff).
+ * NULL when there is no room or no memory.
+ */
+static am_warm_set_t *
+am_warm_set(const char *key, uint64_t now)
+{
+    am_warm_set_t **p, **drop, *set;
+
+    drop = NULL;
+
+    for (p = &am_warm_sets; *p != NULL; p = &(*p)->next) {
+        set = *p;
+
+        if (strcmp(set->key, key) == 0) {
+            *p = set->next;
+            goto found;
+        }
+
+        if (set->parent == NULL) {
+            drop = p;
+        }
+    }
+
+    if (am_warm_nsets >= AM_WARM_MAX_SETS) {
+        if (drop == NULL) {
+            return NULL;
+        }
+
+        set = *drop;
+        *drop = set->next;
+        am_warm_nsets--;
+        free(set->key);
+        free(set);
+    }
+
+    set = calloc(1, sizeof(am_warm_set_t));
+    if (set == NULL) {
+        return NULL;
+    }
+
+    set->key = strdup(key);
+    if (set->key == NULL) {
+        free(set);
+        return NULL;
+    }
+
+    set->backoff = AM_WARM_BACKOFF_MS;
+    am_warm_nsets++;
+
+found:
+
+    set->used = now;
+    set->next = am_warm_sets;
+    am_warm_sets = set;
+
+    return set;
+}
+
+
+/*
+ * Makes room for another keyed parent: the least recently used one leaves
+ * its set and stops once its runs ended (the parent exits when its socket
+ * is shut and its last child is gone). It still counts until it exited.
+ */
+static void
+am_warm_retire(void)
+{
+    am_warm_set_t *set, *last;
+    am_warm_t     *w;
+    long           active;
+
+    last = NULL;
+    active = 0;
+
+    for (set = am_warm_sets; set != NULL; set = set->next) {
+        if (set->parent != NULL) {
+            last = set;
+            active++;
+        }
+    }
+
+    /* one retired parent at a time: the others keep serving meanwhile */
+    if (last == NULL || am_warm_nkeyed > active) {
+        return;
+    }
+
+    w = last->parent;
+
+    if (w->log != NULL) {
+        w->log("python warm parent %ld (preload %s) stops: the least "
+               "recently used of --warm-max-parents",
+            (long) w->pid, last->key);
+    }
+
+    last->parent = NULL;
+    w->set = NULL;
+
+    if (!w->ready || w->reqs == NULL) {
+        am_warm_stop(w);
+        return;
+    }
+
+    (void) shutdown(w->fd, SHUT_WR);
+}
+
+
+/*
+ * The set's parent when it is ready. Otherwise NULL, and a parent is
+ * started when the set may have one now (and, keyed, when there is room,
+ * which is made for the next run).
+ */
+static am_warm_t *
+am_warm_parent(uv_loop_t *loop, const am_warm_config_t *cfg, am_warm_set_t *set,
+    uint64_t now)
+{
+    if (set->parent != NULL) {
+        return set->parent->ready ? set->parent : NULL;
+    }
+
+    if (now < set->next_start) {
+        return NULL;
+    }
+
+    if (set != &am_warm_plain && am_warm_nkeyed >= cfg->max_parents) {
+        am_warm_retire();
+        return NULL;
+    }
+
+    set->parent = am_warm_start(loop, cfg, set);
+
+    if (set->parent == NULL) {
+        set->next_start = now + AM_WARM_BACKOFF_MAX_MS;
+    }
+
+    return NULL;
+}
+
+
+/* Sends the run to w; 0, or -1 when w cannot take it now. */
+static int
+am_warm_send(am_warm_t *w, am_warm_req_t *req, char **argv, char **env,
+    const char *dir, const int *fds)
 {
     struct msghdr   msg;
     struct cmsghdr *cm;
     struct iovec    iov;
-    am_warm_t      *w;
     size_t          len;
     unsigned        id;
     char           *buf;
@@ -435,23 +888,6 @@ am_warm_run(uv_loop_t *loop, const am_warm_config_t *cfg, am_warm_req_t *req,
         char           space[CMSG_SPACE(3 * sizeof(int))];
         struct cmsghdr align;
     } control;
-
-    w = am_warm_current;
-
-    if (w == NULL) {
-        uv_update_time(loop);
-        if (uv_now(loop) >= am_warm_next_start) {
-            am_warm_current = am_warm_start(loop, cfg);
-            if (am_warm_current == NULL) {
-                am_warm_next_start = uv_now(loop) + AM_WARM_BACKOFF_MAX_MS;
-            }
-        }
-        return -1;
-    }
-
-    if (!w->ready) {
-        return -1;
-    }
 
     buf = malloc(AM_WARM_MAX_REQUEST);
     if (buf == NULL) {
@@ -488,7 +924,7 @@ am_warm_run(uv_loop_t *loop, const am_warm_config_t *cfg, am_warm_req_t *req,
 
         free(buf);
 
-        /* a full socket is a busy parent: this run goes cold */
+        /* a full socket is a busy parent: this run goes elsewhere */
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             am_warm_lose(w, "cannot be written to");
         }
@@ -511,10 +947,39 @@ am_warm_run(uv_loop_t *loop, const am_warm_config_t *cfg, am_warm_req_t *req,
 }
 
 
+int
+am_warm_run(uv_loop_t *loop, const am_warm_config_t *cfg, am_warm_req_t *req,
+    char **argv, char **env, const char *dir, const int *fds)
+{
+    am_warm_set_t *set;
+    am_warm_t     *w;
+    uint64_t       now;
+    char           key[AM_WARM_KEY_MAX];
+
+    uv_update_time(loop);
+    now = uv_now(loop);
+
+    if (cfg->max_parents > 0 && am_warm_key(cfg->preload, key, sizeof(key)) == 0
+        && key[0] != '\0' && (set = am_warm_set(key, now)) != NULL
+        && (w = am_warm_parent(loop, cfg, set, now)) != NULL
+        && am_warm_send(w, req, argv, env, dir, fds) == 0) {
+        return 0;
+    }
+
+    w = am_warm_parent(loop, cfg, &am_warm_plain, now);
+
+    if (w == NULL) {
+        return -1;
+    }
+
+    return am_warm_send(w, req, argv, env, dir, fds);
+}
+
+
 pid_t
 am_warm_pid(void)
 {
-    return am_warm_current != NULL && am_warm_current->ready
-               ? am_warm_current->pid
+    return am_warm_plain.parent != NULL && am_warm_plain.parent->ready
+               ? am_warm_plain.parent->pid
                : 0;
 }

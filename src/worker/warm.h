@@ -1,9 +1,18 @@
 /*
- * The warm python parent (python_warm.py): one per worker process, started
- * on the first python run and restarted with backoff when it dies, it forks
- * one child per python run instead of a new interpreter. Each child enters
- * the same sandbox as a cold run, with the same arguments, before it reads
- * anything of the run. Used by run.c only.
+ * The warm python parents (python_warm.py): the plain one per worker
+ * process, started on the first python run and restarted with backoff when
+ * it dies, forks one child per python run instead of a new interpreter.
+ * Each child enters the same sandbox as a cold run, with the same
+ * arguments, before it reads anything of the run.
+ *
+ * An automation's "preload" (python module names) gets parents of its own,
+ * keyed by the sorted set of names, which import them before their first
+ * fork: at most max_parents of them, the least recently used one stopped
+ * (once its runs ended) for a new set. A set's first run starts its parent
+ * and goes to the plain one meanwhile: no run waits for an import. A set
+ * whose import fails, takes too long or leaves its parent over
+ * parent_memory_mb is not tried again for a while, and its runs go to the
+ * plain parent. Used by run.c only.
  */
 
 #ifndef AM_WARM_H
@@ -36,23 +45,28 @@ struct am_warm_req_s {
 };
 
 typedef struct {
-    const char *lib;    /* automations-sandbox.so */
-    const char *runner; /* python_runner.py's text */
+    const char *lib;       /* automations-sandbox.so */
+    const char *runner;    /* python_runner.py's text */
+    const char *preload;   /* the run's: a JSON array of module names, or
+                              NULL or "" for none */
+    long max_parents;      /* keyed parents at once; none when 0 */
+    long parent_memory_mb; /* a keyed parent's resident memory, at most */
     void (*log)(const char *fmt, ...);
 } am_warm_config_t;
 
 /*
- * Hands a run to the warm parent: argv is the sandbox's (as for a cold
- * run), env the run's environment, dir the run folder, fds its stdin,
- * stdout and stderr (still the caller's to close). 0 when the parent took
- * it; -1 when there is no parent ready (one is then started, unless one
- * died too recently): the caller starts the run cold.
+ * Hands a run to a warm parent: argv is the sandbox's (as for a cold run),
+ * env the run's environment, dir the run folder, fds its stdin, stdout and
+ * stderr (still the caller's to close). 0 when a parent took it: the one
+ * of cfg->preload when it is ready, else the plain one; -1 when neither is
+ * ready (each missing one is then started, unless it failed too recently):
+ * the caller starts the run cold.
  */
 int am_warm_run(uv_loop_t *loop, const am_warm_config_t *cfg,
     am_warm_req_t *req, char **argv, char **env, const char *dir,
     const int *fds);
 
-/* The ready parent's pid, or 0. */
+/* The ready plain parent's pid, or 0. */
 pid_t am_warm_pid(void);
 
 #endif
