@@ -1,9 +1,10 @@
 -- Starts a new execution from the snapshot of a finished one: the same
--- code, runtime, timeout, output_schema, preload, seed, input, build id and webhook
--- URL, and the caller's headers while the first still holds them (they are
--- dropped once its run and webhook no longer need them). The two records
--- are linked: retry_of in the new one, retried_by (the latest retry) in the
--- first. The new execution is indexed and queued as by execution_enqueue.
+-- code, runtime, timeout, network, output_schema, preload, seed, input,
+-- build id and webhook URL, and the caller's headers while the first still
+-- holds them (they are dropped once its run and webhook no longer need
+-- them). The two records are linked: retry_of in the new one, retried_by
+-- (the latest retry) in the first. The new execution is indexed and queued
+-- as by execution_enqueue.
 -- C names: AM_EXECUTION_RETRY_* in src/am_scripts.h.
 --
 -- KEYS[1]  execution hash of the execution retried
@@ -38,7 +39,7 @@ redis.call('HSET', key,
     'timeout_ms', e.timeout_ms or '', 'seed', e.seed or '',
     'input', e.input or '', 'build_id', e.build_id or '', 'attempts', 0,
     'retention', ARGV[4], 'output_schema', e.output_schema or '',
-    'preload', e.preload or '',
+    'preload', e.preload or '', 'network', e.network or 'default',
     'webhook', webhook, 'webhook_state', webhook == '' and 'none' or 'pending',
     'webhook_attempts', 0, 'retry_of', e.execution_id)
 redis.call('EXPIRE', key, tonumber(ARGV[4]))

@@ -572,6 +572,18 @@ subtest 'retry from the same snapshot' => sub {
     my $l = api(GET => "${API}echoseed/executions")->{json}{executions};
     is($l->[0]{execution_id}, $second, 'listed first');
 
+    # the network too: a retry of an offline run is offline
+    create({ automation_name => 'offline', network => 'none',
+             code => qq(grep -c : /proc/net/dev\n) });
+    my $off = run_async('offline');
+    is(wait_final($off)->{output}, '1', 'network none: only lo');
+    create({ automation_name => 'offline', code => qq(echo online\n) });
+    $r = api(POST => "${API}offline/executions/$off/retry");
+    is($r->{status}, 202, 'retry of the offline run: 202');
+    my $again = $r->{json}{execution_id};
+    is(record($again)->{network}, 'none', 'redis: network none');
+    is(wait_final($again)->{output}, '1', 'and it runs with only lo');
+
     my $running = run_async('sleeper');
     $r = api(POST => "${API}sleeper/executions/$running/retry");
     is($r->{status}, 409, 'retry an unfinished one: 409');

@@ -433,6 +433,49 @@ PY
     stop_worker('one');
 };
 
+# Runs of NAME, N of them: their outputs, and whether all succeeded.
+sub runs_of {
+    my ($name, $n) = @_;
+    my (@out, $all);
+    $all = 1;
+    for (1 .. $n) {
+        my $rec = run($name);
+        $all &&= $rec->{status} eq 'success';
+        push @out, $JSON->encode($rec->{json});
+        sleep 0.3;
+    }
+    return (\@out, $all);
+}
+
+subtest 'modules that act when imported are never preloaded' => sub {
+    start_worker('egg');
+    create(automation_name => 'egg', preload => [ 'antigravity', 'this' ],
+        code => probe('antigravity', 'this', 'webbrowser'));
+    my ($out, $all) = runs_of('egg', 6);
+    ok($all, 'the runs succeed');
+    is_deeply($out, [ ('[false,false,false]') x 6 ],
+        'none finds them imported: no parent imported them');
+    unlike($t->proc_log('egg') // '', qr/preload antigravity/,
+        'no parent was started for them');
+    stop_worker('egg');
+};
+
+subtest '--warm-preload-allow: only the packages it names' => sub {
+    start_worker('allow', '--warm-preload-allow', 'xml, json');
+    create(automation_name => 'xmlonly', preload => ['xml.dom.minidom'],
+        code => probe('xml.dom.minidom'));
+    my ($ok, $all) = run_until('xmlonly', [ JSON::PP::true ], 20);
+    ok($ok && $all, 'xml.dom.minidom, in an allowed package: preloaded');
+
+    my ($out);
+    ($out, $all) = runs_of('pre', 6);
+    ok($all, 'runs naming decimal too succeed');
+    is_deeply($out, [ ('[false,false]') x 6 ],
+        'but find nothing preloaded: decimal is not allowed, so neither is the set');
+    is(scalar(() = keyed('allow', $KEYSTR)), 0, 'no parent for that set');
+    stop_worker('allow');
+};
+
 subtest 'a keyed parent over --warm-parent-memory-mb' => sub {
     start_worker('small', '--warm-parent-memory-mb', 1);
     create(automation_name => 'heavy', preload => ['decimal'],

@@ -202,6 +202,14 @@ static const am_option_t am_options_table[] = {
                 "preload is imported stops, and its set of modules is not "
                 "tried again for 5 minutes"},
 
+    {.flag = "warm-preload-allow", .arg = "PKG,...",
+        .env = "AUTOMATIONS_WARM_PRELOAD_ALLOW", .kind = AM_OPT_STRING,
+        AM_FIELD(run.warm_preload_allow), .dflt = "*",
+        .help = "the top-level packages whose modules a warm parent may "
+                "preload (the import runs in it, unconfined), or * for any "
+                "installed; a run whose preload names another is forked by "
+                "the plain parent and imports it itself"},
+
     {.flag = "runtime", .arg = "NAME[:FILE]=CMD...",
         .env = "AUTOMATIONS_RUNTIMES", .kind = AM_OPT_CALL,
         .set = am_opt_runtime, .shown = "python, sh",

@@ -940,6 +940,7 @@ am_run_spawn_warm(am_run_t *run, const am_run_config_t *cfg,
     wcfg.runner = am_python_runner;
     wcfg.log = cfg->log;
     wcfg.preload = preload;
+    wcfg.allow = cfg->warm_preload_allow;
     wcfg.max_parents = cfg->warm_max_parents;
     wcfg.parent_memory_mb = cfg->warm_parent_memory_mb;
 

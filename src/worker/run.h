@@ -58,6 +58,8 @@ typedef struct {
                                    most (see warm.h); none when 0 */
     long warm_parent_memory_mb; /* the resident memory a keyed warm parent
                                    may have after its imports */
+    const char *warm_preload_allow;    /* top-level packages a keyed warm
+                                          parent may import, or "*" */
     void (*log)(const char *fmt, ...); /* what the warm parent has to say
                                           (started, died), or NULL */
 } am_run_config_t;

@@ -655,13 +655,70 @@ am_warm_request(char *buf, size_t size, unsigned id, const char *dir,
 
 
 /*
+ * Installed with python and run at import, not at a call: programs started
+ * (a web browser), installs (ensurepip, venv), test suites or windows. Their
+ * modules are never preloaded, whatever --warm-preload-allow says.
+ */
+static const char *am_warm_never[] = {"antigravity", "ensurepip", "idlelib",
+    "lib2to3", "pip", "test", "this", "tkinter", "turtle", "turtledemo", "venv",
+    NULL};
+
+
+/* 1 when allow names the top-level package of module name, len bytes */
+static int
+am_warm_listed(const char *list, const char *name, size_t len)
+{
+    const char *p, *end;
+
+    for (p = list; *p != '\0'; p = end) {
+        while (*p == ',' || *p == ' ') {
+            p++;
+        }
+
+        end = p + strcspn(p, ", ");
+
+        if ((size_t) (end - p) == len && memcmp(p, name, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* 1 when a warm parent may import module name */
+static int
+am_warm_allowed(const char *allow, const char *name)
+{
+    size_t       len;
+    const char **n;
+
+    len = strcspn(name, ".");
+
+    for (n = am_warm_never; *n != NULL; n++) {
+        if (strlen(*n) == len && memcmp(*n, name, len) == 0) {
+            return 0;
+        }
+    }
+
+    if (allow == NULL || strcmp(allow, "*") == 0) {
+        return 1;
+    }
+
+    return am_warm_listed(allow, name, len);
+}
+
+
+/*
  * The set's key from a run's preload (a JSON array of module names, as
  * stored by the gateway): the names sorted, without repeats, joined by
- * commas; "" for none. -1 when it is not such an array: the gateway
- * checked it, but the record is Redis's, and the names go to an import.
+ * commas; "" for none. -1 when it is not such an array (the gateway
+ * checked it, but the record is Redis's, and the names go to an import) or
+ * names a module no parent may import (see am_warm_allowed): the run goes
+ * to the plain parent and imports what it needs itself, confined.
  */
 static int
-am_warm_key(const char *preload, char *key, size_t size)
+am_warm_key(const char *preload, const char *allow, char *key, size_t size)
 {
     yajl_val    v, m;
     const char *names[AM_PRELOAD_MAX], *t;
@@ -686,7 +743,8 @@ am_warm_key(const char *preload, char *key, size_t size)
         m = v->u.array.values[i];
 
         if (!YAJL_IS_STRING(m)
-            || !am_python_module_valid(m->u.string, strlen(m->u.string))) {
+            || !am_python_module_valid(m->u.string, strlen(m->u.string))
+            || !am_warm_allowed(allow, m->u.string)) {
             am_json_free(v);
             return -1;
         }
@@ -959,7 +1017,8 @@ am_warm_run(uv_loop_t *loop, const am_warm_config_t *cfg, am_warm_req_t *req,
     uv_update_time(loop);
     now = uv_now(loop);
 
-    if (cfg->max_parents > 0 && am_warm_key(cfg->preload, key, sizeof(key)) == 0
+    if (cfg->max_parents > 0
+        && am_warm_key(cfg->preload, cfg->allow, key, sizeof(key)) == 0
         && key[0] != '\0' && (set = am_warm_set(key, now)) != NULL
         && (w = am_warm_parent(loop, cfg, set, now)) != NULL
         && am_warm_send(w, req, argv, env, dir, fds) == 0) {

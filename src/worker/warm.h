@@ -49,6 +49,8 @@ typedef struct {
     const char *runner;    /* python_runner.py's text */
     const char *preload;   /* the run's: a JSON array of module names, or
                               NULL or "" for none */
+    const char *allow;     /* top-level packages a parent may import,
+                              comma-separated, or "*" for any */
     long max_parents;      /* keyed parents at once; none when 0 */
     long parent_memory_mb; /* a keyed parent's resident memory, at most */
     void (*log)(const char *fmt, ...);
