@@ -353,6 +353,42 @@ sub signal_case {
     stop_worker("$name-next");
 }
 
+subtest 'consumers of workers gone leave the group; held entries first go back' => sub {
+    my $consumers = sub {
+        my %c;
+        for my $c (@{ $t->redis('XINFO', 'CONSUMERS', 'am:runs', 'workers') }) {
+            my %f = @$c;
+            $c{ $f{name} } = $f{pending};
+        }
+        return \%c;
+    };
+
+    # a worker that died holding an entry, one that held nothing
+    my $id = 'exec_' . ('0' x 22) . 'ee';
+    $t->redis('XADD', 'am:runs', '*', 'project', 'demo', 'execution_id', $id);
+    $t->redis('XREADGROUP', 'GROUP', 'workers', 'ghost-held', 'COUNT', 1,
+              'STREAMS', 'am:runs', '>');
+    $t->redis('XGROUP', 'CREATECONSUMER', 'am:runs', 'workers', 'ghost-idle');
+    is($consumers->()->{'ghost-held'}, 1, 'the dead one holds an entry');
+
+    worker('tidy');
+    ok($t->wait_for(sub { exists $consumers->()->{tidy} }, 10 * $SLOW,
+                    'the worker reads'), 'the worker is a consumer');
+    ok(exists $consumers->()->{'ghost-held'},
+       'a consumer holding an entry is kept');
+
+    ok($t->wait_for(sub { my $c = $consumers->();
+                          !exists $c->{'ghost-held'} && !exists $c->{'ghost-idle'} },
+                    20 * $SLOW, 'the ghosts go'),
+       'both are deleted once idle longer than a visibility timeout')
+        or diag(explain $consumers->());
+    is($t->redis('XPENDING', 'am:runs', 'workers')->[0], 0,
+       'the held entry was reclaimed first, not dropped with its consumer');
+    is($t->redis('XLEN', 'am:runs'), 0, 'and is gone from the stream');
+    ok(exists $consumers->()->{tidy}, 'the live worker stays a consumer');
+    stop_worker('tidy');
+};
+
 subtest 'Redis gone, SIGTERM: the worker ends' => sub {
     signal_case(name => 's1', redis => 'gone', signals => [ 'TERM' ],
                 limit => 20);
