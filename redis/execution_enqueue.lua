@@ -95,8 +95,11 @@ end
 redis.call('XADD', KEYS[2], '*', 'project', project, 'execution_id', id)
 execution_index(base, name, id, now_ms(), ARGV[6])
 
+-- the key answers with the execution while it can: 24 h, or the retention
+-- when shorter, so that it never names an execution that expired
 if idem then
-    redis.call('SET', idem, id .. ' ' .. ARGV[8], 'EX', 86400)
+    redis.call('SET', idem, id .. ' ' .. ARGV[8], 'EX',
+        math.min(86400, tonumber(ARGV[6])))
 end
 
 return { 'ok', id }

@@ -79,6 +79,11 @@ http {
             automations_api;
             automations_run_wait 1s;
         }
+
+        location /brief/ {
+            automations_start_api;
+            automations_execution_retention 1h;
+        }
     }
 }
 EOF
@@ -804,6 +809,21 @@ subtest 'Idempotency-Key on the start API' => sub {
     is_json_error($other, 422, detail => qr/Idempotency-Key/,
                   'same key, other body');
 
+    my @keys = @{ $t->redis('KEYS', 'am:{demo}:idempotency:*') };
+    is(scalar @keys, 1, 'one idempotency key');
+    ok($t->redis('TTL', $keys[0]) > 86000, 'kept 24 h with a 7-day retention');
+
+    # with a retention shorter than a day: no longer than the execution
+    my $brief = start("/brief/demo/echo",
+        headers => { 'Idempotency-Key' => 'order-brief' }, body => $body);
+    is($brief->{status}, 202, 'a retention of 1 h: 202');
+    my ($short) = grep { $_ ne $keys[0] }
+        @{ $t->redis('KEYS', 'am:{demo}:idempotency:*') };
+    my $ttl = $t->redis('TTL', $short // '');
+    ok($ttl > 3000 && $ttl <= 3600, "its key lasts the retention ($ttl s)");
+    ok($t->redis('TTL', "am:{demo}:execution:$brief->{json}{execution_id}")
+       >= $ttl, 'no longer than the execution');
+
     my $fresh = start("${START}demo/echo",
         headers => { 'Idempotency-Key' => 'order-18' }, body => $body);
     is($fresh->{status}, 202, 'another key: 202');
@@ -811,14 +831,16 @@ subtest 'Idempotency-Key on the start API' => sub {
 
     $t->wait_done('demo', $id);
     $t->wait_done('demo', $fresh->{json}{execution_id} // '');
+    $t->wait_done('demo', $brief->{json}{execution_id} // '');
+    $t->wait_webhook('demo', $brief->{json}{execution_id} // '', 'delivered');
     $t->wait_webhook('demo', $id, 'delivered');
     $t->wait_webhook('demo', $fresh->{json}{execution_id} // '', 'delivered');
     my $after = exec_count();
-    is($after - $before, 2, 'two execution records in all');
+    is($after - $before, 3, 'three execution records in all (the 1 h one too)');
     is($t->execution('demo', $id)->{attempts}, 1, 'run once');
     sleep 0.5;
     is(scalar @{ $t->received_for($id) }, 1, 'the receiver got one delivery');
-    is(scalar @{ $t->received }, 2, 'two deliveries in all');
+    is(scalar @{ $t->received }, 3, 'three deliveries in all');
 
     my $bad = start("${START}demo/echo",
         headers => { 'Idempotency-Key' => 'a b' }, body => '{}');
