@@ -65,17 +65,6 @@ ngx_http_automations_health_unavailable(
 }
 
 
-static int64_t
-ngx_http_automations_health_int(redisReply *reply, ngx_uint_t i)
-{
-    redisReply *e;
-
-    e = reply->element[i];
-
-    return e->type == REDIS_REPLY_INTEGER ? (int64_t) e->integer : 0;
-}
-
-
 static void
 ngx_http_automations_health_reply(ngx_http_request_t *r, redisReply *reply)
 {
@@ -113,11 +102,11 @@ ngx_http_automations_health_reply(ngx_http_request_t *r, redisReply *reply)
         "{\"status\":\"ok\",\"redis\":\"up\",\"pid\":%P,\"workers\":%L,"
         "\"queue\":{\"depth\":%L,\"pending\":%L,\"oldest_age_ms\":%L},"
         "\"webhooks_dead\":%L}",
-        ngx_pid, ngx_http_automations_health_int(reply, AM_STATS_REPLY_WORKERS),
-        ngx_http_automations_health_int(reply, AM_STATS_REPLY_DEPTH),
-        ngx_http_automations_health_int(reply, AM_STATS_REPLY_PENDING),
-        ngx_http_automations_health_int(reply, AM_STATS_REPLY_OLDEST_MS),
-        ngx_http_automations_health_int(reply, AM_STATS_REPLY_DEAD));
+        ngx_pid, ngx_http_automations_redis_int(reply, AM_STATS_REPLY_WORKERS),
+        ngx_http_automations_redis_int(reply, AM_STATS_REPLY_DEPTH),
+        ngx_http_automations_redis_int(reply, AM_STATS_REPLY_PENDING),
+        ngx_http_automations_redis_int(reply, AM_STATS_REPLY_OLDEST_MS),
+        ngx_http_automations_redis_int(reply, AM_STATS_REPLY_DEAD));
 
     ngx_http_finalize_request(
         r, ngx_http_automations_send(r, NGX_HTTP_OK, body, p - body));

@@ -28,17 +28,6 @@
 #define NGX_HTTP_AUTOMATIONS_DEAD_MAX 100
 
 
-static int64_t
-ngx_http_automations_overview_int(redisReply *reply, ngx_uint_t i)
-{
-    redisReply *e;
-
-    e = reply->element[i];
-
-    return e->type == REDIS_REPLY_INTEGER ? (int64_t) e->integer : 0;
-}
-
-
 static void
 ngx_http_automations_overview_reply(ngx_http_request_t *r, redisReply *reply)
 {
@@ -74,10 +63,10 @@ ngx_http_automations_overview_reply(ngx_http_request_t *r, redisReply *reply)
     p = ngx_snprintf(body, len,
         "{\"queue\":{\"depth\":%L,\"pending\":%L,\"oldest_age_ms\":%L},"
         "\"workers\":%L}",
-        ngx_http_automations_overview_int(reply, AM_STATS_REPLY_DEPTH),
-        ngx_http_automations_overview_int(reply, AM_STATS_REPLY_PENDING),
-        ngx_http_automations_overview_int(reply, AM_STATS_REPLY_OLDEST_MS),
-        ngx_http_automations_overview_int(reply, AM_STATS_REPLY_WORKERS));
+        ngx_http_automations_redis_int(reply, AM_STATS_REPLY_DEPTH),
+        ngx_http_automations_redis_int(reply, AM_STATS_REPLY_PENDING),
+        ngx_http_automations_redis_int(reply, AM_STATS_REPLY_OLDEST_MS),
+        ngx_http_automations_redis_int(reply, AM_STATS_REPLY_WORKERS));
 
     ngx_http_finalize_request(
         r, ngx_http_automations_send(r, NGX_HTTP_OK, body, p - body));

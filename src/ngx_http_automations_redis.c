@@ -1043,3 +1043,14 @@ ngx_http_automations_stream_key(ngx_http_request_t *r, ngx_str_t *key)
 
     return NGX_OK;
 }
+
+
+int64_t
+ngx_http_automations_redis_int(redisReply *reply, ngx_uint_t i)
+{
+    redisReply *e;
+
+    e = reply->element[i];
+
+    return e->type == REDIS_REPLY_INTEGER ? (int64_t) e->integer : 0;
+}

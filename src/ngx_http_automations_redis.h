@@ -69,4 +69,7 @@ ngx_int_t ngx_http_automations_credential_key(ngx_http_request_t *r,
 ngx_int_t ngx_http_automations_stream_key(
     ngx_http_request_t *r, ngx_str_t *key);
 
+/* element i of an array reply as an integer, 0 when it is not one */
+int64_t ngx_http_automations_redis_int(redisReply *reply, ngx_uint_t i);
+
 #endif /* _NGX_HTTP_AUTOMATIONS_REDIS_H_INCLUDED_ */
