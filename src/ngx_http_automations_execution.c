@@ -412,17 +412,8 @@ ngx_http_automations_execution_list(
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_automations_redis_script(r, ngx_http_automations_script_reply,
-            AM_SCRIPT_EXECUTION_LIST, AM_EXECUTION_LIST_NKEYS, keys,
-            AM_EXECUTION_LIST_NARGS, args)
-        != NGX_OK) {
-        return ngx_http_automations_send_detail(
-            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
+    return ngx_http_automations_redis_answer(r, AM_SCRIPT_EXECUTION_LIST,
+        AM_EXECUTION_LIST_NKEYS, keys, AM_EXECUTION_LIST_NARGS, args);
 }
 
 
@@ -474,17 +465,8 @@ ngx_http_automations_execution_cancel(
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_automations_redis_script(r, ngx_http_automations_script_reply,
-            AM_SCRIPT_EXECUTION_CANCEL, AM_EXECUTION_CANCEL_NKEYS, keys,
-            AM_EXECUTION_CANCEL_NARGS, args)
-        != NGX_OK) {
-        return ngx_http_automations_send_detail(
-            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
+    return ngx_http_automations_redis_answer(r, AM_SCRIPT_EXECUTION_CANCEL,
+        AM_EXECUTION_CANCEL_NKEYS, keys, AM_EXECUTION_CANCEL_NARGS, args);
 }
 
 
@@ -534,15 +516,6 @@ ngx_http_automations_execution_retry(
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_automations_redis_script(r, ngx_http_automations_script_reply,
-            AM_SCRIPT_EXECUTION_RETRY, AM_EXECUTION_RETRY_NKEYS, keys,
-            AM_EXECUTION_RETRY_NARGS, args)
-        != NGX_OK) {
-        return ngx_http_automations_send_detail(
-            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
+    return ngx_http_automations_redis_answer(r, AM_SCRIPT_EXECUTION_RETRY,
+        AM_EXECUTION_RETRY_NKEYS, keys, AM_EXECUTION_RETRY_NARGS, args);
 }

@@ -170,15 +170,6 @@ ngx_http_automations_webhook_dead(
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_automations_redis_script(r, ngx_http_automations_script_reply,
-            AM_SCRIPT_WEBHOOK_DEAD, AM_WEBHOOK_DEAD_NKEYS, keys,
-            AM_WEBHOOK_DEAD_NARGS, args)
-        != NGX_OK) {
-        return ngx_http_automations_send_detail(
-            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
+    return ngx_http_automations_redis_answer(r, AM_SCRIPT_WEBHOOK_DEAD,
+        AM_WEBHOOK_DEAD_NKEYS, keys, AM_WEBHOOK_DEAD_NARGS, args);
 }

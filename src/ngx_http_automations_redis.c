@@ -1054,3 +1054,20 @@ ngx_http_automations_redis_int(redisReply *reply, ngx_uint_t i)
 
     return e->type == REDIS_REPLY_INTEGER ? (int64_t) e->integer : 0;
 }
+
+
+ngx_int_t
+ngx_http_automations_redis_answer(ngx_http_request_t *r, const char *script,
+    ngx_uint_t nkeys, ngx_str_t *keys, ngx_uint_t nargs, ngx_str_t *args)
+{
+    if (ngx_http_automations_redis_script(r, ngx_http_automations_script_reply,
+            script, nkeys, keys, nargs, args)
+        != NGX_OK) {
+        return ngx_http_automations_send_detail(
+            r, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_AUTOMATIONS_UNAVAILABLE);
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
+}

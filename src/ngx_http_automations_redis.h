@@ -57,6 +57,15 @@ ngx_int_t ngx_http_automations_redis_script(ngx_http_request_t *r,
     ngx_uint_t nkeys, ngx_str_t *keys, ngx_uint_t nargs, ngx_str_t *args);
 
 /*
+ * Sends a script whose { status, body } reply is the request's answer
+ * (ngx_http_automations_script_reply); what a content handler returns:
+ * NGX_DONE, or the 503 sent when Redis cannot take the command.
+ */
+ngx_int_t ngx_http_automations_redis_answer(ngx_http_request_t *r,
+    const char *script, ngx_uint_t nkeys, ngx_str_t *keys, ngx_uint_t nargs,
+    ngx_str_t *args);
+
+/*
  * Key names, allocated from r's pool. The project's keys carry it as a hash
  * tag; "<prefix>{<project>}:" is also the key base scripts take as ARGV.
  */
