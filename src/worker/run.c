@@ -1,8 +1,10 @@
 /*
  * A run's life on the worker's loop: the run folder with the code, the
  * sandboxed child, the payload in, the output and the log out, the wall
- * clock; then the kill and reaping of the whole process group, the result,
- * and the removal of the folder on the thread pool before the callback.
+ * clock; then the kill and reaping of the whole process group, the result
+ * to the callback, and the removal of the folder on the thread pool after
+ * it (a waiting client need not wait for it too), before the run's user
+ * may be given to another run.
  */
 
 #include <errno.h>
@@ -86,7 +88,7 @@ struct am_run_s {
     long     max_file_mb;
     uint64_t start;
     uint64_t reap_until;
-    long     elapsed_ms;
+    long     elapsed_us;
 
     unsigned process_init : 1;
     unsigned spawned : 1;
@@ -366,7 +368,8 @@ am_run_make_result(am_run_t *run)
     sig = run->term_signal;
 
     r->status = AM_RUN_ERROR;
-    r->execution_time_ms = run->elapsed_ms;
+    r->execution_time_ms = run->elapsed_us / 1000;
+    r->execution_time_us = run->elapsed_us;
     r->exit_code = run->exited && sig == 0 ? (int) run->exit_status : -1;
     r->term_signal = sig;
     r->log = am_run_utf8(
@@ -426,21 +429,18 @@ am_run_work(uv_work_t *req)
 static void
 am_run_after_work(uv_work_t *req, int status)
 {
-    am_run_t *run;
-
     (void) status;
 
-    run = req->data;
-    run->cb(run->data, &run->result);
-    am_run_free(run);
+    am_run_free(req->data);
 }
 
 
-/* All handles are closed: the result, then the folder, then the callback. */
+/* All handles are closed: the result, the callback, then the folder. */
 static void
 am_run_finish(am_run_t *run)
 {
     am_run_make_result(run);
+    run->cb(run->data, &run->result);
 
     run->work.data = run;
 
@@ -544,7 +544,7 @@ am_run_exited(am_run_t *run, int64_t exit_status, int term_signal)
     run->exited = 1;
     run->exit_status = exit_status;
     run->term_signal = term_signal;
-    run->elapsed_ms = (long) ((uv_hrtime() - run->start) / 1000000);
+    run->elapsed_us = (long) ((uv_hrtime() - run->start) / 1000);
 
     am_run_unlink(run);
 
