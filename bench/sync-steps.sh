@@ -4,7 +4,8 @@
 # stamps every command nginx and the worker send, the worker logs when each
 # of its steps began (--log-level debug, "run_steps"), and the client stamps
 # sending and receiving. All are wall clocks of this machine, joined by
-# execution id; the medians of each step are printed.
+# execution id; the medians of each step are printed, and how long Redis
+# took to execute each script (SLOWLOG).
 #
 #   sh bench/sync-steps.sh      (after `make`; needs redis-server, redis-cli)
 #   AM_BENCH_SYNC_RUNS=300 AM_BENCH_CONFINE=1 (0: the worker's --no-confine)
@@ -46,6 +47,8 @@ curl -sf -X POST "$base/automations/v1/" \
 worker_pids=$!
 sleep 0.5
 
+$rcli config set slowlog-log-slower-than 0 >/dev/null
+$rcli config set slowlog-max-len 1000000 >/dev/null
 $rcli monitor > "$dir/monitor.log" 2>/dev/null &
 monitor_pid=$!
 sleep 0.2
@@ -60,11 +63,15 @@ sleep 0.2
         . "Content-Length: " . length($body) . "\r\n\r\n$body";
     for (1 .. $n) {
         my $t0 = time;
-        print $s $req;
-        my $head = "";
-        $head .= getc($s) until $head =~ /\r\n\r\n$/;
-        my ($len) = $head =~ /Content-Length: (\d+)/i;
-        read($s, my $res, $len);
+        syswrite($s, $req);
+        my $buf = "";
+        my ($head, $len, $res);
+        while (1) {
+            sysread($s, $buf, 65536, length $buf) or die "closed";
+            next unless ($head, $res) = $buf =~ /^(.*?\r\n\r\n)(.*)$/s;
+            ($len) = $head =~ /Content-Length: (\d+)/i;
+            last if length $res >= $len;
+        }
         my $t1 = time;
         my ($id) = $res =~ /"execution_id":"(exec_[0-9a-f]+)"/;
         $head =~ m{^HTTP/1.1 (\d+)} && $1 == 200 or die "run: $head$res";
@@ -74,9 +81,10 @@ sleep 0.2
 sleep 0.2
 kill "$monitor_pid"
 wait "$monitor_pid" 2>/dev/null || true
+$rcli --json slowlog get -1 > "$dir/slowlog.json"
 
-/usr/bin/perl -e '
-    my ($client, $monitor, $worker) = @ARGV;
+/usr/bin/perl -MJSON::PP -e '
+    my ($client, $monitor, $worker, $slowlog) = @ARGV;
     my (%t, %ids);
 
     open my $c, "<", $client or die;
@@ -160,4 +168,20 @@ wait "$monitor_pid" 2>/dev/null || true
         median(@o), pct(0.99, @o);
     printf "  runs answered without a fetch: %d of %d\n",
         scalar(grep { !defined $t{$_}{fetch} } @ids), scalar @ids;
-' "$dir/client.log" "$dir/monitor.log" "$dir/worker.log"
+
+    # [id, time, us, [command, args...], client, name]
+    open my $sl, "<", $slowlog or die;
+    my %exec;
+    for my $e (@{ decode_json(join "", <$sl>) }) {
+        my @a = @{ $e->[3] };
+        next unless uc $a[0] eq "EVALSHA" && "@a" =~ /(exec_[0-9a-f]{24})/
+            && exists $t{$1};
+        my $step = $a[2] == 2 ? "enqueue" : $a[2] == 3 ? "complete"
+            : @a > 4 ? "start" : "fetch";
+        push @{ $exec{$step} }, $e->[2];
+    }
+    print "  Redis executing each script (SLOWLOG), median us:";
+    printf " %s %d", $_, median(@{ $exec{$_} })
+        for grep { $exec{$_} } qw(enqueue start complete fetch);
+    print "\n";
+' "$dir/client.log" "$dir/monitor.log" "$dir/worker.log" "$dir/slowlog.json"
