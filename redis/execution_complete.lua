@@ -15,7 +15,15 @@
 -- ARGV[7]  consumer group
 -- ARGV[8]  completion channel
 --
+-- The completion message is "<project>/<id>", followed, when the run
+-- endpoint's answer (lib.lua execution_result) is at most PUBLISH_MAX
+-- bytes, by "\n<status>\n<body>": a gateway waiting for the execution
+-- answers from it without reading the record back. Larger results are
+-- read back with execution_result.lua.
+--
 -- Returns "ok" | "dup" | "gone"
+
+local PUBLISH_MAX = 16384
 
 local function ack()
     redis.call('XACK', KEYS[2], ARGV[7], ARGV[6])
@@ -41,6 +49,8 @@ local member = e.project .. '/' .. e.execution_id
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'output', ARGV[2],
     'error', ARGV[3], 'log', ARGV[4], 'execution_time_ms', ARGV[5],
     'finished_at', ts)
+e.status, e.output, e.error, e.execution_time_ms =
+    ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 
 if e.started_at == nil then
     redis.call('HSET', KEYS[1], 'started_at', ts)
@@ -60,7 +70,13 @@ end
 local retention = tonumber(e.retention or '604800')
 redis.call('EXPIRE', KEYS[1], retention)
 
-redis.call('PUBLISH', ARGV[8], member)
+local result = execution_result(e)
+local message = member
+if #result[2] <= PUBLISH_MAX then
+    message = member .. '\n' .. result[1] .. '\n' .. result[2]
+end
+
+redis.call('PUBLISH', ARGV[8], message)
 ack()
 
 return 'ok'

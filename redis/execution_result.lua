@@ -17,15 +17,4 @@ if not finished(e.status) then
     return reply(202, e.status)
 end
 
-local body = '{"output":' .. jraw(e.output)
-    .. ',"execution_time_ms":' .. (e.execution_time_ms or 'null')
-    .. ',"status":' .. jstr((e.status == 'success' or e.status == 'cancelled')
-                              and e.status or 'error')
-
-if e.status ~= 'success' then
-    body = body .. ',"error":' .. jstr(e.error ~= '' and e.error or e.status)
-end
-
-body = body .. ',"execution_id":' .. jstr(e.execution_id) .. '}'
-
-return reply(e.status == 'success' and 200 or 422, body)
+return execution_result(e)

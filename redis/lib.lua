@@ -93,6 +93,27 @@ local function finished(status)
         or status == 'cancelled'
 end
 
+-- A finished execution as the Automations API's run endpoint answers it:
+-- { status, body }, 200 on success, 422 when the run failed or timed out.
+-- execution_result.lua sends it when asked, execution_complete.lua with the
+-- completion: one function, so both answers are the same bytes.
+local function execution_result(e)
+    local body = '{"output":' .. jraw(e.output)
+        .. ',"execution_time_ms":' .. (e.execution_time_ms or 'null')
+        .. ',"status":' .. jstr((e.status == 'success'
+                                    or e.status == 'cancelled')
+                                   and e.status or 'error')
+
+    if e.status ~= 'success' then
+        body = body .. ',"error":' .. jstr(e.error ~= '' and e.error
+                                           or e.status)
+    end
+
+    body = body .. ',"execution_id":' .. jstr(e.execution_id) .. '}'
+
+    return reply(e.status == 'success' and 200 or 422, body)
+end
+
 -- the server's clock in milliseconds: the score of the execution indexes
 local function now_ms()
     local t = redis.call('TIME')

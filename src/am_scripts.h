@@ -114,6 +114,11 @@ enum {
     AM_EXECUTION_COMPLETE_NARGS
 };
 /* reply: "ok" | "dup" | "gone" */
+/*
+ * message on ARGV CHANNEL: "<project>/<id>", then, when the run endpoint's
+ * answer is small, "\n<status>\n<body>": the AM_HTTP_REPLY_* of
+ * execution_result, which a waiter answers with
+ */
 
 #define AM_SCRIPT_EXECUTION_ENQUEUE "execution_enqueue"
 enum {

@@ -301,6 +301,8 @@ ngx_int_t ngx_http_automations_execution(
 ngx_int_t ngx_http_automations_start_execution(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
 void ngx_http_automations_run_finish(ngx_http_request_t *r, redisReply *reply);
+void ngx_http_automations_run_answer(
+    ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body);
 
 /* input_schema and output_schema (src/ngx_http_automations_schema.c) */
 const char *ngx_http_automations_check_schema(yajl_val v);

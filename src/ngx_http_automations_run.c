@@ -253,6 +253,21 @@ ngx_http_automations_run_finish(ngx_http_request_t *r, redisReply *reply)
 
 
 /*
+ * A synchronous run answered from its completion message, which carried
+ * what execution_result.lua would answer; body is in the request's pool.
+ */
+void
+ngx_http_automations_run_answer(
+    ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body)
+{
+    ngx_http_automations_metrics_wait(r);
+
+    ngx_http_finalize_request(
+        r, ngx_http_automations_send(r, status, body->data, body->len));
+}
+
+
+/*
  * The enqueue script's refusals, said as each API says them. NGX_OK when
  * word is not one; else the request has been answered.
  */

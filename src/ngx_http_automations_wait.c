@@ -3,8 +3,12 @@
  *
  * Each worker process keeps its waiters in a tree keyed by execution id.
  * The subscriber connection hears every completion published by the
- * workers; a waiter whose id is heard fetches its result with the command
- * connection. A waiter is registered before its run is enqueued, so that a
+ * workers. A completion carries the run's answer when it is small
+ * (redis/execution_complete.lua): a waiter whose id is heard answers from
+ * it at once, with no other round trip to Redis; for a larger one, or a
+ * cancel, it fetches its result with the command connection (the same
+ * bytes, from redis/lib.lua execution_result). A waiter is registered
+ * before its run is enqueued, so that a
  * run finishing very fast is not missed, and all waiters check their run
  * again whenever the subscription is re-established. A timer bounds each
  * wait; past it the client gets 202 and the status URL.
@@ -57,12 +61,51 @@ ngx_http_automations_wait_remove(ngx_http_automations_waiter_t *w)
 }
 
 
-/* a completion was published, or (NULL) the subscription came back */
+/* A finished run answered from its completion message. */
+static void
+ngx_http_automations_wait_answer(
+    ngx_http_automations_waiter_t *w, ngx_uint_t status, ngx_str_t *body)
+{
+    ngx_str_t           copy;
+    ngx_connection_t   *c;
+    ngx_http_request_t *r;
+
+    r = w->request;
+    c = r->connection;
+
+    ngx_http_automations_wait_remove(w);
+
+    if (w->timer.timer_set) {
+        ngx_del_timer(&w->timer);
+    }
+
+    /* the message is hiredis's, freed once this callback returns */
+    copy.len = body->len;
+    copy.data = ngx_pnalloc(r->pool, body->len);
+
+    if (copy.data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+
+    } else {
+        ngx_memcpy(copy.data, body->data, body->len);
+        ngx_http_automations_run_answer(r, status, &copy);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * A completion was published, or (NULL) the subscription came back. The
+ * message is "<project>/<id>", then "\n<status>\n<body>" when it carries
+ * the run's answer.
+ */
 static void
 ngx_http_automations_wait_message(ngx_str_t *payload)
 {
-    u_char                        *slash;
-    ngx_str_t                      id;
+    u_char                        *slash, *nl, *last, *p;
+    ngx_int_t                      status;
+    ngx_str_t                      id, body;
     ngx_queue_t                   *q, *next;
     ngx_str_node_t                *sn;
     ngx_http_automations_waiter_t *w;
@@ -82,15 +125,37 @@ ngx_http_automations_wait_message(ngx_str_t *payload)
         return;
     }
 
-    slash = ngx_strlchr(payload->data, payload->data + payload->len, '/');
+    last = payload->data + payload->len;
+
+    slash = ngx_strlchr(payload->data, last, '/');
     if (slash == NULL) {
         return;
     }
 
     id.data = slash + 1;
-    id.len = payload->data + payload->len - id.data;
+    nl = ngx_strlchr(id.data, last, '\n');
+    id.len = (nl ? nl : last) - id.data;
 
-    if (!ngx_http_automations_redis_ready()) {
+    status = NGX_ERROR;
+    ngx_str_null(&body);
+
+    if (nl != NULL) {
+        p = ngx_strlchr(nl + 1, last, '\n');
+
+        if (p != NULL) {
+            status = ngx_atoi(nl + 1, p - nl - 1);
+            body.data = p + 1;
+            body.len = last - body.data;
+        }
+
+        if (status < NGX_HTTP_OK || status > 599 || body.len == 0) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                "automations: unexpected completion message for \"%V\"", &id);
+            status = NGX_ERROR;
+        }
+    }
+
+    if (status == NGX_ERROR && !ngx_http_automations_redis_ready()) {
         /* the command connection resyncs every waiter once it is back */
         return;
     }
@@ -102,7 +167,14 @@ ngx_http_automations_wait_message(ngx_str_t *payload)
             return;
         }
 
-        ngx_http_automations_wait_fetch((ngx_http_automations_waiter_t *) sn);
+        w = (ngx_http_automations_waiter_t *) sn;
+
+        if (status == NGX_ERROR) {
+            ngx_http_automations_wait_fetch(w);
+
+        } else {
+            ngx_http_automations_wait_answer(w, (ngx_uint_t) status, &body);
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <yajl/yajl_gen.h>
 
@@ -66,11 +67,30 @@ struct am_job_s {
     char       *log;
     size_t      log_len;
     long        time_ms;
+    long        time_us;
+
+    /* when each step of the job began, wall clock us, for the debug log */
+    uint64_t at_taken;
+    uint64_t at_start_sent;
+    uint64_t at_start_reply;
+    uint64_t at_spawned;
+    uint64_t at_result;
 };
 
 static void am_job_step(am_job_t *job);
 static void am_consumer_read(am_worker_t *w);
 static void am_consumer_schedule(am_worker_t *w);
+
+/* the wall clock, comparable with Redis's and nginx's timestamps */
+static uint64_t
+am_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
 
 static int
 am_job_active(am_job_t *job)
@@ -203,6 +223,7 @@ am_consumer_take(am_worker_t *w, redisReply *e, int reclaimed)
     }
 
     job->w = w;
+    job->at_taken = am_now_us();
     memcpy(job->entry, e->element[0]->str, e->element[0]->len + 1);
     uv_timer_init(w->loop, &job->timer);
     job->timer.data = job;
@@ -447,6 +468,7 @@ am_job_run_cb(void *data, am_run_result_t *res)
     am_job_t *job = data;
 
     job->run = NULL;
+    job->at_result = am_now_us();
 
     if (job->abandoned) {
         am_log("execution %s cancelled, left for another worker", job->id);
@@ -477,6 +499,7 @@ am_job_run_cb(void *data, am_run_result_t *res)
         job->log = am_dup(res->log, job->log_len);
     }
     job->time_ms = (long) res->execution_time_ms;
+    job->time_us = res->execution_time_us;
 
     am_job_check_output(job);
 
@@ -529,6 +552,7 @@ am_job_run(am_job_t *job, redisReply *r)
         am_reply_str(r, AM_EXECUTION_START_REPLY_PRELOAD, NULL), am_job_run_cb,
         job, err, sizeof(err));
     free(payload);
+    job->at_spawned = am_now_us();
 
     if (job->run == NULL) {
         am_job_fail(job, err[0] ? err : "the run could not start");
@@ -544,6 +568,7 @@ am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
 
     (void) r;
     job->waiting = 0;
+    job->at_start_reply = am_now_us();
 
     if (job->abandoned) {
         am_job_remove(job);
@@ -620,6 +645,40 @@ am_job_log(am_job_t *job, const char *outcome)
     }
 }
 
+/*
+ * At debug level, when each step of a run began, in us after the entry was
+ * taken (the wall clock of that, too, to line it up with Redis's MONITOR
+ * and nginx): what a synchronous run's overhead is made of.
+ */
+static void
+am_job_log_steps(am_job_t *job)
+{
+    am_log_fields_t f;
+    uint64_t        t0, now;
+
+    if (job->at_spawned == 0) {
+        return;
+    }
+
+    memset(&f, 0, sizeof(f));
+    f.event = "run_steps";
+    f.execution_id = job->id;
+    f.project = job->project;
+    f.ms = -1;
+
+    t0 = job->at_taken;
+    now = am_now_us();
+
+    am_log_at(AM_LOG_DEBUG, &f,
+        "taken %llu, start sent +%llu, start reply +%llu, spawned +%llu, "
+        "child %ld us, result +%llu, stored +%llu",
+        (unsigned long long) t0, (unsigned long long) (job->at_start_sent - t0),
+        (unsigned long long) (job->at_start_reply - t0),
+        (unsigned long long) (job->at_spawned - t0), job->time_us,
+        (unsigned long long) (job->at_result - t0),
+        (unsigned long long) (now - t0));
+}
+
 static void
 am_job_complete_cb(am_rds_t *r, redisReply *reply, void *data)
 {
@@ -643,6 +702,7 @@ am_job_complete_cb(am_rds_t *r, redisReply *reply, void *data)
     }
 
     am_job_log(job, reply->str);
+    am_job_log_steps(job);
     am_job_remove(job);
 }
 
@@ -703,6 +763,7 @@ am_job_send_start(am_job_t *job)
     keys = argv;
     args = argv + AM_EXECUTION_START_NKEYS;
 
+    job->at_start_sent = am_now_us();
     snprintf(max, sizeof(max), "%d", w->max_attempts);
     keys[AM_EXECUTION_START_KEY_EXECUTION] = job->key;
     args[AM_EXECUTION_START_ARG_WORKER] = w->name;

@@ -1,9 +1,14 @@
 /*
  * A run's life on the worker's loop: the run folder with the code, the
  * sandboxed child, the payload in, the output and the log out, the wall
- * clock; then the kill and reaping of the whole process group, the result,
- * and the removal of the folder on the thread pool before the callback.
+ * clock; then the kill and reaping of the whole process group, the result
+ * to the callback, and the removal of the folder on the thread pool after
+ * it (a waiting client need not wait for it too), before the run's user
+ * may be given to another run.
  */
+
+/* vfork() */
+#define _GNU_SOURCE
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +76,8 @@ struct am_run_s {
     void      *data;
 
     uv_process_t process;
+    uv_poll_t    exit_watch; /* the pidfd of a vfork'ed child */
+    int          pidfd;
     uv_pipe_t    in;
     uv_pipe_t    out;
     uv_pipe_t    err;
@@ -86,9 +94,11 @@ struct am_run_s {
     long     max_file_mb;
     uint64_t start;
     uint64_t reap_until;
-    long     elapsed_ms;
+    long     elapsed_us;
 
     unsigned process_init : 1;
+    unsigned watch_init : 1;
+    unsigned confined : 1; /* in namespaces of its own */
     unsigned spawned : 1;
     unsigned exited : 1;
     unsigned group_gone : 1;
@@ -366,7 +376,8 @@ am_run_make_result(am_run_t *run)
     sig = run->term_signal;
 
     r->status = AM_RUN_ERROR;
-    r->execution_time_ms = run->elapsed_ms;
+    r->execution_time_ms = run->elapsed_us / 1000;
+    r->execution_time_us = run->elapsed_us;
     r->exit_code = run->exited && sig == 0 ? (int) run->exit_status : -1;
     r->term_signal = sig;
     r->log = am_run_utf8(
@@ -426,21 +437,18 @@ am_run_work(uv_work_t *req)
 static void
 am_run_after_work(uv_work_t *req, int status)
 {
-    am_run_t *run;
-
     (void) status;
 
-    run = req->data;
-    run->cb(run->data, &run->result);
-    am_run_free(run);
+    am_run_free(req->data);
 }
 
 
-/* All handles are closed: the result, then the folder, then the callback. */
+/* All handles are closed: the result, the callback, then the folder. */
 static void
 am_run_finish(am_run_t *run)
 {
     am_run_make_result(run);
+    run->cb(run->data, &run->result);
 
     run->work.data = run;
 
@@ -483,6 +491,20 @@ am_run_close(void *handle)
 }
 
 
+/* The pidfd is closed once its handle no longer polls it. */
+static void
+am_run_unwatch(am_run_t *run)
+{
+    if (run->pidfd != -1) {
+        (void) uv_poll_stop(&run->exit_watch);
+        (void) close(run->pidfd);
+        run->pidfd = -1;
+    }
+
+    am_run_close(&run->exit_watch);
+}
+
+
 /* Closes every handle; the run ends when the last one is closed. */
 static void
 am_run_close_all(am_run_t *run)
@@ -496,6 +518,10 @@ am_run_close_all(am_run_t *run)
 
     if (run->process_init) {
         am_run_close(&run->process);
+    }
+
+    if (run->watch_init) {
+        am_run_unwatch(run);
     }
 }
 
@@ -519,7 +545,20 @@ am_run_check(am_run_t *run)
         run->group_gone = run->pid <= 0 || am_sandbox_reap_group(run->pid);
     }
 
-    strays = run->group_gone ? am_sandbox_sweep(am_run_is_live, NULL) : 1;
+    /*
+     * A confined run's processes die with its PID namespace before its
+     * first process ends: only an unconfined run, or a warm one whose
+     * parent died, may leave strays, found by reading /proc (0.1 ms).
+     */
+    if (!run->group_gone) {
+        strays = 1;
+
+    } else if (run->confined && !run->warm_lost) {
+        strays = 0;
+
+    } else {
+        strays = am_sandbox_sweep(am_run_is_live, NULL);
+    }
 
     if ((strays == 0 && uv_is_closing((uv_handle_t *) &run->out)
             && uv_is_closing((uv_handle_t *) &run->err))
@@ -544,7 +583,7 @@ am_run_exited(am_run_t *run, int64_t exit_status, int term_signal)
     run->exited = 1;
     run->exit_status = exit_status;
     run->term_signal = term_signal;
-    run->elapsed_ms = (long) ((uv_hrtime() - run->start) / 1000000);
+    run->elapsed_us = (long) ((uv_hrtime() - run->start) / 1000);
 
     am_run_unlink(run);
 
@@ -555,6 +594,42 @@ am_run_exited(am_run_t *run, int64_t exit_status, int term_signal)
         AM_RUN_REAP_INTERVAL_MS);
 
     am_run_check(run);
+}
+
+
+/* The pidfd of a vfork'ed child is readable: it has exited. */
+static void
+am_run_pidfd_cb(uv_poll_t *watch, int status, int events)
+{
+    am_run_t *run;
+    pid_t     pid;
+    int       ws;
+
+    (void) status;
+    (void) events;
+
+    run = watch->data;
+
+    do {
+        pid = waitpid(run->pid, &ws, WNOHANG);
+    } while (pid == -1 && errno == EINTR);
+
+    if (pid == 0) {
+        return;
+    }
+
+    am_run_unwatch(run);
+
+    if (pid == -1) {
+        /* reaped by someone else: nothing is known of how it ended */
+        am_run_exited(run, -1, 0);
+
+    } else if (WIFSIGNALED(ws)) {
+        am_run_exited(run, 0, WTERMSIG(ws));
+
+    } else {
+        am_run_exited(run, WEXITSTATUS(ws), 0);
+    }
 }
 
 
@@ -960,6 +1035,132 @@ am_run_spawn_warm(am_run_t *run, const am_run_config_t *cfg,
 }
 
 
+/* Whether this kernel has pidfd_open(2) (Linux 5.3), asked once. */
+static int
+am_run_has_pidfd(void)
+{
+    static int has = -1;
+    int        fd;
+
+    if (has == -1) {
+        fd = (int) syscall(SYS_pidfd_open, getpid(), 0);
+        has = fd != -1;
+        if (fd != -1) {
+            (void) close(fd);
+        }
+    }
+
+    return has;
+}
+
+
+/*
+ * The child of am_run_spawn_pidfd, sharing the worker's memory until it
+ * execs: what uv_spawn's child does (every signal back to its default and
+ * unblocked, a new session, the pipes, the run folder), with system calls
+ * only. On failure, errno goes to *err for the parent.
+ */
+static void
+am_run_child(const char *dir, const char *self, char **argv, char **env,
+    const uv_file *child, volatile int *err)
+{
+    sigset_t none;
+    int      sig, i;
+
+    for (sig = 1; sig < 32; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            (void) signal(sig, SIG_DFL);
+        }
+    }
+
+    sigemptyset(&none);
+
+    if (setsid() != -1) {
+        for (i = 0; i < 3 && dup2(child[i], i) != -1; i++) {
+            /* next */
+        }
+
+        if (i == 3 && chdir(dir) == 0) {
+            (void) sigprocmask(SIG_SETMASK, &none, NULL);
+            execve(self, argv, env);
+        }
+    }
+
+    *err = errno;
+    _exit(127);
+}
+
+
+/*
+ * Starts the sandbox with vfork(2), which does not copy the worker's
+ * memory: uv_spawn forks, which for a process of the worker's size takes
+ * a millisecond or more while the whole loop waits. The child is watched
+ * through a pidfd. 0; 1 when it cannot be done here (uv_spawn then does
+ * it); or a libuv error.
+ */
+static int
+am_run_spawn_pidfd(am_run_t *run, const char *self, char **argv, char **env,
+    const uv_file *child)
+{
+    sigset_t     all, old;
+    pid_t        pid;
+    int          fd, rc;
+    volatile int err;
+
+    /* a dup2 onto a descriptor still to be duplicated would clobber it */
+    if (!am_run_has_pidfd() || child[0] < 3 || child[1] < 3 || child[2] < 3) {
+        return 1;
+    }
+
+    err = 0;
+
+    /* no handler of the worker may run in the child, on its memory */
+    sigfillset(&all);
+    (void) pthread_sigmask(SIG_SETMASK, &all, &old);
+
+    run->start = uv_hrtime();
+    pid = vfork();
+
+    if (pid == 0) {
+        am_run_child(run->dir, self, argv, env, child, &err);
+    }
+
+    rc = pid == -1 ? errno : err;
+    (void) pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    if (pid == -1) {
+        return uv_translate_sys_error(rc);
+    }
+
+    if (rc != 0) {
+        (void) waitpid(pid, NULL, 0);
+        return uv_translate_sys_error(rc);
+    }
+
+    fd = (int) syscall(SYS_pidfd_open, pid, 0);
+
+    if (fd == -1 || uv_poll_init(run->loop, &run->exit_watch, fd) != 0) {
+        rc = fd == -1 ? uv_translate_sys_error(errno) : UV_EIO;
+        if (fd != -1) {
+            (void) close(fd);
+        }
+        (void) kill(pid, SIGKILL);
+        (void) waitpid(pid, NULL, 0);
+        return rc;
+    }
+
+    run->pid = pid;
+    run->pidfd = fd;
+    run->exit_watch.data = run;
+    run->watch_init = 1;
+    run->open++;
+
+    (void) uv_poll_start(&run->exit_watch, UV_READABLE, am_run_pidfd_cb);
+
+    return 0;
+}
+
+
 /*
  * Spawns "self --sandbox <limits> -- <command>" in a new session, with a
  * clean environment, in the run folder, or has the warm python parent fork
@@ -996,7 +1197,9 @@ am_run_spawn(am_run_t *run, const am_run_config_t *cfg, const char *self,
     }
 
     if (rc == 0
-        && am_run_spawn_warm(run, cfg, rt, argv, env, child, preload) != 0) {
+        && am_run_spawn_warm(run, cfg, rt, argv, env, child, preload) != 0
+        && (rc = am_run_spawn_pidfd(run, self, argv, env, child)) == 1) {
+        rc = 0;
         memset(&opts, 0, sizeof(opts));
         for (i = 0; i < 3; i++) {
             stdio[i].flags = UV_INHERIT_FD;
@@ -1041,7 +1244,11 @@ am_run_begin(am_run_t *run)
     uv_buf_t buf;
 
     run->spawned = 1;
-    run->pid = run->process_init ? run->process.pid : run->warm.pid;
+    if (run->process_init) {
+        run->pid = run->process.pid;
+    } else if (!run->watch_init) {
+        run->pid = run->warm.pid;
+    }
     run->next = am_run_live;
     am_run_live = run;
 
@@ -1375,7 +1582,9 @@ am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     run->loop = loop;
     run->cb = cb;
     run->data = data;
+    run->pidfd = -1;
     am_run_configure(run, cfg, timeout_ms, no_network, &limits);
+    run->confined = limits.confine;
 
     run->payload = malloc(payload_len + 1);
     run->log = malloc(run->max_log);

@@ -80,8 +80,9 @@ typedef struct {
     char           *error;  /* human-readable, or NULL on success */
     char           *log;    /* captured stderr, capped, valid UTF-8 */
     long            execution_time_ms;
-    int             exit_code;   /* or -1 */
-    int             term_signal; /* or 0 */
+    long            execution_time_us; /* the same, finer: for step timing */
+    int             exit_code;         /* or -1 */
+    int             term_signal;       /* or 0 */
 } am_run_result_t;
 
 /* result and its strings are freed by the library when the callback returns */

@@ -1,0 +1,203 @@
+#!/usr/bin/perl
+# Synchronous runs answered from their completion: a small result travels
+# in the completion message and the waiting request answers from it, with
+# the very bytes a read back of the record gives; a result over the bound
+# is announced by id only and still comes back whole; a request whose
+# completion is published while nginx's subscription is down still gets
+# its result once the subscription is back.
+
+use strict;
+use warnings;
+
+use JSON::PP;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+use AmTest;
+use AmTest::Api;
+use AmTest::Redis;
+
+my $t = AmTest->new;
+my $W = $t->build . '/automations-worker';
+
+plan skip_all => 'module, worker or CLI not built'
+    unless -f $t->build . '/ngx_http_automations_module.so'
+        && -x $t->build . '/automationsctl' && -x $W;
+
+my $JSON = JSON::PP->new->utf8->canonical;
+my $API = '/automations/v1/';
+my $SLOW = $t->valgrind ? 6 : 1;
+
+# the bound of redis/execution_complete.lua (PUBLISH_MAX)
+my $PUBLISH_MAX = 16384;
+
+$t->start_redis;
+$t->ctl('project', 'create', 'demo');
+my $KEY = $t->apikey('demo', 'read write run');
+
+$t->write_nginx(<<'EOF');
+load_module %%BUILD%%/ngx_http_automations_module.so;
+%%TEST_GLOBALS%%
+
+events {
+}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    automations_redis %%REDIS%%;
+    automations_run_wait 20s;
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name localhost;
+
+        location /automations/v1/ {
+            automations_api;
+        }
+    }
+}
+EOF
+$t->start_nginx;
+$t->start_worker('w1');
+
+sub api {
+    my ($method, $path, %o) = @_;
+    return $t->api($KEY, $method, $path, %o);
+}
+
+sub create {
+    my ($name, $code) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $r = api(POST => $API, json => { automation_name => $name,
+                                        runtime => 'sh', code => $code });
+    is($r->{status}, 200, "create $name") or diag($r->{body});
+}
+
+# A connection subscribed to the completions; next() is the next message.
+sub subscriber {
+    my $s = AmTest::Redis->new(port => $t->redis_port,
+                               timeout => 20 * $SLOW);
+    $s->command('SUBSCRIBE', 'am:completions');
+    return sub {
+        my $m = $s->_read_reply;
+        return ref $m eq 'ARRAY' && $m->[0] eq 'message' ? $m->[2] : undef;
+    };
+}
+
+# The completion message of execution $id among the next ones.
+sub message_of {
+    my ($next, $id) = @_;
+    for (1 .. 50) {
+        my $m = $next->() // return undef;
+        return $m if $m =~ m{^demo/\Q$id\E(?:\n|$)};
+    }
+    return undef;
+}
+
+create('small', q(echo '{"greeting": "hello", "n": 42}'));
+create('fails', q(echo 'no luck' >&2; exit 3));
+
+subtest 'a small result comes with the completion, as a read back has it'
+    => sub {
+    my $next = subscriber();
+    my $r = api(POST => "${API}small/run", json => { input => [] },
+                headers => { 'Idempotency-Key' => 'small-1' });
+    is($r->{status}, 200, 'status 200') or diag($r->{body});
+    my $id = $r->{json}{execution_id} // '';
+    is_deeply($r->{json}{output}, { greeting => 'hello', n => 42 },
+              'the output');
+
+    is(message_of($next, $id), "demo/$id\n200\n$r->{body}",
+       'the message carried the status and this very body');
+
+    # the same Idempotency-Key and request: the finished execution is
+    # read back (execution_result.lua) instead of waited for
+    my $again = api(POST => "${API}small/run", json => { input => [] },
+                    headers => { 'Idempotency-Key' => 'small-1' });
+    is($again->{status}, 200, 'read back: 200');
+    is($again->{body}, $r->{body}, 'read back: the same bytes');
+
+    my $s = api(GET => "${API}small/executions/$id");
+    is($s->{status}, 200, 'GET status: 200');
+    is_deeply([ @{ $s->{json} }{qw(execution_id status output
+                                   execution_time_ms)} ],
+              [ @{ $r->{json} }{qw(execution_id status output
+                                   execution_time_ms)} ],
+              'GET status: the same execution, output and time');
+};
+
+subtest 'a failed run comes with its completion too: 422 and its error'
+    => sub {
+    my $next = subscriber();
+    my $r = api(POST => "${API}fails/run", json => { input => [] },
+                headers => { 'Idempotency-Key' => 'fails-1' });
+    is($r->{status}, 422, 'status 422') or diag($r->{body});
+    my $id = $r->{json}{execution_id} // '';
+    like($r->{json}{error} // '', qr/exited with status 3: no luck/,
+         'the error');
+    is(message_of($next, $id), "demo/$id\n422\n$r->{body}",
+       'the message carried it');
+
+    my $again = api(POST => "${API}fails/run", json => { input => [] },
+                    headers => { 'Idempotency-Key' => 'fails-1' });
+    is($again->{status}, 422, 'read back: 422');
+    is($again->{body}, $r->{body}, 'read back: the same bytes');
+};
+
+subtest 'a result over the bound is announced by id and comes back whole'
+    => sub {
+    my $n = $PUBLISH_MAX + 1000;
+    create('large', qq(printf '{"text": "'; head -c $n /dev/zero | tr '\\0' x;)
+                  . q( printf '"}'));
+    my $next = subscriber();
+    my $r = api(POST => "${API}large/run", json => { input => [] });
+    is($r->{status}, 200, 'status 200') or diag(substr($r->{body}, 0, 300));
+    my $id = $r->{json}{execution_id} // '';
+    is(length($r->{json}{output}{text} // ''), $n, "all $n bytes of it");
+    is(message_of($next, $id), "demo/$id", 'the message: its id only');
+};
+
+subtest 'a completion published while the subscription is down' => sub {
+    create('slow', q(sleep 1; echo '{"late": true}'));
+    my $s = $t->open_request(POST => "${API}slow/run",
+        body => '{"input": []}',
+        headers => { Authorization => "Bearer $KEY",
+                     'Content-Type' => 'application/json' });
+
+    # nginx's subscriber is cut again and again while the run finishes,
+    # so that its completion is published to nobody
+    my $killer = AmTest::Redis->new(port => $t->redis_port);
+    my ($cuts, $id) = (0, undef);
+    my $end = time + 4 * $SLOW;
+    while (time < $end) {
+        $cuts += $killer->command('CLIENT', 'KILL', 'TYPE', 'pubsub');
+        if (!defined $id) {
+            my @k = @{ $t->redis('KEYS', 'am:{demo}:execution:*') };
+            ($id) = map { /:execution:(exec_\w+)$/ }
+                grep { ($t->redis('HGET', $_, 'automation') // '') eq 'slow' }
+                @k;
+        }
+        last if defined $id
+            && ($t->redis('HGET', "am:{demo}:execution:$id", 'status') // '')
+               eq 'success'
+            && $cuts > 3;
+        sleep 0.01;
+    }
+    ok($cuts > 3, "the subscription was cut ($cuts times)");
+    is($t->redis('HGET', "am:{demo}:execution:$id", 'status'), 'success',
+       'the run finished meanwhile');
+
+    my $r = $t->read_response($s, 15 * $SLOW);
+    is($r->{status}, 200, 'the request still got its answer')
+        or diag($r->{body});
+    my $j = eval { $JSON->decode($r->{body}) } || {};
+    is($j->{execution_id}, $id, 'of its execution');
+    is_deeply($j->{output}, { late => JSON::PP::true }, 'with its output');
+};
+
+subtest 'logs stay clean' => sub {
+    $t->error_log_clean;
+};
+
+done_testing;
