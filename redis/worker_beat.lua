@@ -7,12 +7,14 @@
 -- KEYS[1]  the worker's hash, <prefix>worker:<name>
 -- KEYS[2]  the live workers, <prefix>workers
 -- KEYS[3]  the run stream, <prefix>runs
+-- KEYS[4]  the dead letters, <prefix>webhooks:dead
 -- ARGV[1]  the worker's name
 -- ARGV[2]  ms it stays alive without another beat; 0: it is leaving
 -- ARGV[3]  runs, the worker's samples of automations_worker_runs_total
 -- ARGV[4]  run_seconds, of automations_worker_run_duration_seconds
 -- ARGV[5]  webhooks, of automations_worker_webhook_attempts_total
 -- ARGV[6]  the stream's consumer group
+-- ARGV[7]  key prefix
 --
 -- Returns the number of live workers.
 --
@@ -22,6 +24,10 @@
 -- new names would otherwise pile up in the group. It is done here, in one
 -- script, because a consumer that read an entry between a check and its
 -- deletion would lose that entry's pending record.
+--
+-- And it drops, from a sample of the dead letters, those whose execution
+-- has expired (their delivery can no longer be resent): the set shrinks
+-- back as executions expire, the way Redis samples keys with a TTL.
 
 local sec, usec = now()
 local now_ms = sec * 1000 + math.floor(usec / 1000)
@@ -51,6 +57,15 @@ if ok then
         then
             redis.call('XGROUP', 'DELCONSUMER', KEYS[3], ARGV[6], f.name)
         end
+    end
+end
+
+for _, member in ipairs(redis.call('ZRANDMEMBER', KEYS[4], 20)) do
+    local project, id = string.match(member, '^([^/]+)/(.+)$')
+
+    if not project or redis.call('EXISTS',
+            ARGV[7] .. '{' .. project .. '}:execution:' .. id) == 0 then
+        redis.call('ZREM', KEYS[4], member)
     end
 end
 

@@ -353,7 +353,7 @@ sub signal_case {
     stop_worker("$name-next");
 }
 
-subtest 'consumers of workers gone leave the group; held entries first go back' => sub {
+subtest 'what workers that are gone and expired executions leave behind goes' => sub {
     my $consumers = sub {
         my %c;
         for my $c (@{ $t->redis('XINFO', 'CONSUMERS', 'am:runs', 'workers') }) {
@@ -386,6 +386,22 @@ subtest 'consumers of workers gone leave the group; held entries first go back' 
        'the held entry was reclaimed first, not dropped with its consumer');
     is($t->redis('XLEN', 'am:runs'), 0, 'and is gone from the stream');
     ok(exists $consumers->()->{tidy}, 'the live worker stays a consumer');
+
+    # dead letters whose execution expired leave the shared set
+    my ($gone, $kept) = map { 'exec_' . ('0' x 22) . $_ } 'd1', 'd2';
+    $t->redis('HSET', "am:{demo}:execution:$kept", 'execution_id', $kept);
+    $t->redis('ZADD', 'am:webhooks:dead', 1, "demo/$gone", 2, "demo/$kept",
+              3, 'no-slash');
+    ok($t->wait_for(sub { !defined $t->redis('ZSCORE', 'am:webhooks:dead',
+                                             "demo/$gone") },
+                    20 * $SLOW, 'the expired dead letter goes'),
+       'a dead letter whose execution expired is dropped');
+    ok(!defined $t->redis('ZSCORE', 'am:webhooks:dead', 'no-slash'),
+       'and one that names no execution');
+    ok(defined $t->redis('ZSCORE', 'am:webhooks:dead', "demo/$kept"),
+       'one whose execution is there stays');
+    $t->redis('ZREM', 'am:webhooks:dead', "demo/$kept");
+    $t->redis('DEL', "am:{demo}:execution:$kept");
     stop_worker('tidy');
 };
 

@@ -304,12 +304,14 @@ am_stats_beat(am_worker_t *w)
     argv[AM_WORKER_BEAT_KEY_WORKER] = w->beat_key;
     argv[AM_WORKER_BEAT_KEY_WORKERS] = w->workers_key;
     argv[AM_WORKER_BEAT_KEY_STREAM] = w->stream;
+    argv[AM_WORKER_BEAT_KEY_DEAD] = w->dead;
     args[AM_WORKER_BEAT_ARG_NAME] = w->name;
     args[AM_WORKER_BEAT_ARG_TTL_MS] = ttl;
     args[AM_WORKER_BEAT_ARG_RUNS] = text[0].p ? text[0].p : "";
     args[AM_WORKER_BEAT_ARG_RUN_SECONDS] = text[1].p ? text[1].p : "";
     args[AM_WORKER_BEAT_ARG_WEBHOOKS] = text[2].p ? text[2].p : "";
     args[AM_WORKER_BEAT_ARG_GROUP] = w->group;
+    args[AM_WORKER_BEAT_ARG_PREFIX] = w->prefix;
 
     if (!text[0].failed && !text[1].failed && !text[2].failed) {
         am_rds_eval(&w->cmd, AM_SCRIPT_WORKER_BEAT, AM_WORKER_BEAT_NKEYS, n,
