@@ -30,6 +30,7 @@ typedef struct {
     ngx_event_t         timer;
     unsigned            in_tree : 1;
     unsigned            fetching : 1;
+    unsigned            heard : 1; /* its completion came while fetching */
     unsigned            expired : 1;
 } ngx_http_automations_waiter_t;
 
@@ -40,6 +41,7 @@ static void ngx_http_automations_wait_fetch(ngx_http_automations_waiter_t *w);
 static ngx_rbtree_t      ngx_http_automations_waiters;
 static ngx_rbtree_node_t ngx_http_automations_waiters_sentinel;
 static ngx_queue_t       ngx_http_automations_waiters_all;
+static ngx_uint_t        ngx_http_automations_waiters_fetching;
 
 
 static void
@@ -57,6 +59,46 @@ ngx_http_automations_wait_remove(ngx_http_automations_waiter_t *w)
     if (w->in_tree) {
         ngx_rbtree_delete(&ngx_http_automations_waiters, &w->sn.node);
         w->in_tree = 0;
+    }
+}
+
+
+static void
+ngx_http_automations_wait_fetching(
+    ngx_http_automations_waiter_t *w, unsigned on)
+{
+    if (w->fetching != on) {
+        w->fetching = on;
+        ngx_http_automations_waiters_fetching += on ? 1 : (ngx_uint_t) -1;
+    }
+}
+
+
+/*
+ * A completion for id found no waiter in the tree: one fetching its
+ * result (out of the tree meanwhile) may have read it just before the run
+ * finished, and would otherwise wait on a message already gone. It fetches
+ * again.
+ */
+static void
+ngx_http_automations_wait_heard(ngx_str_t *id)
+{
+    ngx_queue_t                   *q;
+    ngx_http_automations_waiter_t *w;
+
+    if (ngx_http_automations_waiters_fetching == 0) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&ngx_http_automations_waiters_all);
+         q != ngx_queue_sentinel(&ngx_http_automations_waiters_all);
+         q = ngx_queue_next(q)) {
+        w = ngx_queue_data(q, ngx_http_automations_waiter_t, queue);
+
+        if (w->fetching && w->sn.str.len == id->len
+            && ngx_strncmp(w->sn.str.data, id->data, id->len) == 0) {
+            w->heard = 1;
+        }
     }
 }
 
@@ -164,6 +206,7 @@ ngx_http_automations_wait_message(ngx_str_t *payload)
         sn = ngx_str_rbtree_lookup(&ngx_http_automations_waiters, &id,
             ngx_crc32_short(id.data, id.len));
         if (sn == NULL) {
+            ngx_http_automations_wait_heard(&id);
             return;
         }
 
@@ -187,13 +230,20 @@ ngx_http_automations_wait_reply(ngx_http_request_t *r, redisReply *reply)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_automations_module);
     w = ctx->waiter;
-    w->fetching = 0;
+    ngx_http_automations_wait_fetching(w, 0);
 
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
         && reply->elements == AM_HTTP_REPLY_N
         && reply->element[AM_HTTP_REPLY_STATUS]->type == REDIS_REPLY_INTEGER
         && reply->element[AM_HTTP_REPLY_STATUS]->integer == NGX_HTTP_ACCEPTED
         && !w->expired) {
+        if (w->heard) {
+            /* it finished after this read: read again */
+            w->heard = 0;
+            ngx_http_automations_wait_fetch(w);
+            return;
+        }
+
         /* not finished after all (a resync): keep waiting */
         ngx_http_automations_wait_insert(w);
         return;
@@ -225,7 +275,7 @@ ngx_http_automations_wait_fetch(ngx_http_automations_waiter_t *w)
         return;
     }
 
-    w->fetching = 1;
+    ngx_http_automations_wait_fetching(w, 1);
 
     if (ngx_http_automations_execution_key(r, &ctx->project, &w->sn.str, &key)
             != NGX_OK
@@ -234,7 +284,7 @@ ngx_http_automations_wait_fetch(ngx_http_automations_waiter_t *w)
                AM_EXECUTION_RESULT_NARGS, NULL)
                != NGX_OK) {
         /* Redis is unavailable: the run goes on, answer with its URL */
-        w->fetching = 0;
+        ngx_http_automations_wait_fetching(w, 0);
 
         if (w->timer.timer_set) {
             ngx_del_timer(&w->timer);
@@ -266,6 +316,7 @@ ngx_http_automations_wait_cleanup(void *data)
     ngx_http_automations_waiter_t *w = data;
 
     ngx_http_automations_wait_remove(w);
+    ngx_http_automations_wait_fetching(w, 0);
     ngx_queue_remove(&w->queue);
 
     if (w->timer.timer_set) {
