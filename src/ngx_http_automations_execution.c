@@ -271,6 +271,17 @@ ngx_http_automations_list_args(
     ngx_str_t  v, *st;
     ngx_uint_t i;
 
+    static const struct {
+        const char *name;
+        ngx_uint_t  arg;
+        const char *detail;
+    } times[] = {
+        {"since", AM_EXECUTION_LIST_ARG_SINCE,
+            "since must be an RFC 3339 time or seconds since the epoch."},
+        {"until", AM_EXECUTION_LIST_ARG_UNTIL,
+            "until must be an RFC 3339 time or seconds since the epoch."},
+    };
+
     if (ngx_http_automations_query_arg(r, "limit", &v) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -330,34 +341,20 @@ ngx_http_automations_list_args(
         }
     }
 
-    if (ngx_http_automations_query_arg(r, "since", &v) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    for (i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        if (ngx_http_automations_query_arg(r, times[i].name, &v) != NGX_OK) {
+            return NGX_ERROR;
+        }
 
-    switch (ngx_http_automations_query_time(
-        r, &v, &args[AM_EXECUTION_LIST_ARG_SINCE])) {
-    case NGX_OK:
-        break;
-    case NGX_DECLINED:
-        *detail = "since must be an RFC 3339 time or seconds since the epoch.";
-        return NGX_DECLINED;
-    default:
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_automations_query_arg(r, "until", &v) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    switch (ngx_http_automations_query_time(
-        r, &v, &args[AM_EXECUTION_LIST_ARG_UNTIL])) {
-    case NGX_OK:
-        break;
-    case NGX_DECLINED:
-        *detail = "until must be an RFC 3339 time or seconds since the epoch.";
-        return NGX_DECLINED;
-    default:
-        return NGX_ERROR;
+        switch (ngx_http_automations_query_time(r, &v, &args[times[i].arg])) {
+        case NGX_OK:
+            break;
+        case NGX_DECLINED:
+            *detail = times[i].detail;
+            return NGX_DECLINED;
+        default:
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;

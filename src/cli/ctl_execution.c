@@ -61,6 +61,31 @@ ctl_http_reply(redisReply *r, yajl_val *body)
     return 0;
 }
 
+/* Runs an API script whose body is not needed: CTL_OK when it said 2xx. */
+static int
+ctl_execution_eval(
+    ctl_t *ctl, const char *script, int nkeys, int argc, const char **argv)
+{
+    redisReply *r;
+    yajl_val    body;
+    int         rc;
+
+    r = ctl_eval(ctl, script, nkeys, argc, argv);
+    if (r == NULL) {
+        return CTL_FAILED;
+    }
+
+    rc = ctl_http_reply(r, &body);
+    freeReplyObject(r);
+
+    if (rc != 0) {
+        return CTL_FAILED;
+    }
+
+    yajl_tree_free(body);
+    return CTL_OK;
+}
+
 static const char *
 ctl_str(yajl_val obj, const char *key)
 {
@@ -170,8 +195,6 @@ ctl_execution_cancel(ctl_t *ctl, const char *project, const char *id)
     char         rest[CTL_KEY_MAX], webhooks[CTL_KEY_MAX], chan[CTL_KEY_MAX];
     const char  *argv[AM_EXECUTION_CANCEL_NKEYS + AM_EXECUTION_CANCEL_NARGS];
     const char **keys, **args;
-    redisReply  *r;
-    yajl_val     body;
     int          rc;
 
     rc = ctl_execution_keys(ctl, project, hash, base);
@@ -194,20 +217,13 @@ ctl_execution_cancel(ctl_t *ctl, const char *project, const char *id)
     args[AM_EXECUTION_CANCEL_ARG_AUTOMATION] = "";
     args[AM_EXECUTION_CANCEL_ARG_CHANNEL] = chan;
 
-    r = ctl_eval(ctl, AM_SCRIPT_EXECUTION_CANCEL, AM_EXECUTION_CANCEL_NKEYS,
+    rc = ctl_execution_eval(ctl, AM_SCRIPT_EXECUTION_CANCEL,
+        AM_EXECUTION_CANCEL_NKEYS,
         AM_EXECUTION_CANCEL_NKEYS + AM_EXECUTION_CANCEL_NARGS, argv);
-    if (r == NULL) {
-        return CTL_FAILED;
+    if (rc != CTL_OK) {
+        return rc;
     }
 
-    rc = ctl_http_reply(r, &body);
-    freeReplyObject(r);
-
-    if (rc != 0) {
-        return CTL_FAILED;
-    }
-
-    yajl_tree_free(body);
     printf("execution %s cancelled\n", id);
     return CTL_OK;
 }
@@ -222,8 +238,6 @@ ctl_execution_retry(
     char         new_id[AM_EXECUTION_ID_LEN + 1], *end;
     const char  *argv[AM_EXECUTION_RETRY_NKEYS + AM_EXECUTION_RETRY_NARGS];
     const char **keys, **args;
-    redisReply  *r;
-    yajl_val     body;
     long         n;
     int          rc;
 
@@ -259,20 +273,13 @@ ctl_execution_retry(
     args[AM_EXECUTION_RETRY_ARG_ID] = new_id;
     args[AM_EXECUTION_RETRY_ARG_RETENTION] = retention;
 
-    r = ctl_eval(ctl, AM_SCRIPT_EXECUTION_RETRY, AM_EXECUTION_RETRY_NKEYS,
+    rc = ctl_execution_eval(ctl, AM_SCRIPT_EXECUTION_RETRY,
+        AM_EXECUTION_RETRY_NKEYS,
         AM_EXECUTION_RETRY_NKEYS + AM_EXECUTION_RETRY_NARGS, argv);
-    if (r == NULL) {
-        return CTL_FAILED;
+    if (rc != CTL_OK) {
+        return rc;
     }
 
-    rc = ctl_http_reply(r, &body);
-    freeReplyObject(r);
-
-    if (rc != 0) {
-        return CTL_FAILED;
-    }
-
-    yajl_tree_free(body);
     printf("%s\n", new_id);
     return CTL_OK;
 }
