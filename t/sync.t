@@ -85,6 +85,33 @@ sub subscriber {
     };
 }
 
+# A connection that sees every command Redis runs (MONITOR): seen() is
+# what ran since, up to a marker sent once the request has its answer.
+sub monitor {
+    my $m = AmTest::Redis->new(port => $t->redis_port, timeout => 20 * $SLOW);
+    $m->command('MONITOR');
+    return sub {
+        my $mark = 'sync-t-mark-' . rand;
+        $t->redis('ECHO', $mark);
+        my @seen;
+        while (defined(my $l = $m->_read_reply)) {
+            last if index($l, $mark) >= 0;
+            push @seen, $l;
+        }
+        $m->disconnect;
+        return \@seen;
+    };
+}
+
+# Whether nginx read execution $id's result back (execution_result: one
+# key, the execution, and no argument) among the commands seen.
+sub read_back {
+    my ($seen, $id) = @_;
+    return scalar grep {
+        /"evalsha" "[0-9a-f]{40}" "1" "am:\{demo\}:execution:\Q$id\E"$/i
+    } @$seen;
+}
+
 # The completion message of execution $id among the next ones.
 sub message_of {
     my ($next, $id) = @_;
@@ -101,8 +128,12 @@ create('fails', q(echo 'no luck' >&2; exit 3));
 subtest 'a small result comes with the completion, as a read back has it'
     => sub {
     my $next = subscriber();
+    my $seen = monitor();
     my $r = api(POST => "${API}small/run", json => { input => [] },
                 headers => { 'Idempotency-Key' => 'small-1' });
+    my $id0 = $r->{json}{execution_id} // '';
+    is(read_back($seen->(), $id0), 0,
+       'nginx answered without reading the result back');
     is($r->{status}, 200, 'status 200') or diag($r->{body});
     my $id = $r->{json}{execution_id} // '';
     is_deeply($r->{json}{output}, { greeting => 'hello', n => 42 },
@@ -151,7 +182,12 @@ subtest 'a result over the bound is announced by id and comes back whole'
     create('large', qq(printf '{"text": "'; head -c $n /dev/zero | tr '\\0' x;)
                   . q( printf '"}'));
     my $next = subscriber();
+    my $seen = monitor();
     my $r = api(POST => "${API}large/run", json => { input => [] });
+    my $lines = $seen->();
+    is(read_back($lines, $r->{json}{execution_id} // ''), 1,
+       'nginx read it back, once (the check above can see it)')
+        or diag(join "\n", grep { /evalsha/i } @$lines);
     is($r->{status}, 200, 'status 200') or diag(substr($r->{body}, 0, 300));
     my $id = $r->{json}{execution_id} // '';
     is(length($r->{json}{output}{text} // ''), $n, "all $n bytes of it");
