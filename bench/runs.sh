@@ -25,6 +25,7 @@
 #                         redis-cli)
 #   AM_BENCH_SECONDS=10 AM_BENCH_RUNS=5000 AM_BENCH_PY_RUNS=1000
 #   AM_BENCH_CONCURRENCY=8 AM_BENCH_SYNC_RUNS=500
+#   AM_BENCH_PY_ROUNDS=3 (turns of the python floor and warm runs in 2.)
 #   AM_BENCH_SEQUENTIAL=500 (runs per way in 4.)
 
 set -eu
@@ -34,6 +35,7 @@ runs=${AM_BENCH_RUNS:-5000}
 py_runs=${AM_BENCH_PY_RUNS:-1000}
 conc=${AM_BENCH_CONCURRENCY:-8}
 sync_runs=${AM_BENCH_SYNC_RUNS:-500}
+py_rounds=${AM_BENCH_PY_ROUNDS:-3}
 root=0; [ "$(id -u)" != 0 ] || root=1
 
 bench_start_redis
@@ -95,6 +97,14 @@ queued=$($rcli xlen am:runs)
 $rcli del am:runs >/dev/null
 clear_executions
 
+# Waits until the length of am:runs is at least (ge) or at most (le) $2,
+# asking every 50 ms through one redis-cli (not one per question: those
+# would take CPU from what is measured).
+xlen_until() {
+    $rcli -r -1 -i 0.05 xlen am:runs 2>/dev/null |
+        awk -v op="$1" -v n="$2" '(op == "ge" && $1 >= n) || (op == "le" && $1 <= n) { exit }'
+}
+
 # 2. worker throughput: queue N runs through the API, then start 2 workers
 # (with the worker options given after the automation and the count)
 drain() {
@@ -116,7 +126,7 @@ LUA
         "$base/api/start-automation/bench/$automation" >/dev/null &
     wrk_pid=$!
     # each wrk thread queues about count/2, then only asks for /ok
-    until [ "$($rcli xlen am:runs)" -ge $((count * 9 / 10)) ]; do sleep 0.2; done
+    xlen_until ge $((count * 9 / 10))
     sleep 1
     kill $wrk_pid 2>/dev/null; wait $wrk_pid 2>/dev/null || true
     n=$($rcli xlen am:runs)
@@ -126,11 +136,11 @@ LUA
             --concurrency "$conc" --name "bench$i" "$@" 2>>"$dir/worker.log" &
         worker_pids="$worker_pids $!"
     done
-    until [ "$($rcli xlen am:runs)" -eq 0 ]; do sleep 0.05; done
+    xlen_until le 0
     t1=$(date +%s.%N)
     for pid in $worker_pids; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
     worker_pids=""
-    awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d %.0f\n", n, n / (b - a) }'
+    awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d %.0f %.3f\n", n, n / (b - a), b - a }'
 }
 
 # the python floor: cold starts of the runner with the same trivial code,
@@ -143,7 +153,7 @@ floor() {
     seq "$1" | xargs -P "$2" -n 1 /usr/bin/python3 -I "$dir/python_runner.py" \
         "$dir/main.py" >/dev/null
     t1=$(date +%s.%N)
-    awk -v n="$1" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d %.0f\n", n, n / (b - a) }'
+    awk -v n="$1" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d %.0f %.3f\n", n, n / (b - a), b - a }'
 }
 
 # A run folder like the worker's, with `echo {}` as main.sh, and the
@@ -182,12 +192,19 @@ set -- $(drain noop "$runs")
 sh_runs=$1 sh_rate=$2
 set -- $(sh_floor confined "$runs" $((2 * conc)))
 sh_floor_rate=$2
-set -- $(floor "$py_runs" $((2 * conc)))
-floor_runs=$1 floor_rate=$2
 set -- $(drain noop-py "$py_runs" --python-warm off)
 cold_runs=$1 cold_rate=$2
-set -- $(drain noop-py "$py_runs" --python-warm on)
-warm_runs=$1 warm_rate=$2
+# the floor and warm runs in turns, so that a machine that speeds up or
+# slows down meanwhile (they do) weighs on both alike
+floor_runs=0 floor_secs=0 warm_runs=0 warm_secs=0
+for round in $(seq "$py_rounds"); do
+    set -- $(floor "$py_runs" $((2 * conc)))
+    floor_runs=$((floor_runs + $1)) floor_secs=$(awk "BEGIN { print $floor_secs + $3 }")
+    set -- $(drain noop-py "$py_runs" --python-warm on)
+    warm_runs=$((warm_runs + $1)) warm_secs=$(awk "BEGIN { print $warm_secs + $3 }")
+done
+floor_rate=$(awk "BEGIN { printf \"%.0f\", $floor_runs / $floor_secs }")
+warm_rate=$(awk "BEGIN { printf \"%.0f\", $warm_runs / $warm_secs }")
 if [ $root = 1 ]; then
     set -- $(drain noop "$runs" --no-confine)
     free_runs=$1 free_rate=$2

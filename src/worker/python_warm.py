@@ -22,6 +22,11 @@ It never reads an automation's code, payload or output: each child enters
 the run's sandbox
 (am_sandbox_enter, the cold run's confinement without the exec) before it
 reads anything of the run, so what a run does stays in its own process.
+A confined run (the worker is root) is made by am_sandbox_warm_fork
+instead: the same supervisor, init and run as am_sandbox_enter's forks
+would make, but only the run is a copy of this process (the other two are
+vfork() children that execute automations-sandbox), since each copy of a
+python heap costs more than the rest of a trivial run.
 
 Messages, one per packet, fields separated by NUL bytes:
   worker -> parent  ID, DIR, ENV..., "", SANDBOX-ARGV...  with the run's
@@ -61,6 +66,10 @@ sandbox = ctypes.CDLL(os.fsdecode(sys.argv[2]))
 sandbox.am_sandbox_enter.argtypes = [ctypes.c_int,
                                      ctypes.POINTER(ctypes.c_char_p)]
 sandbox.am_sandbox_enter.restype = ctypes.c_int
+sandbox.am_sandbox_warm_fork.argtypes = [
+    ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.c_char_p,
+    ctypes.c_int, ctypes.c_int, ctypes.c_int]
+sandbox.am_sandbox_warm_fork.restype = ctypes.c_int
 
 # the socket off fd 0, so that an import reading stdin reads nothing
 ctl = socket.socket(fileno=os.dup(0))
@@ -78,6 +87,29 @@ def set_name(name):
     libc.prctl(PR_SET_NAME,
                ctypes.addressof(ctypes.create_string_buffer(name[:15])), 0,
                0, 0)
+
+
+def confined(argv):
+    """Whether the sandbox's options (before "--") ask for namespaces."""
+    options = argv[:argv.index(b"--")] if b"--" in argv else argv
+    return any(options[i] == b"--confine" and options[i + 1] == b"1"
+               for i in range(2, len(options) - 1, 2))
+
+
+def warm_child(env, argv):
+    """A run am_sandbox_warm_fork made: already confined, as its user."""
+    try:
+        # what os.fork() does in its child; the descriptors are gone
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+        ctl.detach()
+        os.environ.clear()
+        for e in env:
+            k, _, v = e.partition(b"=")
+            os.environb[k] = v
+        cmd = argv.index(b"--") + 1
+    except BaseException:
+        os._exit(126)
+    run(argv, cmd)
 
 
 def child(run_dir, env, argv, fds):
@@ -101,8 +133,15 @@ def child(run_dir, env, argv, fds):
         cmd = sandbox.am_sandbox_enter(len(argv), c_argv)
     except BaseException:
         os._exit(126)
+    run(argv, cmd)
 
+
+def run(argv, cmd):
     set_name(os.path.basename(argv[cmd]))
+
+    # the run's collections leave what the parent had alone, so that they
+    # do not copy its pages
+    gc.freeze()
 
     # the dispositions python3 sets at its start, reset by the sandbox
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -123,13 +162,18 @@ def start(msg, fds):
     end = fields.index(b"", 2)
     env, argv = fields[2:end], fields[end + 1:]
 
-    try:
-        pid = os.fork()
-    except OSError:
-        pid = -1
-
-    if pid == 0:
-        child(run_dir, env, argv, fds)
+    if confined(argv):
+        c_argv = (ctypes.c_char_p * (len(argv) + 1))(*argv, None)
+        pid = sandbox.am_sandbox_warm_fork(len(argv), c_argv, run_dir, *fds)
+        if pid == 0:
+            warm_child(env, argv)
+    else:
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = -1
+        if pid == 0:
+            child(run_dir, env, argv, fds)
 
     for fd in fds:
         os.close(fd)

@@ -69,6 +69,10 @@ static const char *am_sandbox_opts[AM_SANDBOX_NOPTS] = {"--cpu", "--memory-mb",
 /* the one option that is not a number: the hidden paths */
 #define AM_SANDBOX_HIDE "--hide"
 
+/* argv[1] of the init and the supervisor of a warm confined run */
+#define AM_SANDBOX_INIT "--sandbox-init"
+#define AM_SANDBOX_SUPERVISE "--sandbox-supervise"
+
 
 /* Reports why the sandbox failed on the run's stderr (its log) and exits. */
 static void __attribute__((noreturn, format(printf, 2, 3)))
@@ -136,6 +140,12 @@ static pid_t am_sandbox_child;
 static uid_t am_sandbox_uid;
 static gid_t am_sandbox_gid;
 static int   am_sandbox_own_uid;
+
+static void am_sandbox_watch(int status_fd, pid_t parent)
+    __attribute__((noreturn));
+static void am_sandbox_warm_exec(int argc, char **argv)
+    __attribute__((noreturn));
+static void am_sandbox_reap(pid_t run) __attribute__((noreturn));
 
 /* confined: the run's init writes the run's wait status there */
 static int am_sandbox_status_fd = -1;
@@ -213,9 +223,8 @@ am_sandbox_null_stdio(void)
 static void
 am_sandbox_supervise(long uid, long gid, int own_uid, int ns)
 {
-    int              status, run_status, fds[2];
-    struct sigaction sa;
-    pid_t            worker;
+    int   fds[2];
+    pid_t worker;
 
     /* not "is it 1": the worker may be PID 1 itself, in a container */
     worker = getppid();
@@ -254,6 +263,21 @@ am_sandbox_supervise(long uid, long gid, int own_uid, int ns)
         close(fds[1]);
     }
 
+    am_sandbox_watch(fds[0], worker);
+}
+
+
+/*
+ * The supervisor's part once its child (the run, or the run's init when
+ * status_fd is not -1) exists: wait for it, and end as the run ended. The
+ * parent must be the process "parent" until this process is watching.
+ */
+static void
+am_sandbox_watch(int status_fd, pid_t parent)
+{
+    int              status, run_status;
+    struct sigaction sa;
+
     /* the run's pipes are the run's: EOF on them must not wait for us */
     am_sandbox_null_stdio();
 
@@ -262,7 +286,7 @@ am_sandbox_supervise(long uid, long gid, int own_uid, int ns)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
 
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0 || getppid() != worker) {
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0 || getppid() != parent) {
         am_sandbox_orphaned(SIGTERM);
     }
 
@@ -273,8 +297,8 @@ am_sandbox_supervise(long uid, long gid, int own_uid, int ns)
     }
 
     /* the init's own end is the run's only when it could not tell */
-    if (ns
-        && read(fds[0], &run_status, sizeof(run_status))
+    if (status_fd != -1
+        && read(status_fd, &run_status, sizeof(run_status))
                == (ssize_t) sizeof(run_status)) {
         status = run_status;
     }
@@ -573,26 +597,18 @@ am_sandbox_mounts(
 
 
 /*
- * The run's init (PID 1 of its namespaces): after the mounts, it forks the
- * run, which returns, and reaps every process of the namespace until the
- * run exits; it then hands the run's status to the supervisor and exits,
- * which ends the rest.
+ * What the run's init does before the run exists: the mounts, the host
+ * name, and the run folder (the working directory it started in) as its
+ * working directory again, now the run's tmpfs.
  */
 static void
-am_sandbox_init(long tmp_mb, const char *hidden, long uid, long gid)
+am_sandbox_ns_setup(long tmp_mb, const char *hidden, long uid, long gid)
 {
-    char  dir[PATH_MAX];
-    pid_t run, pid;
-    int   status;
+    char dir[PATH_MAX];
 
     /* the worker started the sandbox in the run folder */
     if (getcwd(dir, sizeof(dir)) == NULL || dir[0] != '/') {
         am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "getcwd");
-    }
-
-    /* the supervisor is outside the namespace: it may go at any time */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
-        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "PR_SET_PDEATHSIG");
     }
 
     /* the modes of what the mounts make are the ones asked for */
@@ -607,6 +623,26 @@ am_sandbox_init(long tmp_mb, const char *hidden, long uid, long gid)
     if (chdir(dir) != 0) {
         am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "chdir %s", dir);
     }
+}
+
+
+/*
+ * The run's init (PID 1 of its namespaces): after the mounts, it forks the
+ * run, which returns, and reaps every process of the namespace until the
+ * run exits; it then hands the run's status to the supervisor and exits,
+ * which ends the rest.
+ */
+static void
+am_sandbox_init(long tmp_mb, const char *hidden, long uid, long gid)
+{
+    pid_t run;
+
+    /* the supervisor is outside the namespace: it may go at any time */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "PR_SET_PDEATHSIG");
+    }
+
+    am_sandbox_ns_setup(tmp_mb, hidden, uid, gid);
 
     run = fork();
 
@@ -618,6 +654,21 @@ am_sandbox_init(long tmp_mb, const char *hidden, long uid, long gid)
         close(am_sandbox_status_fd);
         return;
     }
+
+    am_sandbox_reap(run);
+}
+
+
+/*
+ * The init's part once the run exists: reap every process of the
+ * namespace until the run exits, hand the run's status to the supervisor
+ * and exit, which ends the rest.
+ */
+static void
+am_sandbox_reap(pid_t run)
+{
+    pid_t pid;
+    int   status;
 
     am_sandbox_null_stdio();
 
@@ -841,6 +892,12 @@ am_sandbox_main(int argc, char **argv)
 {
     int cmd;
 
+    if (argc > 1
+        && (strcmp(argv[1], AM_SANDBOX_INIT) == 0
+            || strcmp(argv[1], AM_SANDBOX_SUPERVISE) == 0)) {
+        am_sandbox_warm_exec(argc, argv);
+    }
+
     cmd = am_sandbox_enter(argc, argv);
     if (cmd == 0) {
         return 0;
@@ -848,6 +905,267 @@ am_sandbox_main(int argc, char **argv)
 
     execv(argv[cmd], argv + cmd);
     am_sandbox_fail(AM_SANDBOX_EXEC_FAILED, "cannot execute %s", argv[cmd]);
+}
+
+
+/*
+ * Warm confined runs. The warm python parent cannot afford the three
+ * copies of its heap that am_sandbox_enter's forks would make (supervisor,
+ * init, run): am_sandbox_warm_fork makes the same three processes with one
+ * copy. The supervisor is a vfork() of the parent and the init a vfork() of
+ * the supervisor, both running on the parent's memory (which stands still
+ * meanwhile) and making no change to it; the init forks the run, the one
+ * copy, and then the init and the supervisor each execute this program in
+ * the role they have ("--sandbox-init", "--sandbox-supervise"), which lets
+ * the parent go on. The run returns from am_sandbox_warm_fork as a fork()
+ * child returns from fork(), confined and as the run's user, as
+ * am_sandbox_enter leaves it.
+ */
+
+/* what the parent prepares before its vfork(), for all three */
+typedef struct {
+    char *const *argv; /* the run's: --sandbox LIMITS -- cmd */
+    const char  *dir;
+    int          fds[3];
+    long         v[AM_SANDBOX_NOPTS];
+    const char  *hidden;
+    int          ns;
+    char        *init_argv[4];
+    char        *supervise_argv[7];
+    char         num[5][24];
+} am_sandbox_warm_t;
+
+static am_sandbox_warm_t am_sandbox_warm;
+
+#define AM_SANDBOX_WARM_RUN 1
+
+
+/* The init, a vfork() child of the supervisor: PID 1 of the namespaces. */
+static int __attribute__((noinline))
+am_sandbox_warm_init(am_sandbox_warm_t *w, int status_fd)
+{
+    char *env[] = {NULL};
+    pid_t run;
+
+    /* the supervisor is outside the namespace: it may go at any time */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "PR_SET_PDEATHSIG");
+    }
+
+    am_sandbox_ns_setup(w->v[AM_SANDBOX_TMP], w->hidden, w->v[AM_SANDBOX_UID],
+        w->v[AM_SANDBOX_GID]);
+
+    run = _Fork();
+
+    if (run < 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "fork");
+    }
+
+    if (run == 0) {
+        return AM_SANDBOX_WARM_RUN;
+    }
+
+    snprintf(w->num[4], sizeof(w->num[4]), "%ld", (long) run);
+
+    if (dup2(status_fd, 3) != 3) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "dup2");
+    }
+
+    execve(w->init_argv[0], w->init_argv, env);
+    am_sandbox_fail(
+        AM_SANDBOX_EXEC_FAILED, "cannot execute %s", w->init_argv[0]);
+}
+
+
+/* The supervisor, a vfork() child of the parent. */
+static int __attribute__((noinline))
+am_sandbox_warm_supervisor(am_sandbox_warm_t *w)
+{
+    char *env[] = {NULL};
+    pid_t init;
+    int   k, fd, high[3], status[2];
+
+    (void) setsid();
+
+    /* the run's descriptors as 0, 1 and 2, whatever their numbers were */
+    for (k = 0; k < 3; k++) {
+        high[k] = fcntl(w->fds[k], F_DUPFD_CLOEXEC, 10);
+        if (high[k] < 0) {
+            _exit(AM_SANDBOX_SETUP_FAILED);
+        }
+    }
+
+    for (k = 0; k < 3; k++) {
+        if (dup2(high[k], k) != k) {
+            _exit(AM_SANDBOX_SETUP_FAILED);
+        }
+    }
+
+    if (chdir(w->dir) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "chdir %s", w->dir);
+    }
+
+    if (pipe2(status, O_CLOEXEC) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "pipe");
+    }
+
+    if (unshare(w->ns | CLONE_NEWPID) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "unshare");
+    }
+
+    init = vfork();
+
+    if (init == 0) {
+        return am_sandbox_warm_init(w, status[1]);
+    }
+
+    if (init < 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "vfork");
+    }
+
+    fd = dup2(status[0], 3);
+    if (fd != 3) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "dup2");
+    }
+
+    execve(w->supervise_argv[0], w->supervise_argv, env);
+    am_sandbox_fail(
+        AM_SANDBOX_EXEC_FAILED, "cannot execute %s", w->supervise_argv[0]);
+}
+
+
+/* The run, the init's _Fork() child: what am_sandbox_enter leaves. */
+static int
+am_sandbox_warm_run(am_sandbox_warm_t *w)
+{
+    am_sandbox_close_fds();
+    am_sandbox_reset_signals();
+    umask(077);
+    am_sandbox_set_limits(w->v);
+    am_sandbox_drop(w->v[AM_SANDBOX_UID], w->v[AM_SANDBOX_GID]);
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "PR_SET_PDEATHSIG");
+    }
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "PR_SET_NO_NEW_PRIVS");
+    }
+
+    return 0;
+}
+
+
+int
+am_sandbox_warm_fork(
+    int argc, char **argv, const char *dir, int in, int out, int err)
+{
+    am_sandbox_warm_t *w;
+    sigset_t           all, old;
+    pid_t              pid;
+    int                cmd, k, e;
+
+    w = &am_sandbox_warm;
+    memset(w, 0, sizeof(*w));
+
+    errno = 0;
+    cmd = argc > 1 ? am_sandbox_parse(argc, argv, w->v, &w->hidden) : -1;
+    if (cmd < 0 || argv[cmd][0] != '/' || w->v[AM_SANDBOX_UID] <= 0
+        || w->v[AM_SANDBOX_GID] <= 0 || w->v[AM_SANDBOX_CONFINE] != 1) {
+        errno = EINVAL;
+        return -1;
+    }
+
+    w->argv = argv;
+    w->dir = dir;
+    w->fds[0] = in;
+    w->fds[1] = out;
+    w->fds[2] = err;
+    w->ns = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+            | (w->v[AM_SANDBOX_NO_NETWORK] == 1 ? CLONE_NEWNET : 0);
+
+    snprintf(w->num[0], sizeof(w->num[0]), "%ld", (long) getpid());
+    snprintf(w->num[1], sizeof(w->num[1]), "%ld", w->v[AM_SANDBOX_UID]);
+    snprintf(w->num[2], sizeof(w->num[2]), "%ld", w->v[AM_SANDBOX_GID]);
+    snprintf(w->num[3], sizeof(w->num[3]), "%d", w->v[AM_SANDBOX_OWN_UID] == 1);
+
+    w->init_argv[0] = argv[0];
+    w->init_argv[1] = AM_SANDBOX_INIT;
+    w->init_argv[2] = w->num[4];
+    w->init_argv[3] = NULL;
+
+    w->supervise_argv[0] = argv[0];
+    w->supervise_argv[1] = AM_SANDBOX_SUPERVISE;
+    for (k = 0; k < 4; k++) {
+        w->supervise_argv[2 + k] = w->num[k];
+    }
+    w->supervise_argv[6] = NULL;
+
+    /* none of the parent's handlers may run on its memory in the vfork()
+       children; the run starts with all signals blocked, and unblocks them */
+    sigfillset(&all);
+    (void) sigprocmask(SIG_SETMASK, &all, &old);
+
+    pid = vfork();
+
+    if (pid == 0) {
+        if (am_sandbox_warm_supervisor(&am_sandbox_warm)
+            == AM_SANDBOX_WARM_RUN) {
+            return am_sandbox_warm_run(&am_sandbox_warm);
+        }
+        _exit(AM_SANDBOX_SETUP_FAILED);
+    }
+
+    e = errno;
+    (void) sigprocmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+
+    return pid;
+}
+
+
+/*
+ * The init ("--sandbox-init RUN-PID", the status pipe on fd 3) and the
+ * supervisor ("--sandbox-supervise PARENT UID GID OWN-UID", the status
+ * pipe on fd 3) of a warm confined run, once executed.
+ */
+static void
+am_sandbox_warm_exec(int argc, char **argv)
+{
+    char *end;
+    long  n[4];
+    int   k, count;
+
+    count = strcmp(argv[1], AM_SANDBOX_INIT) == 0 ? 1 : 4;
+
+    errno = 0;
+    if (argc != 2 + count) {
+        am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "bad arguments");
+    }
+
+    for (k = 0; k < count; k++) {
+        n[k] = strtol(argv[2 + k], &end, 10);
+        if (errno || end == argv[2 + k] || *end != '\0' || n[k] < 0) {
+            am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "bad arguments");
+        }
+    }
+
+#ifdef SYS_close_range
+    (void) syscall(SYS_close_range, 4U, ~0U, 0U);
+#endif
+    am_sandbox_reset_signals();
+
+    if (count == 1) {
+        am_sandbox_status_fd = 3;
+        am_sandbox_reap((pid_t) n[0]);
+    }
+
+    am_sandbox_uid = (uid_t) n[1];
+    am_sandbox_gid = (gid_t) n[2];
+    am_sandbox_own_uid = n[3] == 1;
+    am_sandbox_child = -1;
+
+    am_sandbox_watch(3, (pid_t) n[0]);
 }
 
 
