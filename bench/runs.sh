@@ -98,11 +98,19 @@ $rcli del am:runs >/dev/null
 clear_executions
 
 # Waits until the length of am:runs is at least (ge) or at most (le) $2,
-# asking every 50 ms through one redis-cli (not one per question: those
-# would take CPU from what is measured).
+# asking every 50 ms on one connection (not one redis-cli per question:
+# those would take CPU from what is measured).
 xlen_until() {
-    $rcli -r -1 -i 0.05 xlen am:runs 2>/dev/null |
-        awk -v op="$1" -v n="$2" '(op == "ge" && $1 >= n) || (op == "le" && $1 <= n) { exit }'
+    /usr/bin/perl -MIO::Socket::INET -e '
+        my ($port, $op, $n) = @ARGV;
+        my $s = IO::Socket::INET->new("127.0.0.1:$port") or die "redis: $!";
+        for (;;) {
+            print $s "XLEN am:runs\r\n";
+            my $len = <$s>;
+            $len =~ /^:(\d+)/ or die "redis: $len";
+            exit if $op eq "ge" ? $1 >= $n : $1 <= $n;
+            select undef, undef, undef, 0.05;
+        }' "$redis_port" "$1" "$2"
 }
 
 # 2. worker throughput: queue N runs through the API, then start 2 workers
