@@ -5,7 +5,10 @@
 # namespaces, mounts, environment); what a run changes (modules, builtins,
 # the environment, /tmp, /dev/shm, threads) does not reach the next one; a
 # warm parent killed mid-run fails that execution once, visibly, and runs
-# go on cold until a new parent is ready.
+# go on cold until a new parent is ready. A confined run is the only copy
+# of the parent (its supervisor and init execute automations-sandbox), and
+# a worker takes no runs before its parent is ready, so that a backlog does
+# not start cold.
 
 use strict;
 use warnings;
@@ -233,6 +236,43 @@ subtest 'results as cold runs give them' => sub {
     is($rec->{status}, 'timed_out', 'a busy loop times out');
 };
 
+# ------------------------------------------ one copy of the parent per run
+
+# the children of pid, from /proc/PID/stat's ppid field
+sub children {
+    my ($pid) = @_;
+    my @kids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        my $text = eval { slurp($stat) } // next;
+        my ($ppid) = $text =~ /\) \S (\d+) / or next;
+        push @kids, $stat =~ m{/proc/(\d+)/} if $ppid == $pid;
+    }
+    return @kids;
+}
+
+sub exe { return readlink("/proc/$_[0]/exe") // '' }
+
+subtest 'a confined run copies the warm parent once' => sub {
+    my $id = enqueue("import time\ntime.sleep(3)\noutput = 'slept'\n");
+    $t->wait_for(sub { (record($id)->{status} // '') eq 'running' }, 10,
+        'the run running');
+    my @w;
+    $t->wait_for(sub { @w = children($parent); @w == 1 && children($w[0]) }, 10,
+        'the supervisor and the init');
+    is(scalar @w, 1, 'the warm parent has one child: the supervisor');
+    like(exe($w[0]), qr{/automations-sandbox\z},
+        'which executes automations-sandbox, not a copy of the parent');
+    my @i = children($w[0]);
+    is(scalar @i, 1, 'the supervisor has one child: the init');
+    like(exe($i[0]), qr{/automations-sandbox\z}, 'which executes it too');
+    my @r = children($i[0]);
+    is(scalar @r, 1, 'the init has one child: the run');
+    like(exe($r[0]), qr{/python3[.0-9]*\z}, 'the one copy of the parent');
+    my $rec = wait_done($id);
+    is($rec->{status}, 'success', 'the run ends') or diag(explain $rec);
+    is($rec->{output}, '"slept"', 'with its output');
+};
+
 # ------------------------------------------------ the parent killed mid-run
 
 subtest 'a warm parent killed mid-run' => sub {
@@ -266,5 +306,20 @@ subtest 'a warm parent killed mid-run' => sub {
 };
 
 stop_worker('w');
+
+# ------------------------------------- a backlog waits for the warm parent
+
+subtest 'a worker started with python runs queued forks them all' => sub {
+    my @ids = map { enqueue($WARM) } 1 .. 6;
+    start_worker('backlog');
+    my @warm = map { wait_done($_) } @ids;
+    is_deeply([ map { $_->{status} } @warm ], [ ('success') x 6 ],
+        'the six runs end');
+    is_deeply([ map { $_->{output} } @warm ], [ ('true') x 6 ],
+        'each forked by the warm parent, none cold while it started');
+    like($t->proc_log('backlog'), qr/python warm parent \d+ ready/,
+        'which the worker started before it took runs');
+    stop_worker('backlog');
+};
 
 done_testing;

@@ -209,6 +209,17 @@ am_worker_redis(am_worker_t *w)
     return 0;
 }
 
+/* The warm python parent is ready (or will not be): take runs. */
+static void
+am_worker_read(void *data)
+{
+    am_worker_t *w = data;
+
+    if (!w->draining) {
+        am_rds_connect(&w->reader);
+    }
+}
+
 static int
 am_worker_start(am_worker_t *w)
 {
@@ -232,7 +243,7 @@ am_worker_start(am_worker_t *w)
     uv_signal_start(&w->sigint, am_worker_signal, SIGINT);
 
     am_rds_connect(&w->cmd);
-    am_rds_connect(&w->reader);
+    am_run_warm_prestart(w->loop, &w->run, am_worker_read, w);
 
     am_log("started: redis %s, stream %s, group %s, concurrency %d",
         w->redis.addr, w->stream, w->group, w->concurrency);

@@ -93,6 +93,38 @@ def run_code(path):
     return module
 
 
+# the kinds of parameters call_task fills (*args and **kwargs it leaves)
+POSITIONAL_ONLY, POSITIONAL_OR_KEYWORD, KEYWORD_ONLY = range(3)
+
+
+def parameters(fn):
+    """fn's parameters but *args and **kwargs: (name, kind), in order.
+
+    A plain function's come from its code object, as inspect.signature
+    would give them, without building a Signature (which, in a run forked
+    by the warm parent, copies pages of the parent's memory); anything else
+    (a decorated function, a class, a partial) goes through
+    inspect.signature.
+    """
+    if (type(fn) is types.FunctionType and not hasattr(fn, "__wrapped__")
+            and not hasattr(fn, "__signature__")):
+        code = fn.__code__
+        names, posonly = code.co_varnames, code.co_posonlyargcount
+        n, kwonly = code.co_argcount, code.co_kwonlyargcount
+        return ([(name, POSITIONAL_ONLY) for name in names[:posonly]]
+                + [(name, POSITIONAL_OR_KEYWORD) for name in names[posonly:n]]
+                + [(name, KEYWORD_ONLY) for name in names[n:n + kwonly]])
+
+    kinds = {
+        inspect.Parameter.POSITIONAL_ONLY: POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD: POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY: KEYWORD_ONLY,
+    }
+    return [(p.name, kinds[p.kind])
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in kinds]
+
+
 def call_task(fn, payload):
     """Calls fn with the seed, and the input and context when it takes them."""
     values = {
@@ -101,29 +133,26 @@ def call_task(fn, payload):
         "context": payload.get("context") or {},
     }
     try:
-        params = list(inspect.signature(fn).parameters.values())
+        params = parameters(fn)
     except (TypeError, ValueError):
         return fn(values["seed"])
 
-    named = {p.name for p in params
-             if p.name in values and p.kind in (p.POSITIONAL_OR_KEYWORD,
-                                                p.KEYWORD_ONLY)}
+    named = {name for name, kind in params
+             if name in values and kind != POSITIONAL_ONLY}
     unnamed = [name for name in values if name not in named]
     args, kwargs = [], {}
 
-    for p in params:
-        if p.kind == p.KEYWORD_ONLY and p.name in named:
-            kwargs[p.name] = values[p.name]
-        elif p.kind == p.POSITIONAL_OR_KEYWORD and p.name in named:
-            kwargs[p.name] = values[p.name]
-        elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+    for name, kind in params:
+        if kind != POSITIONAL_ONLY and name in named:
+            kwargs[name] = values[name]
+        elif kind != KEYWORD_ONLY:
             if not unnamed:
                 break
             value = values[unnamed.pop(0)]
-            if p.kind == p.POSITIONAL_ONLY:
+            if kind == POSITIONAL_ONLY:
                 args.append(value)
             else:
-                kwargs[p.name] = value
+                kwargs[name] = value
 
     result = fn(*args, **kwargs)
     if inspect.iscoroutine(result):

@@ -82,6 +82,15 @@ PARENT = os.getpid()
 MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
+def send(msg):
+    """A message to the worker; a worker gone is the end of this parent
+    (its runs' supervisors kill them when it exits)."""
+    try:
+        ctl.send(msg)
+    except OSError:
+        os._exit(0)
+
+
 def set_name(name):
     """The process name (comm) an exec of that file would give."""
     libc.prctl(PR_SET_NAME,
@@ -179,10 +188,10 @@ def start(msg, fds):
         os.close(fd)
 
     if pid < 0:
-        ctl.send(b"fail " + ident)
+        send(b"fail " + ident)
         return None
 
-    ctl.send(b"pid %s %d" % (ident, pid))
+    send(b"pid %s %d" % (ident, pid))
     return pid
 
 
@@ -209,7 +218,7 @@ def serve():
     # what is loaded now stays out of the children's collections, so that
     # they do not copy the pages the collector would touch
     gc.freeze()
-    ctl.send(b"ready %d" % PARENT)
+    send(b"ready %d" % PARENT)
 
     while open_ or children:
         for fd, _ in poll.poll():
@@ -218,7 +227,7 @@ def serve():
                 poll.unregister(fd)
                 os.close(fd)
                 _, status = os.waitpid(pid, 0)
-                ctl.send(b"exit %d %d" % (pid, status))
+                send(b"exit %d %d" % (pid, status))
                 continue
 
             msg, anc, _, _ = ctl.recvmsg(65536, socket.CMSG_SPACE(3 * fd_size))
@@ -245,7 +254,7 @@ def serve():
 
 failed = preload([os.fsdecode(a) for a in sys.argv[3:]])
 if failed is not None:
-    ctl.send(b"unfit %s %s" % (failed[0].encode()[:127],
+    send(b"unfit %s %s" % (failed[0].encode()[:127],
                                failed[1].encode()[:63]))
     sys.exit(0)
 

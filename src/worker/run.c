@@ -151,7 +151,9 @@ static am_run_t *am_run_live;
 static unsigned char am_run_uid_taken[AM_RUN_UID_SLOTS];
 
 
-static void am_run_check(am_run_t *run);
+static void        am_run_check(am_run_t *run);
+static const char *am_run_self(
+    const am_run_config_t *cfg, char *buf, size_t size);
 
 
 static int
@@ -971,35 +973,30 @@ am_run_pipes(am_run_t *run, uv_file *child)
 
 
 /*
- * A python run of the built-in runtime, handed to the warm parent when one
- * is ready (the one of its preload, or else the plain one): the same
- * sandbox arguments, environment and folder as a cold run. 0 when a parent
- * took it.
+ * The warm parents' configuration for a run of preload (NULL or "" for
+ * none): automations-sandbox.so beside the sandbox binary self (in a build
+ * tree) or in its lib folder (installed), into lib (PATH_MAX bytes). -1
+ * when python runs are not forked or the library is missing.
  */
 static int
-am_run_spawn_warm(am_run_t *run, const am_run_config_t *cfg,
-    const am_runtime_t *rt, char **argv, char **env, const uv_file *child,
-    const char *preload)
+am_run_warm_config(const am_run_config_t *cfg, const char *self,
+    const char *preload, am_warm_config_t *wcfg, char *lib)
 {
-    am_warm_config_t wcfg;
-    char             lib[PATH_MAX];
-    const char      *p;
-    static int       said;
+    const char *p;
+    static int  said;
 
-    if (!cfg->python_warm || rt->argv != am_run_python_argv
-        || (p = strrchr(argv[0], '/')) == NULL
-        || (size_t) snprintf(lib, sizeof(lib), "%.*s/" AM_RUN_SANDBOX_LIB,
-               (int) (p - argv[0]), argv[0])
-               >= sizeof(lib)) {
+    if (!cfg->python_warm || (p = strrchr(self, '/')) == NULL
+        || snprintf(lib, PATH_MAX, "%.*s/" AM_RUN_SANDBOX_LIB, (int) (p - self),
+               self)
+               >= PATH_MAX) {
         return -1;
     }
 
-    /* beside the sandbox in a build tree, in its lib folder once installed */
     if (access(lib, R_OK) != 0
-        && (size_t) snprintf(lib, sizeof(lib),
-               "%.*s/../lib/automations/" AM_RUN_SANDBOX_LIB,
-               (int) (p - argv[0]), argv[0])
-               >= sizeof(lib)) {
+        && snprintf(lib, PATH_MAX,
+               "%.*s/../lib/automations/" AM_RUN_SANDBOX_LIB, (int) (p - self),
+               self)
+               >= PATH_MAX) {
         return -1;
     }
 
@@ -1011,13 +1008,36 @@ am_run_spawn_warm(am_run_t *run, const am_run_config_t *cfg,
         return -1;
     }
 
-    wcfg.lib = lib;
-    wcfg.runner = am_python_runner;
-    wcfg.log = cfg->log;
-    wcfg.preload = preload;
-    wcfg.allow = cfg->warm_preload_allow;
-    wcfg.max_parents = cfg->warm_max_parents;
-    wcfg.parent_memory_mb = cfg->warm_parent_memory_mb;
+    wcfg->lib = lib;
+    wcfg->runner = am_python_runner;
+    wcfg->log = cfg->log;
+    wcfg->preload = preload;
+    wcfg->allow = cfg->warm_preload_allow;
+    wcfg->max_parents = cfg->warm_max_parents;
+    wcfg->parent_memory_mb = cfg->warm_parent_memory_mb;
+
+    return 0;
+}
+
+
+/*
+ * Hands a python run to a warm parent (see warm.h) when one of its parents
+ * is ready (the one of its preload, or else the plain one): the same
+ * sandbox arguments, environment and folder as a cold run. 0 when a parent
+ * took it.
+ */
+static int
+am_run_spawn_warm(am_run_t *run, const am_run_config_t *cfg,
+    const am_runtime_t *rt, char **argv, char **env, const uv_file *child,
+    const char *preload)
+{
+    am_warm_config_t wcfg;
+    char             lib[PATH_MAX];
+
+    if (rt->argv != am_run_python_argv
+        || am_run_warm_config(cfg, argv[0], preload, &wcfg, lib) != 0) {
+        return -1;
+    }
 
     run->warm.data = run;
     run->warm.started = am_run_warm_started;
@@ -1032,6 +1052,25 @@ am_run_spawn_warm(am_run_t *run, const am_run_config_t *cfg,
     }
 
     return 0;
+}
+
+
+void
+am_run_warm_prestart(uv_loop_t *loop, const am_run_config_t *cfg,
+    void (*ready)(void *data), void                         *data)
+{
+    am_warm_config_t wcfg;
+    const char      *self;
+    char             lib[PATH_MAX], selfbuf[PATH_MAX];
+
+    self = am_run_self(cfg, selfbuf, sizeof(selfbuf));
+
+    if (self == NULL || am_run_warm_config(cfg, self, NULL, &wcfg, lib) != 0) {
+        ready(data);
+        return;
+    }
+
+    am_warm_prestart(loop, &wcfg, ready, data);
 }
 
 

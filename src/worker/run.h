@@ -151,6 +151,14 @@ void am_run_free_runtime(am_runtime_t *rt);
  * argv[1] is "--sandbox" it applies the limits, drops privileges and execs
  * the runtime, never returning; otherwise it returns 0.
  */
+/*
+ * Starts the worker's plain warm python parent, when python runs are
+ * forked, and calls ready(data) once it is ready or could not be (at once
+ * when they are not forked): see am_warm_prestart.
+ */
+void am_run_warm_prestart(uv_loop_t *loop, const am_run_config_t *cfg,
+    void (*ready)(void *data), void                              *data);
+
 int am_sandbox_main(int argc, char **argv);
 
 /*

@@ -40,6 +40,9 @@
 /* a keyed parent not ready by then (its imports hang) is given up */
 #define AM_WARM_PRELOAD_MS 30000
 
+/* how long a starting worker waits for its plain parent before it takes runs */
+#define AM_WARM_PRESTART_MS 5000
+
 /* a preload that failed is not tried again before this */
 #define AM_WARM_UNFIT_MS 300000
 
@@ -113,6 +116,43 @@ static long am_warm_nkeyed;
 
 
 static int am_warm_reply(am_warm_t *w, char *msg);
+
+/* am_warm_prestart's wait for the plain parent: its callback and timer */
+static void (*am_warm_wait_cb)(void *data);
+static void      *am_warm_wait_data;
+static uv_timer_t am_warm_wait_timer;
+
+
+static void
+am_warm_wait_closed(uv_handle_t *handle)
+{
+    (void) handle;
+}
+
+
+/* The plain parent is ready, or lost, or late: the wait is over. */
+static void
+am_warm_waited(void)
+{
+    void (*cb)(void *data);
+
+    cb = am_warm_wait_cb;
+    if (cb == NULL) {
+        return;
+    }
+
+    am_warm_wait_cb = NULL;
+    uv_close((uv_handle_t *) &am_warm_wait_timer, am_warm_wait_closed);
+    cb(am_warm_wait_data);
+}
+
+
+static void
+am_warm_wait_timeout(uv_timer_t *timer)
+{
+    (void) timer;
+    am_warm_waited();
+}
 
 
 static void
@@ -255,6 +295,10 @@ am_warm_lose(am_warm_t *w, const char *why)
     }
 
     am_warm_stop(w);
+
+    if (set == &am_warm_plain) {
+        am_warm_waited();
+    }
 }
 
 
@@ -381,6 +425,10 @@ am_warm_reply(am_warm_t *w, char *msg)
         if (w->log != NULL) {
             w->log("python warm parent %ld ready%s", (long) w->pid,
                 am_warm_what(w, what, sizeof(what)));
+        }
+
+        if (w->set == &am_warm_plain) {
+            am_warm_waited();
         }
         return 0;
     }
@@ -1041,4 +1089,25 @@ am_warm_pid(void)
     return am_warm_plain.parent != NULL && am_warm_plain.parent->ready
                ? am_warm_plain.parent->pid
                : 0;
+}
+
+
+void
+am_warm_prestart(uv_loop_t *loop, const am_warm_config_t *cfg,
+    void (*ready)(void *data), void                      *data)
+{
+    uv_update_time(loop);
+
+    if (am_warm_parent(loop, cfg, &am_warm_plain, uv_now(loop)) != NULL
+        || am_warm_plain.parent == NULL || am_warm_wait_cb != NULL) {
+        ready(data);
+        return;
+    }
+
+    am_warm_wait_cb = ready;
+    am_warm_wait_data = data;
+    (void) uv_timer_init(loop, &am_warm_wait_timer);
+    (void) uv_timer_start(
+        &am_warm_wait_timer, am_warm_wait_timeout, AM_WARM_PRESTART_MS, 0);
+    uv_unref((uv_handle_t *) &am_warm_wait_timer);
 }

@@ -68,6 +68,15 @@ int am_warm_run(uv_loop_t *loop, const am_warm_config_t *cfg,
     am_warm_req_t *req, char **argv, char **env, const char *dir,
     const int *fds);
 
+/*
+ * Starts the plain parent, and calls ready(data) once it is ready, or
+ * could not start, or died, or after AM_WARM_PRESTART_MS (at once when it
+ * is ready already or cannot start now): a worker that starts with runs
+ * queued takes them once they can be forked rather than all cold.
+ */
+void am_warm_prestart(uv_loop_t *loop, const am_warm_config_t *cfg,
+    void (*ready)(void *data), void                           *data);
+
 /* The ready plain parent's pid, or 0. */
 pid_t am_warm_pid(void);
 
