@@ -307,6 +307,40 @@ subtest 'a warm parent killed mid-run' => sub {
 
 stop_worker('w');
 
+# ------------------------------------------- unconfined: one copy as well
+
+subtest '--no-confine: the run is the only copy, as its own user' => sub {
+    start_worker('free', '--no-confine');
+    my $rec = run($WARM);
+    is($rec->{output}, 'true', 'python runs are forked') or diag(explain $rec);
+    my ($free) = parents('free');
+    ok($free, 'by the warm parent');
+
+    my $id = enqueue("import os, time\ntime.sleep(3)\n"
+        . "output = [os.getuid() == os.getgid() and os.getuid() >= 2000000,"
+        . " os.getpgrp() == os.getppid()]\n");
+    $t->wait_for(sub { (record($id)->{status} // '') eq 'running' }, 10,
+        'the run running');
+    my @w;
+    $t->wait_for(sub { @w = children($free); @w == 1 && children($w[0]) }, 10,
+        'the supervisor and the run');
+    like(exe($w[0]), qr{/automations-sandbox\z},
+        'the supervisor executes automations-sandbox');
+    my @r = children($w[0]);
+    is(scalar @r, 1, 'it has one child: the run');
+    like(exe($r[0]), qr{/python3[.0-9]*\z}, 'the one copy of the parent');
+    $rec = wait_done($id);
+    is($rec->{status}, 'success', 'the run ends') or diag(explain $rec);
+    is($rec->{output}, '[true,true]',
+        'as a user of its own, in the supervisor\'s process group');
+
+    $rec = run("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n");
+    is($rec->{error}, 'killed by signal 15', 'a signal, as a cold run');
+    $rec = run("import sys\nsys.exit(3)\n");
+    like($rec->{error}, qr/^exited with status 3/, 'an exit status');
+    stop_worker('free');
+};
+
 # ------------------------------------- a backlog waits for the warm parent
 
 subtest 'a worker started with python runs queued forks them all' => sub {

@@ -22,11 +22,11 @@ It never reads an automation's code, payload or output: each child enters
 the run's sandbox
 (am_sandbox_enter, the cold run's confinement without the exec) before it
 reads anything of the run, so what a run does stays in its own process.
-A confined run (the worker is root) is made by am_sandbox_warm_fork
-instead: the same supervisor, init and run as am_sandbox_enter's forks
-would make, but only the run is a copy of this process (the other two are
-vfork() children that execute automations-sandbox), since each copy of a
-python heap costs more than the rest of a trivial run.
+A run of a root worker is made by am_sandbox_warm_fork instead: the same
+supervisor (and, confined, init) and run as am_sandbox_enter's forks would
+make, but only the run is a copy of this process (the others are vfork()
+children that execute automations-sandbox), since each copy of a python
+heap costs more than the rest of a trivial run.
 
 Messages, one per packet, fields separated by NUL bytes:
   worker -> parent  ID, DIR, ENV..., "", SANDBOX-ARGV...  with the run's
@@ -98,11 +98,11 @@ def set_name(name):
                0, 0)
 
 
-def confined(argv):
-    """Whether the sandbox's options (before "--") ask for namespaces."""
+def supervised(argv):
+    """Whether the sandbox's options (before "--") give the run a user of
+    its own, and so a supervisor (the worker is root)."""
     options = argv[:argv.index(b"--")] if b"--" in argv else argv
-    return any(options[i] == b"--confine" and options[i + 1] == b"1"
-               for i in range(2, len(options) - 1, 2))
+    return any(options[i] == b"--uid" for i in range(2, len(options) - 1, 2))
 
 
 def warm_child(env, argv):
@@ -171,7 +171,7 @@ def start(msg, fds):
     end = fields.index(b"", 2)
     env, argv = fields[2:end], fields[end + 1:]
 
-    if confined(argv):
+    if supervised(argv):
         c_argv = (ctypes.c_char_p * (len(argv) + 1))(*argv, None)
         pid = sandbox.am_sandbox_warm_fork(len(argv), c_argv, run_dir, *fds)
         if pid == 0:

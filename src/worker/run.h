@@ -173,7 +173,8 @@ int am_sandbox_main(int argc, char **argv);
 int am_sandbox_enter(int argc, char **argv);
 
 /*
- * A confined run of the warm python parent (see src/worker/sandbox.c),
+ * A run of the warm python parent of a root worker, which gets a
+ * supervisor (confined or not: see src/worker/sandbox.c),
  * from the same argv as am_sandbox_enter's, in the run folder dir, with the
  * run's stdin, stdout and stderr: in the parent, returns the supervisor's
  * PID (the run's process group, whose exit status is the run's), or -1

@@ -909,7 +909,7 @@ am_sandbox_main(int argc, char **argv)
 
 
 /*
- * Warm confined runs. The warm python parent cannot afford the three
+ * Warm runs of a root worker. The warm python parent cannot afford the three
  * copies of its heap that am_sandbox_enter's forks would make (supervisor,
  * init, run): am_sandbox_warm_fork makes the same three processes with one
  * copy. The supervisor is a vfork() of the parent and the init a vfork() of
@@ -919,7 +919,8 @@ am_sandbox_main(int argc, char **argv)
  * the role they have ("--sandbox-init", "--sandbox-supervise"), which lets
  * the parent go on. The run returns from am_sandbox_warm_fork as a fork()
  * child returns from fork(), confined and as the run's user, as
- * am_sandbox_enter leaves it.
+ * am_sandbox_enter leaves it. Unconfined (a root worker's --no-confine)
+ * there is no init: the supervisor forks the run itself.
  */
 
 /* what the parent prepares before its vfork(), for all three */
@@ -1005,6 +1006,25 @@ am_sandbox_warm_supervisor(am_sandbox_warm_t *w)
         am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "chdir %s", w->dir);
     }
 
+    /* unconfined (--no-confine): no init, the supervisor forks the run and
+       waits for it itself, without a status pipe on fd 3 */
+    if (w->ns == 0) {
+        init = _Fork();
+
+        if (init == 0) {
+            return AM_SANDBOX_WARM_RUN;
+        }
+
+        if (init < 0) {
+            am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "fork");
+        }
+
+        (void) close(3);
+        execve(w->supervise_argv[0], w->supervise_argv, env);
+        am_sandbox_fail(
+            AM_SANDBOX_EXEC_FAILED, "cannot execute %s", w->supervise_argv[0]);
+    }
+
     if (pipe2(status, O_CLOEXEC) != 0) {
         am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "pipe");
     }
@@ -1071,7 +1091,7 @@ am_sandbox_warm_fork(
     errno = 0;
     cmd = argc > 1 ? am_sandbox_parse(argc, argv, w->v, &w->hidden) : -1;
     if (cmd < 0 || argv[cmd][0] != '/' || w->v[AM_SANDBOX_UID] <= 0
-        || w->v[AM_SANDBOX_GID] <= 0 || w->v[AM_SANDBOX_CONFINE] != 1) {
+        || w->v[AM_SANDBOX_GID] <= 0) {
         errno = EINVAL;
         return -1;
     }
@@ -1081,8 +1101,10 @@ am_sandbox_warm_fork(
     w->fds[0] = in;
     w->fds[1] = out;
     w->fds[2] = err;
-    w->ns = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
-            | (w->v[AM_SANDBOX_NO_NETWORK] == 1 ? CLONE_NEWNET : 0);
+    w->ns = w->v[AM_SANDBOX_CONFINE] != 1
+                ? 0
+                : CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+                      | (w->v[AM_SANDBOX_NO_NETWORK] == 1 ? CLONE_NEWNET : 0);
 
     snprintf(w->num[0], sizeof(w->num[0]), "%ld", (long) getpid());
     snprintf(w->num[1], sizeof(w->num[1]), "%ld", w->v[AM_SANDBOX_UID]);
