@@ -925,15 +925,14 @@ am_sandbox_main(int argc, char **argv)
 
 /* what the parent prepares before its vfork(), for all three */
 typedef struct {
-    char *const *argv; /* the run's: --sandbox LIMITS -- cmd */
-    const char  *dir;
-    int          fds[3];
-    long         v[AM_SANDBOX_NOPTS];
-    const char  *hidden;
-    int          ns;
-    char        *init_argv[4];
-    char        *supervise_argv[7];
-    char         num[5][24];
+    const char *dir;
+    int         fds[3];
+    long        v[AM_SANDBOX_NOPTS];
+    const char *hidden;
+    int         ns;
+    char       *init_argv[4];
+    char       *supervise_argv[7];
+    char        num[5][24];
 } am_sandbox_warm_t;
 
 static am_sandbox_warm_t am_sandbox_warm;
@@ -984,7 +983,7 @@ am_sandbox_warm_supervisor(am_sandbox_warm_t *w)
 {
     char *env[] = {NULL};
     pid_t init;
-    int   k, fd, high[3], status[2];
+    int   k, high[3], status[2];
 
     (void) setsid();
 
@@ -1043,8 +1042,7 @@ am_sandbox_warm_supervisor(am_sandbox_warm_t *w)
         am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "vfork");
     }
 
-    fd = dup2(status[0], 3);
-    if (fd != 3) {
+    if (dup2(status[0], 3) != 3) {
         am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "dup2");
     }
 
@@ -1096,7 +1094,6 @@ am_sandbox_warm_fork(
         return -1;
     }
 
-    w->argv = argv;
     w->dir = dir;
     w->fds[0] = in;
     w->fds[1] = out;
