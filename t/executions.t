@@ -123,6 +123,13 @@ sub run_async {
 
 sub stream_len { $t->redis('XLEN', 'am:runs') // 0 }
 
+# every run done with and every webhook delivered: the worker changes no
+# more keys (a cancelled run's stream entry goes after its webhook)
+sub settle {
+    $t->wait_for(sub { !$t->redis('ZCARD', 'am:webhooks') && !stream_len() },
+                 10 * $SLOW, 'the runs and webhooks settled');
+}
+
 sub exec_count { scalar @{ $t->redis('KEYS', 'am:{*}:execution:exec_*') } }
 
 # sh automations: the payload on stdin, the output on stdout
@@ -483,8 +490,7 @@ subtest 'a synchronous waiter gets the cancelled result' => sub {
 subtest 'hostile cancels' => sub {
     my $id = run_async('lister');
     wait_final($id);
-    $t->wait_for(sub { !$t->redis('ZCARD', 'am:webhooks') }, 10 * $SLOW,
-                 'the webhooks delivered');
+    settle();
     my $before = $t->redis_snapshot;
 
     my $r = api(POST => "${API}lister/executions/$id/cancel",
@@ -588,8 +594,7 @@ subtest 'retry from the same snapshot' => sub {
     $r = api(POST => "${API}sleeper/executions/$running/retry");
     is($r->{status}, 409, 'retry an unfinished one: 409');
     api(POST => "${API}sleeper/executions/$running/cancel");
-    $t->wait_for(sub { !$t->redis('ZCARD', 'am:webhooks') }, 10 * $SLOW,
-                 'the webhooks delivered');
+    settle();
 
     my $before = $t->redis_snapshot;
     $r = api(POST => "${API}echoseed/executions/$first/retry",
