@@ -9,6 +9,8 @@
 #
 #   sh bench/sync-steps.sh      (after `make`; needs redis-server, redis-cli)
 #   AM_BENCH_SYNC_RUNS=300 AM_BENCH_CONFINE=1 (0: the worker's --no-confine)
+#   AM_BENCH_MONITOR=1 (0: no MONITOR, which slows Redis down 2-3x; only
+#   the client's and the worker's stamps are joined)
 
 set -eu
 
@@ -47,11 +49,15 @@ curl -sf -X POST "$base/automations/v1/" \
 worker_pids=$!
 sleep 0.5
 
+monitor=${AM_BENCH_MONITOR:-1}
+: > "$dir/monitor.log"
 $rcli config set slowlog-log-slower-than 0 >/dev/null
 $rcli config set slowlog-max-len 1000000 >/dev/null
-$rcli monitor > "$dir/monitor.log" 2>/dev/null &
-monitor_pid=$!
-sleep 0.2
+if [ "$monitor" = 1 ]; then
+    $rcli monitor > "$dir/monitor.log" 2>/dev/null &
+    monitor_pid=$!
+    sleep 0.2
+fi
 
 # the client: keep-alive, one request at a time, its own stamps
 /usr/bin/perl -MIO::Socket::INET -MTime::HiRes=time -e '
@@ -79,8 +85,10 @@ sleep 0.2
     }' "$http_port" "$apikey_key" "$n" > "$dir/client.log"
 
 sleep 0.2
-kill "$monitor_pid"
-wait "$monitor_pid" 2>/dev/null || true
+if [ "$monitor" = 1 ]; then
+    kill "$monitor_pid"
+    wait "$monitor_pid" 2>/dev/null || true
+fi
 $rcli --json slowlog get -1 > "$dir/slowlog.json"
 
 /usr/bin/perl -MJSON::PP -e '
@@ -120,7 +128,7 @@ $rcli --json slowlog get -1 > "$dir/slowlog.json"
     while (<$w>) {
         next unless /"event":"run_steps"/;
         my ($id) = /"execution_id":"(exec_[0-9a-f]+)"/;
-        my ($t0, $ss, $sr, $sp, $child, $res, $st) = /taken (\d+), start sent \+(\d+), start reply \+(\d+), spawned \+(\d+), child (\d+) us, result \+(\d+), stored \+(\d+)/;
+        my ($t0, $ss, $sr, $sp, $child, $res, $cs, $st) = /taken (\d+), start sent \+(\d+), start reply \+(\d+), spawned \+(\d+), child (\d+) us, result \+(\d+), complete sent \+(\d+), stored \+(\d+)/;
         next unless exists $t{$id};
         $t0 /= 1e6;
         $t{$id}{taken} = $t0;
@@ -128,6 +136,7 @@ $rcli --json slowlog get -1 > "$dir/slowlog.json"
         $t{$id}{spawned} = $t0 + $sp / 1e6;
         $t{$id}{child_us} = $child;
         $t{$id}{result} = $t0 + $res / 1e6;
+        $t{$id}{complete_sent} = $t0 + $cs / 1e6;
         $t{$id}{stored} = $t0 + $st / 1e6;
     }
 
@@ -143,9 +152,14 @@ $rcli --json slowlog get -1 > "$dir/slowlog.json"
         ["-> complete reply back at the worker", "complete", "stored"],
         ["complete -> nginx fetches the result", "complete", "fetch"],
         ["fetch (or complete) -> client has the answer", "last", "recv"],
+        ["client sends -> worker has the entry", "send", "taken"],
+        ["worker has the entry -> start reply back", "taken", "start_reply"],
+        ["result at the worker -> complete sent", "result", "complete_sent"],
+        ["-> complete reply back", "complete_sent", "stored"],
+        ["complete reply back -> client has the answer", "stored", "recv"],
         ["whole request", "send", "recv"],
     );
-    my @ids = grep { exists $t{$_}{stored} && exists $t{$_}{complete} } keys %t;
+    my @ids = grep { exists $t{$_}{stored} } keys %t;
     for my $id (@ids) {
         $t{$id}{last} = $t{$id}{fetch} // $t{$id}{complete};
         $t{$id}{overhead} = ($t{$id}{recv} - $t{$id}{send}) * 1e6
@@ -159,10 +173,14 @@ $rcli --json slowlog get -1 > "$dir/slowlog.json"
     for my $s (@steps) {
         my @d = map { ($t{$_}{$s->[2]} - $t{$_}{$s->[1]}) * 1e6 }
             grep { defined $t{$_}{$s->[1]} && defined $t{$_}{$s->[2]} } @ids;
+        next unless @d;
         printf "  %-48s %8.0f  (%d)\n", $s->[0], median(@d), scalar @d;
     }
     printf "  %-48s %8.0f\n", "the child, as the worker measured it",
         median(map { $t{$_}{child_us} } @ids);
+    printf "  %-48s %8.0f\n", "start reply -> result, less the child",
+        median(map { ($t{$_}{result} - $t{$_}{start_reply}) * 1e6
+                     - $t{$_}{child_us} } @ids);
     my @o = map { $t{$_}{overhead} } @ids;
     printf "  overhead (request - child): p50 %.0f us, p99 %.0f us\n",
         median(@o), pct(0.99, @o);

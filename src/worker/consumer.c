@@ -75,6 +75,7 @@ struct am_job_s {
     uint64_t at_start_reply;
     uint64_t at_spawned;
     uint64_t at_result;
+    uint64_t at_complete_sent;
 };
 
 static void am_job_step(am_job_t *job);
@@ -671,11 +672,12 @@ am_job_log_steps(am_job_t *job)
 
     am_log_at(AM_LOG_DEBUG, &f,
         "taken %llu, start sent +%llu, start reply +%llu, spawned +%llu, "
-        "child %ld us, result +%llu, stored +%llu",
+        "child %ld us, result +%llu, complete sent +%llu, stored +%llu",
         (unsigned long long) t0, (unsigned long long) (job->at_start_sent - t0),
         (unsigned long long) (job->at_start_reply - t0),
         (unsigned long long) (job->at_spawned - t0), job->time_us,
         (unsigned long long) (job->at_result - t0),
+        (unsigned long long) (job->at_complete_sent - t0),
         (unsigned long long) (now - t0));
 }
 
@@ -791,6 +793,7 @@ am_job_send_complete(am_job_t *job)
     args = argv + AM_EXECUTION_COMPLETE_NKEYS;
     arglens = lens + AM_EXECUTION_COMPLETE_NKEYS;
 
+    job->at_complete_sent = am_now_us();
     snprintf(ms, sizeof(ms), "%ld", job->time_ms);
 
     keys[AM_EXECUTION_COMPLETE_KEY_EXECUTION] = job->key;
