@@ -30,7 +30,13 @@ local function ack()
     redis.call('XDEL', KEYS[2], ARGV[6])
 end
 
-local e = hash(redis.call('HGETALL', KEYS[1]))
+-- only the fields read here: the record also holds the code, the seed and
+-- the input, which HGETALL would copy into Lua for nothing
+local f = redis.call('HMGET', KEYS[1], 'execution_id', 'status', 'project',
+    'started_at', 'webhook', 'retention')
+local e = { execution_id = f[1] or nil, status = f[2] or nil,
+    project = f[3] or nil, started_at = f[4] or nil, webhook = f[5] or nil,
+    retention = f[6] or nil }
 
 if e.execution_id == nil then
     ack()

@@ -66,7 +66,7 @@ if refused then
     return { 'invalid' }
 end
 
-local _, _, ts = now()
+local sec, usec, ts = now()
 local key = base .. 'execution:' .. id
 local webhook = ARGV[12]
 if webhook == '' then
@@ -93,7 +93,8 @@ if ARGV[13] ~= '' or ARGV[14] ~= '' then
 end
 
 redis.call('XADD', KEYS[2], '*', 'project', project, 'execution_id', id)
-execution_index(base, name, id, now_ms(), ARGV[6])
+execution_index(base, name, id, sec * 1000 + math.floor(usec / 1000),
+    ARGV[6])
 
 -- the key answers with the execution while it can: 24 h, or the retention
 -- when shorter, so that it never names an execution that expired

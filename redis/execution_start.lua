@@ -13,7 +13,16 @@
 --   { "gone" } (expired) | { "done" } (finished or cancelled already) |
 --   { "exhausted", attempts }
 
-local e = hash(redis.call('HGETALL', KEYS[1]))
+-- the fields read here only: HGETALL would also copy what an earlier
+-- attempt left (its log, its output) into Lua
+local FIELDS = { 'execution_id', 'status', 'attempts', 'claim', 'runtime',
+    'code', 'timeout_ms', 'seed', 'input', 'build_id', 'project',
+    'automation', 'network', 'output_schema', 'preload' }
+local f = redis.call('HMGET', KEYS[1], unpack(FIELDS))
+local e = {}
+for i, name in ipairs(FIELDS) do
+    e[name] = f[i] or nil
+end
 
 if e.execution_id == nil then
     return { 'gone' }
@@ -27,8 +36,10 @@ local claim = ARGV[1] .. ' ' .. (ARGV[3] or '')
 local attempts = tonumber(e.attempts or '0')
 
 if e.claim ~= claim then
-    attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-    redis.call('HSET', KEYS[1], 'claim', claim)
+    attempts = attempts + 1
+    if attempts > tonumber(ARGV[2]) then
+        redis.call('HSET', KEYS[1], 'attempts', attempts, 'claim', claim)
+    end
 end
 
 if attempts > tonumber(ARGV[2]) then
@@ -36,8 +47,8 @@ if attempts > tonumber(ARGV[2]) then
 end
 
 local _, _, ts = now()
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ts,
-    'worker', ARGV[1])
+redis.call('HSET', KEYS[1], 'attempts', attempts, 'claim', claim,
+    'status', 'running', 'started_at', ts, 'worker', ARGV[1])
 
 local ddn = redis.call('HGET', KEYS[1] .. ':secret', 'ddn_headers')
 
