@@ -102,8 +102,8 @@ sub parents {
 # the warm parent does.
 my $WARM = "import sys\noutput = 'ctypes' in sys.modules\n";
 
-# What a run can tell of its confinement, with its folder written DIR and
-# its user UID. Not compared: the command lines and initial environments of
+# What a run can tell of its confinement, with its folder written DIR (its
+# name BASE, its worker's folder PARENT) and its user UID. Not compared: the command lines and initial environments of
 # the processes in /proc, which are the warm parent's (a short bootstrap,
 # PATH and LANG) rather than those of the programs a cold run executes.
 my $PROBE = <<'PY';
@@ -112,6 +112,7 @@ d = os.getcwd()
 def norm(v):
     return json.loads(json.dumps(v).replace(d, 'DIR')
                       .replace(os.path.basename(d), 'BASE')
+                      .replace(os.path.basename(os.path.dirname(d)), 'PARENT')
                       .replace(str(os.getuid()), 'UID'))
 def comm(p):
     try:

@@ -405,6 +405,51 @@ subtest 'what workers that are gone and expired executions leave behind goes' =>
     stop_worker('tidy');
 };
 
+subtest "a killed worker's run folders go when the next one starts" => sub {
+    my $root = $t->dir . '/runroot';
+    mkdir $root or die "$root: $!";
+    my $in = sub {
+        my ($name) = @_;
+        $t->spawn(name => $name, env => { TMPDIR => $root },
+                  cmd => [ $W, '--redis', $t->redis_addr, '--name', $name,
+                           '--visibility-timeout', 2000 ]);
+        $t->wait_for(sub { $t->proc_log($name) =~ /started: redis/ },
+                     10 * $SLOW, "$name started");
+    };
+    my $folders = sub { [ sort map { s{.*/}{}r } glob "$root/am-worker-*" ] };
+
+    $in->('f1');
+    my $id = run('short');
+    wait_running($id);
+    my ($mine) = @{ $folders->() };
+    ok(defined $mine, 'a worker keeps its runs in a folder of its own');
+    my @runs = glob "$root/$mine/am-run-*";
+    is(scalar @runs, 1, "the run's folder is in it");
+
+    $t->kill_proc('f1', 'KILL');
+    is($t->wait_proc('f1', 5), 128 + 9, 'the worker killed mid-run');
+    ok(-d "$root/$mine", 'its folder stays behind');
+
+    $in->('f2');
+    ok(!-e "$root/$mine", 'the next worker to start removes it')
+        or diag(explain $folders->());
+    like($t->proc_log('f2'), qr/removed the run folders of 1 worker\(s\) gone/,
+         'and says so');
+    my ($f2) = @{ $folders->() };
+    ok(defined $f2 && $f2 ne $mine, 'and keeps its own');
+
+    $in->('f3');
+    is(scalar @{ $folders->() }, 2,
+       "a worker that starts leaves a live one's folder alone");
+    unlike($t->proc_log('f3'), qr/removed the run folders/, 'removes nothing');
+
+    my $rec = $t->wait_done('demo', $id, 20 * $SLOW);
+    is($rec->{status}, 'success', 'the run completed on another worker');
+
+    stop_worker($_) for qw(f2 f3);
+    is_deeply($folders->(), [], 'workers that stop remove their folders');
+};
+
 subtest 'Redis gone, SIGTERM: the worker ends' => sub {
     signal_case(name => 's1', redis => 'gone', signals => [ 'TERM' ],
                 limit => 20);

@@ -14,6 +14,7 @@
 
 #include "am_scripts.h"
 #include "am_version.h"
+#include "worker/sandbox.h"
 #include "worker/worker.h"
 
 /*
@@ -255,10 +256,10 @@ main(int argc, char **argv)
 {
     static am_worker_t w;
     char               self[PATH_MAX], sandbox[PATH_MAX], *p;
-    char               confinement[512];
+    char               confinement[512], err[PATH_MAX + 128];
     sigset_t           stop;
     ssize_t            n;
-    int                rc;
+    int                rc, swept;
 
     am_sandbox_main(argc, argv);
 
@@ -310,6 +311,22 @@ main(int argc, char **argv)
 
     w.run.log = am_log;
 
+    /*
+     * The runs' folders go into one of this worker's: a worker killed
+     * mid-run leaves its folder, which the next one to start removes.
+     */
+    swept = am_sandbox_claim(am_run_tmp_root(&w.run), w.run_root,
+        &w.run_root_lock, err, sizeof(err));
+    if (swept < 0) {
+        fprintf(stderr, "automations-worker: %s\n", err);
+        am_options_free(&w);
+        return 1;
+    }
+    if (swept > 0) {
+        am_log("removed the run folders of %d worker(s) gone", swept);
+    }
+    w.run.tmp_root = w.run_root;
+
     /* what runs cannot be kept from, said once */
     am_run_confinement(&w.run, confinement, sizeof(confinement));
     if (confinement[0] != '\0') {
@@ -318,6 +335,7 @@ main(int argc, char **argv)
 
     if (am_scripts_init() != 0) {
         fprintf(stderr, "automations-worker: cannot digest the scripts\n");
+        am_sandbox_release(w.run_root, w.run_root_lock);
         am_options_free(&w);
         return 1;
     }
@@ -327,11 +345,13 @@ main(int argc, char **argv)
     w.loop = uv_default_loop();
 
     if (am_worker_redis(&w) != 0) {
+        am_sandbox_release(w.run_root, w.run_root_lock);
         am_options_free(&w);
         return 2;
     }
 
     if (am_worker_start(&w) != 0) {
+        am_sandbox_release(w.run_root, w.run_root_lock);
         am_options_free(&w);
         return 1;
     }
@@ -340,6 +360,7 @@ main(int argc, char **argv)
 
     uv_run(w.loop, UV_RUN_DEFAULT);
     uv_loop_close(w.loop);
+    am_sandbox_release(w.run_root, w.run_root_lock);
     am_options_free(&w);
 
     return 0;

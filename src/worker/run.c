@@ -1423,7 +1423,7 @@ am_run_self(const am_run_config_t *cfg, char *buf, size_t size)
 }
 
 
-static const char *
+const char *
 am_run_tmp_root(const am_run_config_t *cfg)
 {
     const char *p;

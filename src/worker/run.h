@@ -91,6 +91,10 @@ typedef void (*am_run_cb)(void *data, am_run_result_t *result);
 typedef struct am_run_s am_run_t;
 
 
+/* Where the run folders go: cfg->tmp_root, else $TMPDIR, else /tmp. */
+const char *am_run_tmp_root(const am_run_config_t *cfg);
+
+
 /*
  * Starts a run of code with the named runtime; payload is written to the
  * child's stdin. timeout_ms <= 0 means the configured maximum. network is

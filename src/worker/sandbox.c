@@ -26,6 +26,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1428,6 +1429,119 @@ am_sandbox_rmtree(const char *path)
     return rc;
 }
 
+
+#define AM_SANDBOX_WORKER "am-worker-"
+#define AM_SANDBOX_LOCK "lock"
+
+/*
+ * Whether the worker folder name under root (fd) belongs to a worker that
+ * is gone: a folder of this user, not a link, whose lock can be taken. A
+ * folder without a lock yet is one being made (see am_sandbox_claim).
+ */
+static int
+am_sandbox_worker_gone(int root, const char *name)
+{
+    struct stat st;
+    int         dir, lock, gone;
+
+    dir = openat(root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir == -1) {
+        return 0;
+    }
+
+    gone = 0;
+
+    if (fstat(dir, &st) == 0 && st.st_uid == geteuid()) {
+        lock = openat(dir, AM_SANDBOX_LOCK, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+        if (lock != -1) {
+            gone = flock(lock, LOCK_EX | LOCK_NB) == 0;
+            (void) close(lock);
+        }
+    }
+
+    (void) close(dir);
+
+    return gone;
+}
+
+
+int
+am_sandbox_claim(
+    const char *root, char *dir, int *lock_fd, char *err, size_t errlen)
+{
+    struct dirent *de;
+    char           path[PATH_MAX], tmp[PATH_MAX];
+    DIR           *d;
+    int            swept, fd;
+
+    swept = 0;
+    d = opendir(root);
+    if (d == NULL) {
+        snprintf(err, errlen, "cannot read %s: %s", root, strerror(errno));
+        return -1;
+    }
+
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(
+                de->d_name, AM_SANDBOX_WORKER, sizeof(AM_SANDBOX_WORKER) - 1)
+                != 0
+            || !am_sandbox_worker_gone(dirfd(d), de->d_name)) {
+            continue;
+        }
+
+        if ((size_t) snprintf(path, sizeof(path), "%s/%s", root, de->d_name)
+                < sizeof(path)
+            && am_sandbox_rmtree(path) == 0) {
+            swept++;
+        }
+    }
+
+    (void) closedir(d);
+
+    if ((size_t) snprintf(dir, PATH_MAX, "%s/" AM_SANDBOX_WORKER "XXXXXX", root)
+        >= PATH_MAX) {
+        snprintf(err, errlen, "worker folder path too long");
+        return -1;
+    }
+
+    /* runs of another user go through it to their own folder */
+    if (mkdtemp(dir) == NULL || chmod(dir, 0711) != 0) {
+        snprintf(err, errlen, "cannot make a worker folder in %s: %s", root,
+            strerror(errno));
+        return -1;
+    }
+
+    /*
+     * The lock is taken before it gets its name: a worker sweeping at the
+     * same time never finds it free while this one lives.
+     */
+    snprintf(tmp, sizeof(tmp), "%s/" AM_SANDBOX_LOCK ".new", dir);
+    snprintf(path, sizeof(path), "%s/" AM_SANDBOX_LOCK, dir);
+
+    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd == -1 || flock(fd, LOCK_EX | LOCK_NB) != 0
+        || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot lock %s: %s", dir, strerror(errno));
+        if (fd != -1) {
+            (void) close(fd);
+        }
+        (void) am_sandbox_rmtree(dir);
+        return -1;
+    }
+
+    *lock_fd = fd;
+
+    return swept;
+}
+
+
+void
+am_sandbox_release(const char *dir, int lock_fd)
+{
+    (void) am_sandbox_rmtree(dir);
+    (void) close(lock_fd);
+}
 
 void
 am_sandbox_adopt_orphans(void)

@@ -58,6 +58,20 @@ int am_sandbox_write(const char *dir, const char *name, const char *data,
 int am_sandbox_rmtree(const char *path);
 
 /*
+ * A worker's own folder for its runs' folders: <root>/am-worker-XXXXXX,
+ * made into dir (PATH_MAX bytes), with a file "lock" in it that *lock_fd
+ * keeps locked (flock) while the worker lives. First removes the folders of
+ * workers that died (their lock is free), which would otherwise keep what
+ * their runs were given and made. Returns how many it removed, or -1 with
+ * err set.
+ */
+int am_sandbox_claim(
+    const char *root, char *dir, int *lock_fd, char *err, size_t errlen);
+
+/* A worker leaving: its folder goes, then its lock. */
+void am_sandbox_release(const char *dir, int lock_fd);
+
+/*
  * Makes the worker the reaper of its runs' orphans, so that it can kill and
  * reap them instead of leaving them to init (which may be the worker itself
  * in a container, or may never reap).

@@ -83,6 +83,9 @@ typedef struct {
     uv_timer_t  stop_timer;    /* bounds each step of a shutdown */
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    char        run_root[PATH_MAX]; /* this worker's, holding its runs'
+                                       folders (am_sandbox_claim) */
+    int run_root_lock;
 } am_worker_t;
 
 /*

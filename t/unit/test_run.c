@@ -15,6 +15,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include <uv.h>
 
 #include "worker/run.h"
+#include "worker/sandbox.h"
 #include "worker/warm.h"
 
 #include "tap.h"
@@ -1314,6 +1316,116 @@ am_test_setup(void)
 }
 
 
+/*
+ * The folders a worker's start removes under its root: those of workers
+ * gone (a lock file nobody holds), never a live worker's (locked), one
+ * being made (no lock yet), a link to a folder, or a folder of another
+ * user; a file inside a dead worker's folder goes with it.
+ */
+static void
+am_test_claim(void)
+{
+    char        root[PATH_MAX / 2], path[PATH_MAX], dir[PATH_MAX];
+    char        own[PATH_MAX];
+    char        err[512];
+    const char *names[] = {"am-worker-dead", "am-worker-live", "am-worker-new",
+        "am-worker-other", "elsewhere"};
+    struct stat st;
+    size_t      i;
+    int         fd, live, lock, other, swept;
+
+    snprintf(root, sizeof(root), "%s/claim-XXXXXX", am_test_dir);
+    if (mkdtemp(root) == NULL) {
+        am_test_bail("mkdtemp");
+    }
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", root, names[i]);
+        if (mkdir(path, 0700) != 0) {
+            am_test_bail("mkdir");
+        }
+    }
+
+    /* the dead: a lock, a run folder with a file; the others: locks */
+    live = -1;
+    other = -1;
+    for (i = 0; i < 5; i++) {
+        if (i == 2) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s/lock", root, names[i]);
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd == -1) {
+            am_test_bail("lock");
+        }
+        if (i == 1) {
+            if (flock(fd, LOCK_EX) != 0) {
+                am_test_bail("flock");
+            }
+            live = fd;
+        } else {
+            close(fd);
+        }
+    }
+    snprintf(path, sizeof(path), "%s/am-worker-dead/am-run-x", root);
+    if (mkdir(path, 0700) != 0) {
+        am_test_bail("mkdir");
+    }
+    snprintf(path, sizeof(path), "%s/am-worker-dead/am-run-x/file", root);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    close(fd);
+    snprintf(path, sizeof(path), "%s/am-worker-other", root);
+    other = chown(path, am_test_uid, am_test_uid);
+    snprintf(path, sizeof(path), "%s/am-worker-link", root);
+    snprintf(dir, sizeof(dir), "%s/elsewhere", root);
+    if (symlink(dir, path) != 0) {
+        am_test_bail("symlink");
+    }
+
+    swept = am_sandbox_claim(root, own, &lock, err, sizeof(err));
+    am_test_ok(swept == 1, "claim: one dead worker's folder removed (%d) %s",
+        swept, swept < 0 ? err : "");
+
+    snprintf(path, sizeof(path), "%s/am-worker-dead", root);
+    am_test_ok(lstat(path, &st) == -1 && errno == ENOENT,
+        "claim: the dead worker's folder and its run folder are gone");
+
+    for (i = 1; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", root, names[i]);
+        am_test_ok(lstat(path, &st) == 0 && S_ISDIR(st.st_mode)
+                       && (i != 3 || other == 0),
+            "claim: %s stays", names[i]);
+    }
+    snprintf(path, sizeof(path), "%s/am-worker-link", root);
+    am_test_ok(lstat(path, &st) == 0 && S_ISLNK(st.st_mode),
+        "claim: a link named like a worker folder stays, and its target");
+
+    am_test_ok(swept >= 0 && strncmp(own, root, strlen(root)) == 0
+                   && lstat(own, &st) == 0 && (st.st_mode & 07777) == 0711,
+        "claim: its own folder, mode 0711");
+
+    /* a second worker: this one's folder is live */
+    snprintf(dir, sizeof(dir), "%s", own);
+    swept = am_sandbox_claim(root, own, &fd, err, sizeof(err));
+    am_test_ok(swept == 0 && lstat(dir, &st) == 0,
+        "claim: a live worker's new folder is left to it");
+
+    am_sandbox_release(own, fd);
+    am_sandbox_release(dir, lock);
+    am_test_ok(lstat(dir, &st) == -1 && lstat(own, &st) == -1,
+        "release: the folders go");
+
+    close(live);
+    for (i = 1; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", root, names[i]);
+        (void) am_sandbox_rmtree(path);
+    }
+    snprintf(path, sizeof(path), "%s/am-worker-link", root);
+    (void) unlink(path);
+    am_test_ok(rmdir(root) == 0, "claim: nothing else left");
+}
+
+
 static void
 am_test_cleanup(void)
 {
@@ -1360,6 +1472,7 @@ main(int argc, char **argv)
     am_test_concurrency();
     am_test_warm();
     am_test_runtimes_config();
+    am_test_claim();
 
     am_test_cleanup();
 
