@@ -443,16 +443,19 @@ am_sandbox_under(const char *path, const char *top)
 }
 
 
-/* Makes the folders of path below /tmp, in the run's own /tmp. */
+/*
+ * Makes the folders of path below top (/tmp or /dev/shm), in the run's own
+ * tmpfs bound there.
+ */
 static void
-am_sandbox_mkdirs(const char *path)
+am_sandbox_mkdirs(const char *path, const char *top)
 {
     char  at[PATH_MAX];
     char *p;
 
     snprintf(at, sizeof(at), "%s", path);
 
-    for (p = at + sizeof("/tmp"); (p = strchr(p, '/')) != NULL; p++) {
+    for (p = at + strlen(top) + 1; (p = strchr(p, '/')) != NULL; p++) {
         *p = '\0';
         if (mkdir(at, 0755) != 0 && errno != EEXIST) {
             am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "mkdir %s", at);
@@ -578,8 +581,14 @@ am_sandbox_mounts(
 
     am_sandbox_hide(hidden, parent);
 
+    /*
+     * Under a folder that is now the run's own, the path to the run folder
+     * is made in it; elsewhere the parent is covered, but for the folder.
+     */
     if (am_sandbox_under(dir, "/tmp")) {
-        am_sandbox_mkdirs(dir);
+        am_sandbox_mkdirs(dir, "/tmp");
+    } else if (am_sandbox_under(dir, "/dev/shm")) {
+        am_sandbox_mkdirs(dir, "/dev/shm");
     } else {
         am_sandbox_tmpfs(parent, 0, base);
     }

@@ -760,8 +760,8 @@ am_test_confined(void)
     am_run_config_t cfg;
     am_test_run_t   t, other;
     struct stat     st;
-    char msg[512], code[1024], hide[64], root[64], file[80], mark[32];
-    int  port, lfd, fd;
+    char msg[512], code[1024], hide[64], root[64], shm[64], file[80], mark[32];
+    int  port, lfd, fd, i;
 
     cfg = am_test_cfg;
     am_run_confinement(&cfg, msg, sizeof(msg));
@@ -868,32 +868,44 @@ am_test_confined(void)
     (void) unlink(file);
     (void) rmdir(hide);
 
-    /* another run's folder, while it runs, under /tmp and elsewhere */
+    /*
+     * Another run's folder, while it runs, under /tmp, /dev/shm and
+     * elsewhere, a folder down (as a worker's folder holds them): /tmp and
+     * /dev/shm stay the run's own, and writable.
+     */
     snprintf(root, sizeof(root), "/var/tmp/am-test-root-XXXXXX");
-    if (mkdtemp(root) == NULL || chmod(root, 0711) != 0) {
-        am_test_bail("mkdtemp /var/tmp");
+    snprintf(shm, sizeof(shm), "/dev/shm/am-test-root-XXXXXX");
+    if (mkdtemp(root) == NULL || chmod(root, 0711) != 0 || mkdtemp(shm) == NULL
+        || chmod(shm, 0711) != 0) {
+        am_test_bail("mkdtemp /var/tmp, /dev/shm");
+    }
+    fd = open("/dev/shm/am-test-host", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd == -1 || close(fd) != 0) {
+        am_test_bail("/dev/shm/am-test-host");
     }
 
-    cfg.tmp_root = am_test_dir;
-    while (cfg.tmp_root != NULL) {
+    for (i = 0; i < 3; i++) {
+        cfg.tmp_root = i == 0 ? am_test_dir : i == 1 ? shm : root;
         am_test_start(&other, &cfg, "sh", "sleep 1; echo 1", "{}", 10000);
         am_test_start(&t, &cfg, "sh",
             "[ \"$(ls -A ..)\" = \"$(basename \"$PWD\")\" ] "
-            "&& echo '\"alone\"' || ls -la .. >&2",
+            "&& [ ! -e /dev/shm/am-test-host ] && touch /dev/shm/x /tmp/x "
+            "&& echo '\"alone\"' || ls -la .. /dev/shm >&2",
             "{}", 10000);
         uv_run(am_test_loop, UV_RUN_DEFAULT);
         am_test_expect(&t,
-            cfg.tmp_root == root
-                ? "a run sees no other run's folder (elsewhere)"
-                : "a run sees no other run's folder (in /tmp)",
+            i == 0   ? "a run sees no other run's folder (in /tmp)"
+            : i == 1 ? "a run sees no other run's folder (in /dev/shm)"
+                     : "a run sees no other run's folder (elsewhere)",
             AM_RUN_SUCCESS, "\"alone\"", NULL);
         am_test_ok(am_test_eq(other.output, "1"), "while the other one ran");
         am_test_clear(&t);
         am_test_clear(&other);
-        cfg.tmp_root = cfg.tmp_root == root ? NULL : root;
     }
 
+    (void) unlink("/dev/shm/am-test-host");
     (void) rmdir(root);
+    (void) rmdir(shm);
     cfg.tmp_root = am_test_dir;
 
     port = am_test_listen(&lfd);
