@@ -410,9 +410,9 @@ subtest "a killed worker's run folders go when the next one starts" => sub {
     mkdir $root or die "$root: $!";
     my $in = sub {
         my ($name) = @_;
-        $t->spawn(name => $name, env => { TMPDIR => $root },
+        $t->spawn(name => $name,
                   cmd => [ $W, '--redis', $t->redis_addr, '--name', $name,
-                           '--visibility-timeout', 2000 ]);
+                           '--visibility-timeout', 2000, '--run-dir', $root ]);
         $t->wait_for(sub { $t->proc_log($name) =~ /started: redis/ },
                      10 * $SLOW, "$name started");
     };
@@ -448,6 +448,27 @@ subtest "a killed worker's run folders go when the next one starts" => sub {
 
     stop_worker($_) for qw(f2 f3);
     is_deeply($folders->(), [], 'workers that stop remove their folders');
+
+    # by default: a tmpfs for confined runs, $TMPDIR for unconfined ones
+    my $tmp = $t->dir . '/tmpdir';
+    mkdir $tmp or die "$tmp: $!";
+    for my $case ([ 'rd1', [], $> == 0 ? '/dev/shm' : $tmp ],
+                  [ 'rd2', [ '--no-confine' ], $tmp ]) {
+        my ($name, $args, $where) = @$case;
+        $t->spawn(name => $name, env => { TMPDIR => $tmp },
+                  cmd => [ $W, '--redis', $t->redis_addr, '--name', $name,
+                           @$args ]);
+        my $dir;
+        $t->wait_for(sub {
+            ($dir) = $t->proc_log($name) =~ /run folders in (\S+)/;
+        }, 10 * $SLOW, "$name says where");
+        like($dir // '', qr{^\Q$where\E/am-worker-\w{6}$},
+             (@$args ? "@$args" : 'by default') . ": run folders in $where");
+        ok(defined $dir && -d $dir, 'there')
+            or diag($t->proc_log($name), join ' ', glob "$where/am-*");
+        stop_worker($name);
+        ok(defined $dir && !-e $dir, 'and gone once it stopped');
+    }
 };
 
 subtest 'Redis gone, SIGTERM: the worker ends' => sub {

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/vfs.h>
+
+#include <linux/magic.h>
 
 #include "am_scripts.h"
 #include "am_version.h"
@@ -29,6 +32,9 @@
 #define AM_DRAIN_REDIS_MS 5000
 #define AM_STOP_GRACE_MS 3000
 #define AM_EXIT_GRACE_MS 2000
+
+/* where confined runs' folders go by default: a tmpfs on every Linux */
+#define AM_WORKER_SHM "/dev/shm"
 
 /* A connection went up or down. */
 static void
@@ -251,15 +257,47 @@ am_worker_start(am_worker_t *w)
     return 0;
 }
 
+/* Whether path is a tmpfs this worker may write in. */
+static int
+am_worker_is_tmpfs(const char *path)
+{
+    struct statfs fs;
+
+    return statfs(path, &fs) == 0 && fs.f_type == TMPFS_MAGIC
+           && access(path, W_OK | X_OK) == 0;
+}
+
+/* This worker's folder of run folders, under root (am_sandbox_claim). */
+static int
+am_worker_claim(am_worker_t *w, const char *root)
+{
+    char err[PATH_MAX + 128];
+    int  swept;
+
+    swept = am_sandbox_claim(
+        root, w->run_root, &w->run_root_lock, err, sizeof(err));
+    if (swept < 0) {
+        fprintf(stderr, "automations-worker: %s\n", err);
+        return -1;
+    }
+
+    if (swept > 0) {
+        am_log("removed the run folders of %d worker(s) gone", swept);
+    }
+
+    w->run.tmp_root = w->run_root;
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
     static am_worker_t w;
     char               self[PATH_MAX], sandbox[PATH_MAX], *p;
-    char               confinement[512], err[PATH_MAX + 128];
+    char               confinement[512];
     sigset_t           stop;
     ssize_t            n;
-    int                rc, swept;
+    int                rc, shm;
 
     am_sandbox_main(argc, argv);
 
@@ -313,25 +351,34 @@ main(int argc, char **argv)
 
     /*
      * The runs' folders go into one of this worker's: a worker killed
-     * mid-run leaves its folder, which the next one to start removes.
+     * mid-run leaves its folder, which the next one to start removes. A
+     * confined run only reads its code there, so a tmpfs saves the disk
+     * a write per run; an unconfined one writes there, so not in memory.
      */
-    swept = am_sandbox_claim(am_run_tmp_root(&w.run), w.run_root,
-        &w.run_root_lock, err, sizeof(err));
-    if (swept < 0) {
-        fprintf(stderr, "automations-worker: %s\n", err);
+    shm = w.run.tmp_root == NULL && geteuid() == 0 && !w.run.unconfined
+          && am_worker_is_tmpfs(AM_WORKER_SHM);
+    if (am_worker_claim(&w, shm ? AM_WORKER_SHM : am_run_tmp_root(&w.run))
+        != 0) {
         am_options_free(&w);
         return 1;
     }
-    if (swept > 0) {
-        am_log("removed the run folders of %d worker(s) gone", swept);
-    }
-    w.run.tmp_root = w.run_root;
 
     /* what runs cannot be kept from, said once */
     am_run_confinement(&w.run, confinement, sizeof(confinement));
     if (confinement[0] != '\0') {
         am_log("%s", confinement);
     }
+
+    if (shm && w.run.unconfined) {
+        am_sandbox_release(w.run_root, w.run_root_lock);
+        w.run.tmp_root = NULL;
+        if (am_worker_claim(&w, am_run_tmp_root(&w.run)) != 0) {
+            am_options_free(&w);
+            return 1;
+        }
+    }
+
+    am_log("run folders in %s", w.run_root);
 
     if (am_scripts_init() != 0) {
         fprintf(stderr, "automations-worker: cannot digest the scripts\n");

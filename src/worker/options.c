@@ -68,6 +68,8 @@ static int am_opt_schedule(
     am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
 static int am_opt_python_warm(
     am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
+static int am_opt_run_dir(
+    am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
 static int am_opt_log_format(
     am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
 static int am_opt_log_level(
@@ -172,6 +174,14 @@ static const am_option_t am_options_table[] = {
         .kind = AM_OPT_STRING, AM_FIELD(run.hidden), .dflt = AM_RUN_HIDDEN,
         .help = "what confined runs see empty (besides the other runs' "
                 "folders)"},
+
+    {.flag = "run-dir", .arg = "DIR", .env = "AUTOMATIONS_RUN_DIR",
+        .kind = AM_OPT_CALL, .set = am_opt_run_dir,
+        .shown = "/dev/shm when runs are confined, else $TMPDIR or /tmp",
+        .help = "where the worker makes the folder that holds its runs' "
+                "folders, removed when it exits (a killed worker's when the "
+                "next one starts there); a confined run's folder holds only "
+                "its code, which a tmpfs keeps off the disk"},
 
     {.flag = "no-confine", .env = "AUTOMATIONS_NO_CONFINE",
         .kind = AM_OPT_FLAG, .min = 0, .max = 1, AM_FIELD(run.unconfined),
@@ -417,6 +427,24 @@ am_opt_python_warm(
     }
 
     w->run.python_warm = strcmp(value, "on") == 0;
+    return 0;
+}
+
+
+/* An absolute path, short enough for the run folders below it. */
+static int
+am_opt_run_dir(
+    am_worker_t *w, const char *value, int from_env, char *err, size_t errlen)
+{
+    (void) from_env;
+
+    if (value[0] != '/' || strlen(value) > AM_RUN_DIR_MAX) {
+        snprintf(err, errlen, "not an absolute path of at most %d bytes",
+            AM_RUN_DIR_MAX);
+        return -1;
+    }
+
+    w->run.tmp_root = value;
     return 0;
 }
 

@@ -91,6 +91,9 @@ typedef void (*am_run_cb)(void *data, am_run_result_t *result);
 typedef struct am_run_s am_run_t;
 
 
+/* the longest --run-dir: room is left for the folders below it */
+#define AM_RUN_DIR_MAX 1024
+
 /* Where the run folders go: cfg->tmp_root, else $TMPDIR, else /tmp. */
 const char *am_run_tmp_root(const am_run_config_t *cfg);
 
