@@ -115,6 +115,14 @@ subtest 'help and options' => sub {
 
     ($code, undef, $err) = $t->_run_capture([ $W, '--webhook-schedule', '5x' ]);
     is($code, 2, 'a bad schedule is refused');
+
+    for my $dir ('runs', '', '/' . ('x' x 1024)) {
+        ($code, undef, $err) = $t->_run_capture([ $W, '--run-dir', $dir ]);
+        is($code, 2, 'a --run-dir of ' . length($dir) . ' bytes, not absolute '
+           . 'or too long, is refused');
+        like($err, qr/--run-dir: not an absolute path of at most 1024 bytes/,
+             'and says why');
+    }
 };
 
 # --help and README.md's worker table are the same table (src/worker/options.c)
