@@ -1514,10 +1514,16 @@ am_sandbox_claim(
         return -1;
     }
 
-    /* runs of another user go through it to their own folder */
-    if (mkdtemp(dir) == NULL || chmod(dir, 0711) != 0) {
+    if (mkdtemp(dir) == NULL) {
         snprintf(err, errlen, "cannot make a worker folder in %s: %s", root,
             strerror(errno));
+        return -1;
+    }
+
+    /* runs of another user go through it to their own folder */
+    if (chmod(dir, 0711) != 0) {
+        snprintf(err, errlen, "cannot chmod %s: %s", dir, strerror(errno));
+        (void) rmdir(dir);
         return -1;
     }
 
