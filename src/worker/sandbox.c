@@ -1261,19 +1261,36 @@ am_sandbox_argv(const char *self, const am_sandbox_limits_t *limits, char **cmd)
     return argv;
 }
 
-int
-am_sandbox_mkdir(const char *root, const am_sandbox_limits_t *limits, char *dir,
-    char *err, size_t errlen)
+/*
+ * A new folder <root>/<prefix>XXXXXX into dir (PATH_MAX bytes), mode 0700;
+ * what names it in err. 0, or -1.
+ */
+static int
+am_sandbox_mkdtemp(const char *root, const char *prefix, const char *what,
+    char *dir, char *err, size_t errlen)
 {
-    if ((size_t) snprintf(dir, PATH_MAX, "%s/am-run-XXXXXX", root)
+    if ((size_t) snprintf(dir, PATH_MAX, "%s/%sXXXXXX", root, prefix)
         >= PATH_MAX) {
-        snprintf(err, errlen, "run folder path too long");
+        snprintf(err, errlen, "%s path too long", what);
         return -1;
     }
 
     if (mkdtemp(dir) == NULL) {
-        snprintf(err, errlen, "cannot make a run folder in %s: %s", root,
+        snprintf(err, errlen, "cannot make a %s in %s: %s", what, root,
             strerror(errno));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+am_sandbox_mkdir(const char *root, const am_sandbox_limits_t *limits, char *dir,
+    char *err, size_t errlen)
+{
+    if (am_sandbox_mkdtemp(root, "am-run-", "run folder", dir, err, errlen)
+        != 0) {
         return -1;
     }
 
@@ -1508,15 +1525,9 @@ am_sandbox_claim(
 
     (void) closedir(d);
 
-    if ((size_t) snprintf(dir, PATH_MAX, "%s/" AM_SANDBOX_WORKER "XXXXXX", root)
-        >= PATH_MAX) {
-        snprintf(err, errlen, "worker folder path too long");
-        return -1;
-    }
-
-    if (mkdtemp(dir) == NULL) {
-        snprintf(err, errlen, "cannot make a worker folder in %s: %s", root,
-            strerror(errno));
+    if (am_sandbox_mkdtemp(
+            root, AM_SANDBOX_WORKER, "worker folder", dir, err, errlen)
+        != 0) {
         return -1;
     }
 
