@@ -265,8 +265,11 @@ subtest 'the worker: JSON log lines, counters in the metrics, health' => sub {
          'access log: the run with $automations_execution_id');
     is($t->api($KEY, GET => "/automations/v1/echo/executions/$id")->{status},
        200, 'its status read');
-    like($t->read_file('access.log'),
-         qr/^200 GET \/automations\/v1\/echo\/executions\/\Q$id\E exec=\Q$id\E$/m,
+    # nginx writes the line once the answer is sent: the client may be first
+    my $read = qr/^200 GET \/automations\/v1\/echo\/executions\/\Q$id\E exec=\Q$id\E$/m;
+    $t->wait_for(sub { $t->read_file('access.log') =~ $read }, 5,
+                 'the access log line');
+    like($t->read_file('access.log'), $read,
          'access log: the status read with $automations_execution_id');
     like($t->read_file('access.log'),
          qr/^200 GET \/automations\/v1\/ exec=-$/m,
