@@ -61,7 +61,7 @@ MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
         bench clean install deb
 
 # the tests that also run with nginx under valgrind in `make test`
-VALGRIND_TESTS = $(wildcard t/api.t t/auth.t t/runs.t t/sync.t)
+VALGRIND_TESTS = $(wildcard t/api.t t/auth.t t/runs.t t/sync.t t/credential-cache.t)
 
 all: module cli worker unit
 

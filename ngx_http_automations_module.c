@@ -130,6 +130,10 @@ static ngx_command_t ngx_http_automations_commands[] = {
         NGX_HTTP_MAIN_CONF_OFFSET,
         offsetof(ngx_http_automations_main_conf_t, metrics_collect), NULL},
 
+    {ngx_string("automations_credential_cache"),
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12, ngx_http_automations_cache_conf,
+        NGX_HTTP_MAIN_CONF_OFFSET, 0, NULL},
+
     {ngx_string("automations_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
         ngx_http_automations_metrics, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
 
@@ -308,6 +312,8 @@ ngx_http_automations_create_main_conf(ngx_conf_t *cf)
     amcf->connect_timeout = NGX_CONF_UNSET_MSEC;
     amcf->timeout = NGX_CONF_UNSET_MSEC;
     amcf->metrics_collect = NGX_CONF_UNSET;
+    amcf->cache_max = NGX_CONF_UNSET_UINT;
+    amcf->cache_valid = NGX_CONF_UNSET_MSEC;
 
     return amcf;
 }
@@ -322,6 +328,8 @@ ngx_http_automations_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(amcf->connect_timeout, 1000);
     ngx_conf_init_msec_value(amcf->timeout, 1000);
     ngx_conf_init_value(amcf->metrics_collect, 1);
+    ngx_conf_init_uint_value(amcf->cache_max, 1024);
+    ngx_conf_init_msec_value(amcf->cache_valid, 60000);
 
     if (amcf->prefix.data == NULL) {
         ngx_str_set(&amcf->prefix, "am:");
@@ -765,7 +773,9 @@ ngx_http_automations_init_process(ngx_cycle_t *cycle)
 {
     ngx_http_automations_metrics_process(1);
 
-    if (ngx_http_automations_redis_init_process(cycle) != NGX_OK) {
+    /* before the connections open: the subscriber listens for it */
+    if (ngx_http_automations_cache_init_process(cycle) != NGX_OK
+        || ngx_http_automations_redis_init_process(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -777,5 +787,6 @@ static void
 ngx_http_automations_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_automations_redis_exit_process(cycle);
+    ngx_http_automations_cache_exit_process(cycle);
     ngx_http_automations_metrics_process(0);
 }

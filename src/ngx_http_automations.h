@@ -58,6 +58,9 @@ typedef struct {
 
     ngx_flag_t      metrics_collect; /* automations_metrics_collect */
     ngx_shm_zone_t *metrics_zone;
+
+    ngx_uint_t cache_max; /* automations_credential_cache; 0: off */
+    ngx_msec_t cache_valid;
 } ngx_http_automations_main_conf_t;
 
 
@@ -118,6 +121,8 @@ typedef struct {
     ngx_uint_t                               scopes;
     ngx_str_t                                project; /* the one acted on */
     const ngx_http_automations_credential_t *lookup;  /* one under way */
+    ngx_str_t                                record;  /* its key */
+    ngx_uint_t                               tracked; /* its serial */
     ngx_str_t                                digest;  /* of the secrets */
     ngx_str_t                                kid;     /* of a JWT */
     ngx_str_t                                alg;     /* of a JWT */
@@ -244,6 +249,8 @@ ngx_int_t ngx_http_automations_access_invalid(
 void ngx_http_automations_access_resume(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
 void ngx_http_automations_access_unavailable(ngx_http_request_t *r);
+ngx_int_t ngx_http_automations_access_decide(
+    ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
 
 /* API keys and tokenpairs (src/ngx_http_automations_credential.c) */
 ngx_uint_t ngx_http_automations_scopes_parse(u_char *p, size_t len);
@@ -251,6 +258,16 @@ ngx_int_t  ngx_http_automations_apikey(
      ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx, ngx_str_t *key);
 ngx_int_t ngx_http_automations_tokenpair(ngx_http_request_t *r,
     ngx_http_automations_ctx_t *ctx, ngx_str_t *token, ngx_str_t *api_key);
+
+/* credential records kept by a worker (src/ngx_http_automations_cache.c) */
+char *ngx_http_automations_cache_conf(
+    ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_automations_cache_init_process(ngx_cycle_t *cycle);
+void      ngx_http_automations_cache_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_automations_cache_get(
+    ngx_pool_t *pool, ngx_str_t *key, ngx_str_t *field, ngx_uint_t n);
+void ngx_http_automations_cache_put(
+    ngx_str_t *key, ngx_str_t *field, ngx_uint_t n, ngx_uint_t serial);
 
 /* JWT (src/ngx_http_automations_jwt.c) */
 char *ngx_http_automations_jwt_key(
@@ -354,6 +371,7 @@ ngx_int_t ngx_http_automations_metrics_init(ngx_conf_t *cf);
 void      ngx_http_automations_metrics_process(ngx_flag_t start);
 void      ngx_http_automations_metrics_refusal(
          ngx_http_automations_refusal_e reason);
+void      ngx_http_automations_metrics_credential(ngx_flag_t cached);
 void      ngx_http_automations_metrics_redis(ngx_flag_t up);
 void      ngx_http_automations_metrics_script(const char *name, ngx_msec_t ms);
 void      ngx_http_automations_metrics_wait(ngx_http_request_t *r);

@@ -256,7 +256,7 @@ ngx_http_automations_access_project(
  * The credential is genuine: decide which project the request acts on and
  * whether the credential may do that. NGX_OK, or an answer was sent.
  */
-static ngx_int_t
+ngx_int_t
 ngx_http_automations_access_decide(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx)
 {

@@ -10,6 +10,8 @@
  * slot; a tokenpair does not, so tokenpairs share the "cred" tag. Both
  * kinds are one lookup, told apart by a row of ngx_http_automations_kinds.
  * The reply resumes the access phase (src/ngx_http_automations_access.c).
+ * A record read lately comes from the worker process's cache instead
+ * (src/ngx_http_automations_cache.c), and the phase goes on at once.
  */
 
 #include <ngx_config.h>
@@ -155,11 +157,44 @@ ngx_http_automations_credential_match(ngx_http_automations_ctx_t *ctx,
 }
 
 
+/*
+ * The record's fields are those of the secrets presented: who calls, and
+ * NGX_OK; else the request was answered (NGX_DONE) or the error to answer.
+ */
+static ngx_int_t
+ngx_http_automations_credential_accept(ngx_http_request_t *r,
+    ngx_http_automations_ctx_t                            *ctx,
+    const ngx_http_automations_credential_t *cred, ngx_str_t *f)
+{
+    ngx_str_t reason, *id;
+
+    if (!ngx_http_automations_credential_match(ctx, cred, f)) {
+        reason.data = (u_char *) cred->mismatch;
+        reason.len = ngx_strlen(cred->mismatch);
+        return ngx_http_automations_access_invalid(r, &reason);
+    }
+
+    ctx->projects = f[NGX_HTTP_AUTOMATIONS_CRED_PROJECTS];
+    id = &f[NGX_HTTP_AUTOMATIONS_CRED_ID];
+
+    ctx->subject.data = ngx_pnalloc(r->pool, cred->kind.len + 1 + id->len);
+    if (ctx->subject.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->subject.len = ngx_sprintf(ctx->subject.data, "%V:%V", &cred->kind, id)
+                       - ctx->subject.data;
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_automations_credential_reply(ngx_http_request_t *r, redisReply *reply)
 {
+    ngx_int_t                   rc;
     ngx_str_t                   f[NGX_HTTP_AUTOMATIONS_CRED_FIELDS];
-    ngx_str_t                   reason, *id;
+    ngx_str_t                   reason;
     ngx_http_automations_ctx_t *ctx;
     const ngx_http_automations_credential_t *cred;
 
@@ -179,26 +214,18 @@ ngx_http_automations_credential_reply(ngx_http_request_t *r, redisReply *reply)
         return;
     }
 
-    if (!ngx_http_automations_credential_match(ctx, cred, f)) {
-        reason.data = (u_char *) cred->mismatch;
-        reason.len = ngx_strlen(cred->mismatch);
-        (void) ngx_http_automations_access_invalid(r, &reason);
+    rc = ngx_http_automations_credential_accept(r, ctx, cred, f);
+
+    if (rc == NGX_OK) {
+        ngx_http_automations_cache_put(
+            &ctx->record, f, NGX_HTTP_AUTOMATIONS_CRED_FIELDS, ctx->tracked);
+        ngx_http_automations_access_resume(r, ctx);
         return;
     }
 
-    ctx->projects = f[NGX_HTTP_AUTOMATIONS_CRED_PROJECTS];
-    id = &f[NGX_HTTP_AUTOMATIONS_CRED_ID];
-
-    ctx->subject.data = ngx_pnalloc(r->pool, cred->kind.len + 1 + id->len);
-    if (ctx->subject.data == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
     }
-
-    ctx->subject.len = ngx_sprintf(ctx->subject.data, "%V:%V", &cred->kind, id)
-                       - ctx->subject.data;
-
-    ngx_http_automations_access_resume(r, ctx);
 }
 
 
@@ -212,7 +239,8 @@ ngx_http_automations_credential_lookup(ngx_http_request_t *r,
     const ngx_http_automations_credential_t *cred, ngx_str_t *tag)
 {
     size_t      argvlen[2 + NGX_HTTP_AUTOMATIONS_CRED_FIELDS];
-    ngx_str_t   key, digest;
+    ngx_int_t   rc;
+    ngx_str_t   key, digest, f[NGX_HTTP_AUTOMATIONS_CRED_FIELDS];
     ngx_uint_t  i;
     const char *argv[2 + NGX_HTTP_AUTOMATIONS_CRED_FIELDS];
 
@@ -238,10 +266,31 @@ ngx_http_automations_credential_lookup(ngx_http_request_t *r,
 
     ctx->credential = cred->kind;
     ctx->lookup = cred;
+    ctx->record = key;
 
-    if (ngx_http_automations_redis_command(r,
+    rc = ngx_http_automations_cache_get(
+        r->pool, &key, f, NGX_HTTP_AUTOMATIONS_CRED_FIELDS);
+
+    if (rc == NGX_OK) {
+        ngx_http_automations_metrics_credential(1);
+
+        rc = ngx_http_automations_credential_accept(r, ctx, cred, f);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_automations_access_decide(r, ctx);
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_automations_metrics_credential(0);
+
+    if (ngx_http_automations_redis_read(r,
             ngx_http_automations_credential_reply,
-            2 + NGX_HTTP_AUTOMATIONS_CRED_FIELDS, argv, argvlen)
+            2 + NGX_HTTP_AUTOMATIONS_CRED_FIELDS, argv, argvlen, &ctx->tracked)
         != NGX_OK) {
         ngx_http_automations_access_unavailable(r);
         return NGX_DONE;

@@ -66,6 +66,7 @@ typedef struct {
     ngx_uint_t                       endpoints;
     ngx_atomic_t                     refusals[ngx_http_automations_refusal_n];
     ngx_atomic_t                     reconnects;
+    ngx_atomic_t                     credentials[2]; /* read, cached */
     ngx_http_automations_histogram_t enqueue;
     ngx_http_automations_histogram_t wait;
     ngx_http_automations_slot_t      slots[NGX_HTTP_AUTOMATIONS_METRICS_SLOTS];
@@ -274,6 +275,17 @@ ngx_http_automations_metrics_refusal(ngx_http_automations_refusal_e reason)
 {
     if (ngx_http_automations_shm) {
         ngx_atomic_fetch_add(&ngx_http_automations_shm->refusals[reason], 1);
+    }
+}
+
+
+/* an API key or tokenpair looked up in Redis (0) or found cached (1) */
+void
+ngx_http_automations_metrics_credential(ngx_flag_t cached)
+{
+    if (ngx_http_automations_shm) {
+        ngx_atomic_fetch_add(
+            &ngx_http_automations_shm->credentials[cached ? 1 : 0], 1);
     }
 }
 
@@ -638,9 +650,19 @@ ngx_http_automations_page_nginx(
     }
 
     if (ngx_http_automations_page_family(pg,
-            "automations_enqueue_duration_seconds", "histogram",
-            "Round trip of a run's enqueue script to Redis (ms resolution).")
+            "automations_credential_lookups_total", "counter",
+            "API keys and tokenpairs looked up, in Redis or in the worker "
+            "process's cache (automations_credential_cache).")
             != NGX_OK
+        || ngx_http_automations_page_printf(pg,
+               "automations_credential_lookups_total{source=\"redis\"} %uA\n"
+               "automations_credential_lookups_total{source=\"cache\"} %uA\n",
+               shm->credentials[0], shm->credentials[1])
+               != NGX_OK
+        || ngx_http_automations_page_family(pg,
+               "automations_enqueue_duration_seconds", "histogram",
+               "Round trip of a run's enqueue script to Redis (ms resolution).")
+               != NGX_OK
         || ngx_http_automations_page_histogram(pg,
                "automations_enqueue_duration_seconds", &shm->enqueue,
                ngx_http_automations_enqueue_bounds)

@@ -9,6 +9,15 @@
  * timers; a dropped or stuck connection fails its requests with 503 and is
  * reopened with backoff and jitter.
  *
+ * Client-side caching: the subscriber connection also listens on
+ * __redis__:invalidate, and the command connection turns CLIENT TRACKING
+ * on (OPTIN) with its replies redirected there. A read sent after
+ * CLIENT CACHING yes is then tracked: when its key changes, Redis says so
+ * on the subscriber connection, and the invalidate handler drops it. A
+ * serial changes whenever a cached record may have gone stale without a
+ * word (an invalidation, a connection lost, tracking turned on again), so
+ * that a reply read before that is not kept.
+ *
  * The names of the keys the module reads live here too, at the end: every
  * key starts with automations_redis_prefix, and a project's keys carry the
  * project as a hash tag so that one project stays in one cluster slot.
@@ -86,6 +95,14 @@ static void ngx_http_automations_redis_schedule(
     ngx_http_automations_redis_t *rd);
 static void ngx_http_automations_redis_drop(
     ngx_http_automations_redis_t *rd, const char *why);
+static void ngx_http_automations_redis_untrack(
+    ngx_http_automations_redis_t *rd);
+static void ngx_http_automations_redis_track_start(void);
+static void ngx_http_automations_redis_tracking_reply(
+    redisAsyncContext *ac, void *rep, void *privdata);
+static void       ngx_http_automations_redis_refused(redisReply *reply);
+static ngx_uint_t ngx_http_automations_redis_cache_next(
+    ngx_http_automations_redis_t *rd);
 
 
 /* the command connection, and the one subscribed to completions */
@@ -94,6 +111,22 @@ static ngx_http_automations_redis_t ngx_http_automations_pubsub;
 
 static ngx_http_automations_redis_message_pt
     ngx_http_automations_redis_on_message;
+
+
+typedef struct {
+    long long  redirect;   /* the subscriber's CLIENT ID, 0 until known */
+    ngx_flag_t subscribed; /* to __redis__:invalidate */
+    long long  sent;       /* the redirect of a CLIENT TRACKING in flight */
+    ngx_flag_t on;
+    ngx_flag_t refused; /* said once in the log */
+    ngx_uint_t serial;
+} ngx_http_automations_tracking_t;
+
+static ngx_http_automations_tracking_t ngx_http_automations_tracking = {
+    0, 0, 0, 0, 0, 1};
+
+static ngx_http_automations_redis_invalidate_pt
+    ngx_http_automations_redis_on_invalidate;
 
 
 static void
@@ -239,6 +272,8 @@ ngx_http_automations_redis_cleanup(void *data)
     ngx_free_connection(c);
     c->fd = (ngx_socket_t) -1;
 
+    ngx_http_automations_redis_untrack(rd);
+
     if (rd->state == ngx_http_automations_redis_up && !rd->pubsub) {
         ngx_http_automations_metrics_redis(0);
     }
@@ -288,6 +323,7 @@ ngx_http_automations_redis_open(ngx_http_automations_redis_t *rd)
 
     if (!rd->pubsub) {
         ngx_http_automations_metrics_redis(1);
+        ngx_http_automations_redis_track_start();
     }
 
     if (!rd->pubsub && ngx_http_automations_redis_on_message) {
@@ -354,6 +390,209 @@ ngx_http_automations_redis_subscribed(
 }
 
 
+/*
+ * Tracking can start once the command connection is up and the subscriber
+ * has told its id and listens to invalidations: the reply to CLIENT
+ * TRACKING turns it on.
+ */
+static void
+ngx_http_automations_redis_track_start(void)
+{
+    ngx_http_automations_redis_t    *rd;
+    ngx_http_automations_tracking_t *t;
+
+    t = &ngx_http_automations_tracking;
+    rd = &ngx_http_automations_redis;
+
+    if (t->on || t->sent || !t->subscribed || t->redirect == 0
+        || rd->state != ngx_http_automations_redis_up) {
+        return;
+    }
+
+    if (redisAsyncCommand(rd->ac, ngx_http_automations_redis_tracking_reply,
+            NULL, "CLIENT TRACKING on REDIRECT %lld OPTIN", t->redirect)
+        == REDIS_OK) {
+        t->sent = t->redirect;
+    }
+}
+
+
+static void
+ngx_http_automations_redis_tracking_reply(
+    redisAsyncContext *ac, void *rep, void *privdata)
+{
+    long long                        sent;
+    redisReply                      *reply;
+    ngx_http_automations_tracking_t *t;
+
+    reply = rep;
+    t = &ngx_http_automations_tracking;
+    sent = t->sent;
+    t->sent = 0;
+
+    if (reply == NULL) {
+        /* the command connection is gone, and tracking with it */
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_automations_redis_refused(reply);
+        return;
+    }
+
+    if (sent != t->redirect || !t->subscribed) {
+        /* the subscriber changed meanwhile: redirect to the new one */
+        ngx_http_automations_redis_track_start();
+        return;
+    }
+
+    t->on = 1;
+    t->serial++;
+}
+
+
+/* cached records may be stale from now on: they all go */
+static void
+ngx_http_automations_redis_untrack(ngx_http_automations_redis_t *rd)
+{
+    ngx_http_automations_tracking_t *t;
+
+    t = &ngx_http_automations_tracking;
+
+    if (rd->pubsub) {
+        t->redirect = 0;
+        t->subscribed = 0;
+    }
+
+    t->on = 0;
+    t->serial++;
+
+    if (ngx_http_automations_redis_on_invalidate) {
+        ngx_http_automations_redis_on_invalidate(NULL);
+    }
+}
+
+
+/* Redis may forbid CLIENT (ACLs, managed services): every read then goes */
+static void
+ngx_http_automations_redis_refused(redisReply *reply)
+{
+    ngx_http_automations_tracking_t *t;
+
+    t = &ngx_http_automations_tracking;
+
+    if (!t->refused) {
+        t->refused = 1;
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+            "automations: redis refused client tracking, credentials are "
+            "read from redis on every request: %s",
+            reply->str);
+    }
+}
+
+
+static void
+ngx_http_automations_redis_client_id(
+    redisAsyncContext *ac, void *rep, void *privdata)
+{
+    redisReply *reply;
+
+    reply = rep;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        if (reply->type == REDIS_REPLY_ERROR) {
+            ngx_http_automations_redis_refused(reply);
+        }
+        return;
+    }
+
+    ngx_http_automations_tracking.redirect = reply->integer;
+    ngx_http_automations_redis_track_start();
+}
+
+
+/*
+ * The subscriber's replies on __redis__:invalidate: the confirmation,
+ * then a message for each tracked key that changed (an array of its
+ * name), or with nil when Redis was flushed.
+ */
+static void
+ngx_http_automations_redis_invalidated(
+    redisAsyncContext *ac, void *rep, void *privdata)
+{
+    size_t                           i;
+    ngx_str_t                        key;
+    redisReply                      *reply, **e;
+    ngx_http_automations_tracking_t *t;
+
+    reply = rep;
+    t = &ngx_http_automations_tracking;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    e = reply->element;
+
+    if (e[0]->len == 9 && ngx_strncmp(e[0]->str, "subscribe", 9) == 0) {
+        t->subscribed = 1;
+        ngx_http_automations_redis_track_start();
+        return;
+    }
+
+    if (e[0]->len != 7 || ngx_strncmp(e[0]->str, "message", 7) != 0) {
+        return;
+    }
+
+    t->serial++;
+
+    if (ngx_http_automations_redis_on_invalidate == NULL) {
+        return;
+    }
+
+    if (e[2]->type != REDIS_REPLY_ARRAY) {
+        ngx_http_automations_redis_on_invalidate(NULL);
+        return;
+    }
+
+    for (i = 0; i < e[2]->elements; i++) {
+        if (e[2]->element[i]->type == REDIS_REPLY_STRING) {
+            key.data = (u_char *) e[2]->element[i]->str;
+            key.len = e[2]->element[i]->len;
+            ngx_http_automations_redis_on_invalidate(&key);
+        }
+    }
+}
+
+
+/*
+ * For a read whose reply may be cached: CLIENT CACHING yes makes Redis
+ * track the key of the command sent right after it. The serial to check
+ * the reply against, or 0 when tracking is off.
+ */
+static ngx_uint_t
+ngx_http_automations_redis_cache_next(ngx_http_automations_redis_t *rd)
+{
+    ngx_http_automations_tracking_t *t;
+
+    t = &ngx_http_automations_tracking;
+
+    if (!t->on || rd->state != ngx_http_automations_redis_up
+        || redisAsyncCommand(rd->ac, NULL, NULL, "CLIENT CACHING yes")
+               != REDIS_OK) {
+        return 0;
+    }
+
+    return t->serial;
+}
+
+
 static void
 ngx_http_automations_redis_on_connect(const redisAsyncContext *cac, int status)
 {
@@ -402,6 +641,14 @@ ngx_http_automations_redis_on_connect(const redisAsyncContext *cac, int status)
     }
 
     if (rd->pubsub) {
+        if (ngx_http_automations_redis_on_invalidate) {
+            /* before SUBSCRIBE, after which only (UN)SUBSCRIBE may follow */
+            redisAsyncCommand(
+                ac, ngx_http_automations_redis_client_id, NULL, "CLIENT ID");
+            redisAsyncCommand(ac, ngx_http_automations_redis_invalidated, NULL,
+                "SUBSCRIBE __redis__:invalidate");
+        }
+
         redisAsyncCommand(ac, ngx_http_automations_redis_subscribed, NULL,
             "SUBSCRIBE %bcompletions", amcf->prefix.data, amcf->prefix.len);
         return;
@@ -848,7 +1095,7 @@ ngx_http_automations_redis_call_new(ngx_http_request_t *r, am_script_t *script,
 static ngx_int_t
 ngx_http_automations_redis_send(ngx_http_request_t *r,
     ngx_http_automations_redis_handler_pt handler, am_script_t *script,
-    int argc, const char **argv, const size_t *argvlen)
+    int argc, const char **argv, const size_t *argvlen, ngx_uint_t *serial)
 {
     ngx_http_cleanup_t                *cln;
     ngx_http_automations_redis_t      *rd;
@@ -880,6 +1127,10 @@ ngx_http_automations_redis_send(ngx_http_request_t *r,
         argvlen = call->argvlen;
     }
 
+    if (serial) {
+        *serial = ngx_http_automations_redis_cache_next(rd);
+    }
+
     if (redisAsyncCommandArgv(
             rd->ac, ngx_http_automations_redis_reply, call, argc, argv, argvlen)
         != REDIS_OK) {
@@ -909,7 +1160,38 @@ ngx_http_automations_redis_command(ngx_http_request_t *r,
     const size_t *argvlen)
 {
     return ngx_http_automations_redis_send(
-        r, handler, NULL, argc, argv, argvlen);
+        r, handler, NULL, argc, argv, argvlen, NULL);
+}
+
+
+ngx_int_t
+ngx_http_automations_redis_read(ngx_http_request_t *r,
+    ngx_http_automations_redis_handler_pt handler, int argc, const char **argv,
+    const size_t *argvlen, ngx_uint_t *serial)
+{
+    *serial = 0;
+
+    return ngx_http_automations_redis_send(
+        r, handler, NULL, argc, argv, argvlen, serial);
+}
+
+
+ngx_flag_t
+ngx_http_automations_redis_tracked(ngx_uint_t serial)
+{
+    ngx_http_automations_tracking_t *t;
+
+    t = &ngx_http_automations_tracking;
+
+    return serial != 0 && t->on && serial == t->serial;
+}
+
+
+void
+ngx_http_automations_redis_track(
+    ngx_http_automations_redis_invalidate_pt handler)
+{
+    ngx_http_automations_redis_on_invalidate = handler;
 }
 
 
@@ -951,7 +1233,7 @@ ngx_http_automations_redis_script(ngx_http_request_t *r,
     }
 
     return ngx_http_automations_redis_send(
-        r, handler, script, (int) argc, argv, argvlen);
+        r, handler, script, (int) argc, argv, argvlen, NULL);
 }
 
 

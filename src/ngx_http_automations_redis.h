@@ -49,6 +49,30 @@ ngx_int_t ngx_http_automations_redis_command(ngx_http_request_t *r,
     const size_t *argvlen);
 
 /*
+ * Client-side caching. The handler is called with the name of each key a
+ * tracked read returned that has changed since, and with NULL whenever
+ * every cached record must go: Redis was flushed, a connection dropped,
+ * tracking was turned off. Registered before the connections open, or
+ * nothing is tracked.
+ */
+typedef void (*ngx_http_automations_redis_invalidate_pt)(ngx_str_t *key);
+
+void ngx_http_automations_redis_track(
+    ngx_http_automations_redis_invalidate_pt handler);
+
+/*
+ * Sends a read whose reply may be cached, as ngx_http_automations_redis_
+ * command() does. When Redis tracks it, *serial is not 0: the reply may be
+ * cached if ngx_http_automations_redis_tracked(*serial) still holds when it
+ * arrives (no invalidation came in between that could concern it).
+ */
+ngx_int_t ngx_http_automations_redis_read(ngx_http_request_t *r,
+    ngx_http_automations_redis_handler_pt handler, int argc, const char **argv,
+    const size_t *argvlen, ngx_uint_t *serial);
+
+ngx_flag_t ngx_http_automations_redis_tracked(ngx_uint_t serial);
+
+/*
  * Calls a script of redis/ by name with EVALSHA (EVAL when Redis has lost
  * it). keys and args are ngx_str_t arrays of nkeys and nargs.
  */
