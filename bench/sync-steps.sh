@@ -9,6 +9,7 @@
 #
 #   sh bench/sync-steps.sh      (after `make`; needs redis-server, redis-cli)
 #   AM_BENCH_SYNC_RUNS=300 AM_BENCH_CONFINE=1 (0: the worker's --no-confine)
+#   AM_BENCH_WORKER_OPTS="--early-sandbox off" (more options of the worker)
 #   AM_BENCH_MONITOR=1 (0: no MONITOR, which slows Redis down 2-3x; only
 #   the client's and the worker's stamps are joined)
 
@@ -45,6 +46,7 @@ curl -sf -X POST "$base/automations/v1/" \
 
 "$build/automations-worker" --redis 127.0.0.1:$redis_port --concurrency 1 \
     --name steps --log-format json --log-level debug $confine \
+    ${AM_BENCH_WORKER_OPTS:-} \
     2>"$dir/worker.log" &
 worker_pids=$!
 sleep 0.5
@@ -146,7 +148,7 @@ $rcli --json slowlog get -1 > "$dir/slowlog.json"
         ["enqueue -> worker has the entry", "enqueue", "taken"],
         ["-> worker sends execution_start", "taken", "start"],
         ["-> start reply back at the worker", "start", "start_reply"],
-        ["-> child spawned (folder, code, fork+exec)", "start_reply", "spawned"],
+        ["entry -> child spawned (folder, code, fork+exec)", "taken", "spawned"],
         ["-> result at the worker (child, reap, rmtree)", "spawned", "result"],
         ["-> worker sends execution_complete", "result", "complete"],
         ["-> complete reply back at the worker", "complete", "stored"],
@@ -178,8 +180,8 @@ $rcli --json slowlog get -1 > "$dir/slowlog.json"
     }
     printf "  %-48s %8.0f\n", "the child, as the worker measured it",
         median(map { $t{$_}{child_us} } @ids);
-    printf "  %-48s %8.0f\n", "start reply -> result, less the child",
-        median(map { ($t{$_}{result} - $t{$_}{start_reply}) * 1e6
+    printf "  %-48s %8.0f\n", "spawned -> result, less the child",
+        median(map { ($t{$_}{result} - $t{$_}{spawned}) * 1e6
                      - $t{$_}{child_us} } @ids);
     my @o = map { $t{$_}{overhead} } @ids;
     printf "  overhead (request - child): p50 %.0f us, p99 %.0f us\n",

@@ -23,8 +23,16 @@
 --
 -- The execution is added to the indexes of the project and of the
 -- automation that the executions lists read (lib.lua execution_index).
+--
+-- The stream entry: project and execution_id; for a run whose code, seed,
+-- input, schema, preload and build id take at most RUN_IN_ENTRY_MAX bytes
+-- and that has no ddn_headers, also runtime, code, timeout_ms, network,
+-- seed, input, build_id, automation, output_schema and preload, as
+-- execution_start.lua would answer them.
 
 local base, project, name, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+local RUN_IN_ENTRY_MAX = 8192
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
     return { 'no_project' }
@@ -92,7 +100,22 @@ if ARGV[13] ~= '' or ARGV[14] ~= '' then
     redis.call('EXPIRE', secret, tonumber(ARGV[6]))
 end
 
-redis.call('XADD', KEYS[2], '*', 'project', project, 'execution_id', id)
+-- a small run without ddn_headers (a secret, kept out of the stream)
+-- travels with its entry too: the worker then readies the run's sandbox
+-- while execution_start, which still decides whether it runs, is on its
+-- way. The same values as the record's, from the same snapshot.
+local runtime, code = a.runtime or 'python', a.code or ''
+local output_schema, preload = f[8] or '', f[9] or ''
+if ARGV[14] == '' and #code + #ARGV[9] + #ARGV[10] + #output_schema
+        + #preload + #ARGV[11] <= RUN_IN_ENTRY_MAX then
+    redis.call('XADD', KEYS[2], '*', 'project', project, 'execution_id', id,
+        'runtime', runtime, 'code', code, 'timeout_ms', a.timeout_ms or '',
+        'network', a.network or 'default', 'seed', ARGV[9],
+        'input', ARGV[10], 'build_id', ARGV[11], 'automation', name,
+        'output_schema', output_schema, 'preload', preload)
+else
+    redis.call('XADD', KEYS[2], '*', 'project', project, 'execution_id', id)
+end
 execution_index(base, name, id, sec * 1000 + math.floor(usec / 1000),
     ARGV[6])
 

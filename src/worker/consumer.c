@@ -37,6 +37,17 @@ typedef enum {
     AM_JOB_ACKING      /* nothing to run: XACK + XDEL */
 } am_job_state_t;
 
+/*
+ * What a run needs, as execution_start answers it (indexed like its reply;
+ * "" when absent). A stream entry may carry the same, written at enqueue
+ * from the same snapshot: the run is then started held while
+ * execution_start is on its way, and let go when it answers "run".
+ */
+typedef struct {
+    const char *s[AM_EXECUTION_START_REPLY_N];
+    size_t      len[AM_EXECUTION_START_REPLY_N];
+} am_job_spec_t;
+
 struct am_job_s {
     am_worker_t   *w;
     am_job_t      *prev;
@@ -52,12 +63,17 @@ struct am_job_s {
     char id[AM_EXECUTION_ID_LEN + 1];
     char key[AM_KEY_MAX];
 
-    am_run_t     *run;
-    char         *output_schema; /* the execution's snapshot, or NULL */
-    am_progress_t progress;      /* the last one recorded */
-    size_t        output_schema_len;
-    uv_timer_t    timer; /* retries of a Redis write */
-    uint64_t      retry_ms;
+    am_run_t      *run;
+    am_job_spec_t  entry_spec; /* what the entry carries of the run, if any */
+    char          *entry_data; /* entry_spec's strings */
+    int            hold_tried; /* a held run was started, or could not be */
+    char          *held_error; /* the failure to record once it is gone */
+    am_job_state_t held_then;  /* where a refused held run's job goes */
+    char          *output_schema; /* the execution's snapshot, or NULL */
+    am_progress_t  progress;      /* the last one recorded */
+    size_t         output_schema_len;
+    uv_timer_t     timer; /* retries of a Redis write */
+    uint64_t       retry_ms;
 
     /* the result, kept until execution_complete succeeds */
     const char *status;
@@ -79,6 +95,7 @@ struct am_job_s {
 };
 
 static void am_job_step(am_job_t *job);
+static void am_job_held_gone(am_job_t *job);
 static void am_consumer_read(am_worker_t *w);
 static void am_consumer_schedule(am_worker_t *w);
 
@@ -105,17 +122,28 @@ am_job_close_cb(uv_handle_t *h)
     am_job_t *job = h->data;
 
     free(job->output);
+    free(job->entry_data);
+    free(job->held_error);
     free(job->output_schema);
     free(job->error);
     free(job->log);
     free(job);
 }
 
-/* The job is over, its entry acknowledged or left for another worker. */
+/*
+ * The job is over, its entry acknowledged or left for another worker. A
+ * job whose run is held is removed once the run is gone.
+ */
 static void
 am_job_remove(am_job_t *job)
 {
     am_worker_t *w = job->w;
+
+    if (job->run != NULL) {
+        job->abandoned = 1;
+        am_run_cancel(job->run);
+        return;
+    }
 
     if (job->prev) {
         job->prev->next = job->next;
@@ -199,6 +227,86 @@ am_entry_field(redisReply *fields, const char *name)
     return NULL;
 }
 
+/* the fields of a stream entry that carries its run, by reply index */
+static const char *am_entry_run_fields[AM_EXECUTION_START_REPLY_N] = {
+    [AM_EXECUTION_START_REPLY_RUNTIME] = "runtime",
+    [AM_EXECUTION_START_REPLY_CODE] = "code",
+    [AM_EXECUTION_START_REPLY_TIMEOUT_MS] = "timeout_ms",
+    [AM_EXECUTION_START_REPLY_SEED] = "seed",
+    [AM_EXECUTION_START_REPLY_INPUT] = "input",
+    [AM_EXECUTION_START_REPLY_BUILD_ID] = "build_id",
+    [AM_EXECUTION_START_REPLY_AUTOMATION] = "automation",
+    [AM_EXECUTION_START_REPLY_NETWORK] = "network",
+    [AM_EXECUTION_START_REPLY_OUTPUT_SCHEMA] = "output_schema",
+    [AM_EXECUTION_START_REPLY_PRELOAD] = "preload"};
+
+/*
+ * Keeps what the entry carries of its run (execution_enqueue.lua adds it
+ * when the run is small and has no ddn_headers), copied, in entry_spec.
+ */
+static void
+am_job_entry_spec(am_job_t *job, redisReply *fields)
+{
+    am_job_spec_t *spec = &job->entry_spec;
+    redisReply    *v[AM_EXECUTION_START_REPLY_N], *name;
+    size_t         i, k, size;
+    char          *p;
+
+    if (fields == NULL || fields->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    memset(v, 0, sizeof(v));
+
+    for (i = 0; i + 1 < fields->elements; i += 2) {
+        name = fields->element[i];
+        if (name->type != REDIS_REPLY_STRING
+            || fields->element[i + 1]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        for (k = 0; k < AM_EXECUTION_START_REPLY_N; k++) {
+            if (am_entry_run_fields[k] != NULL
+                && strcmp(name->str, am_entry_run_fields[k]) == 0) {
+                v[k] = fields->element[i + 1];
+                break;
+            }
+        }
+    }
+
+    if (v[AM_EXECUTION_START_REPLY_RUNTIME] == NULL
+        || v[AM_EXECUTION_START_REPLY_CODE] == NULL) {
+        return;
+    }
+
+    size = 1;
+    for (k = 0; k < AM_EXECUTION_START_REPLY_N; k++) {
+        size += v[k] != NULL ? v[k]->len + 1 : 0;
+    }
+
+    p = malloc(size);
+    if (p == NULL) {
+        return;
+    }
+
+    job->entry_data = p;
+    *p++ = '\0';
+
+    for (k = 0; k < AM_EXECUTION_START_REPLY_N; k++) {
+        spec->s[k] = job->entry_data;
+        spec->len[k] = 0;
+        if (v[k] != NULL) {
+            memcpy(p, v[k]->str, v[k]->len);
+            p[v[k]->len] = '\0';
+            spec->s[k] = p;
+            spec->len[k] = v[k]->len;
+            p += v[k]->len + 1;
+        }
+    }
+
+    spec->s[AM_EXECUTION_START_REPLY_PROJECT] = job->project;
+    spec->len[AM_EXECUTION_START_REPLY_PROJECT] = strlen(job->project);
+}
+
 /*
  * Takes one stream entry [id, [field, value, ...]]. An entry that names no
  * valid execution is acknowledged and deleted without running anything.
@@ -245,6 +353,7 @@ am_consumer_take(am_worker_t *w, redisReply *e, int reclaimed)
         strcpy(job->project, project);
         strcpy(job->id, id);
         job->state = AM_JOB_QUEUED;
+        am_job_entry_spec(job, e->element[1]);
         if (reclaimed) {
             am_log("execution %s reclaimed (entry %s)", job->id, job->entry);
         }
@@ -279,6 +388,17 @@ am_reply_str(redisReply *r, size_t i, size_t *len)
         *len = r->element[i]->len;
     }
     return r->element[i]->str;
+}
+
+/* what execution_start's "run" reply says of the run */
+static void
+am_job_spec_reply(am_job_spec_t *spec, redisReply *r)
+{
+    size_t k;
+
+    for (k = 0; k < AM_EXECUTION_START_REPLY_N; k++) {
+        spec->s[k] = am_reply_str(r, k, &spec->len[k]);
+    }
 }
 
 /*
@@ -328,14 +448,13 @@ am_gen_str(yajl_gen g, const char *s)
 
 /*
  * The run's stdin: {"seed", "input", "context": {"execution_id",
- * "project", "automation", "build_id", "ddn_headers"}}, from the reply of
- * execution_start. Returns the malloc'd text, or NULL.
+ * "project", "automation", "build_id", "ddn_headers"}}. Returns the
+ * malloc'd text, or NULL.
  */
 static char *
-am_job_payload(am_job_t *job, redisReply *r, size_t *len)
+am_job_payload(am_job_t *job, const am_job_spec_t *spec, size_t *len)
 {
     const unsigned char *buf;
-    const char          *s;
     yajl_gen             g;
     size_t               n;
     char                *out;
@@ -347,11 +466,11 @@ am_job_payload(am_job_t *job, redisReply *r, size_t *len)
 
     yajl_gen_map_open(g);
     am_gen_str(g, "seed");
-    s = am_reply_str(r, AM_EXECUTION_START_REPLY_SEED, &n);
-    am_gen_json(g, s, n, 0);
+    am_gen_json(g, spec->s[AM_EXECUTION_START_REPLY_SEED],
+        spec->len[AM_EXECUTION_START_REPLY_SEED], 0);
     am_gen_str(g, "input");
-    s = am_reply_str(r, AM_EXECUTION_START_REPLY_INPUT, &n);
-    am_gen_json(g, s, n, 0);
+    am_gen_json(g, spec->s[AM_EXECUTION_START_REPLY_INPUT],
+        spec->len[AM_EXECUTION_START_REPLY_INPUT], 0);
 
     am_gen_str(g, "context");
     yajl_gen_map_open(g);
@@ -360,17 +479,19 @@ am_job_payload(am_job_t *job, redisReply *r, size_t *len)
     am_gen_str(g, "project");
     am_gen_str(g, job->project);
     am_gen_str(g, "automation");
-    am_gen_str(g, am_reply_str(r, AM_EXECUTION_START_REPLY_AUTOMATION, NULL));
+    am_gen_str(g, spec->s[AM_EXECUTION_START_REPLY_AUTOMATION]);
     am_gen_str(g, "build_id");
-    s = am_reply_str(r, AM_EXECUTION_START_REPLY_BUILD_ID, &n);
+    n = spec->len[AM_EXECUTION_START_REPLY_BUILD_ID];
     if (n) {
-        yajl_gen_string(g, (const unsigned char *) s, n);
+        yajl_gen_string(g,
+            (const unsigned char *) spec->s[AM_EXECUTION_START_REPLY_BUILD_ID],
+            n);
     } else {
         yajl_gen_null(g);
     }
     am_gen_str(g, "ddn_headers");
-    s = am_reply_str(r, AM_EXECUTION_START_REPLY_DDN_HEADERS, &n);
-    am_gen_json(g, s, n, 1);
+    am_gen_json(g, spec->s[AM_EXECUTION_START_REPLY_DDN_HEADERS],
+        spec->len[AM_EXECUTION_START_REPLY_DDN_HEADERS], 1);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
 
@@ -471,6 +592,11 @@ am_job_run_cb(void *data, am_run_result_t *res)
     job->run = NULL;
     job->at_result = am_now_us();
 
+    if (job->state == AM_JOB_STARTING) {
+        am_job_held_gone(job);
+        return;
+    }
+
     if (job->abandoned) {
         am_log("execution %s cancelled, left for another worker", job->id);
         am_job_remove(job);
@@ -510,82 +636,153 @@ am_job_run_cb(void *data, am_run_result_t *res)
     am_consumer_schedule(job->w);
 }
 
-/* execution_start said "run": start the child. */
+/*
+ * Starts the child: held (until execution_start answers) from what the
+ * stream entry carries, or at once from execution_start's reply. A held
+ * run that cannot start changes nothing: the reply starts the run then.
+ */
 static void
-am_job_run(am_job_t *job, redisReply *r)
+am_job_run(am_job_t *job, const am_job_spec_t *spec, int held)
 {
     am_worker_t *w = job->w;
-    const char  *code, *schema;
     char        *payload, err[256];
-    size_t       code_len, len, payload_len;
+    size_t       len, payload_len;
 
-    payload = am_job_payload(job, r, &payload_len);
+    payload = am_job_payload(job, spec, &payload_len);
     if (payload == NULL) {
-        am_job_fail(job, "out of memory");
+        if (!held) {
+            am_job_fail(job, "out of memory");
+        }
         return;
     }
 
-    code = am_reply_str(r, AM_EXECUTION_START_REPLY_CODE, &code_len);
     snprintf(job->runtime, sizeof(job->runtime), "%s",
-        am_reply_str(r, AM_EXECUTION_START_REPLY_RUNTIME, NULL));
+        spec->s[AM_EXECUTION_START_REPLY_RUNTIME]);
     snprintf(job->automation, sizeof(job->automation), "%s",
-        am_reply_str(r, AM_EXECUTION_START_REPLY_AUTOMATION, NULL));
+        spec->s[AM_EXECUTION_START_REPLY_AUTOMATION]);
 
-    schema = am_reply_str(r, AM_EXECUTION_START_REPLY_OUTPUT_SCHEMA, &len);
+    free(job->output_schema);
+    job->output_schema = NULL;
+    job->output_schema_len = 0;
+
+    len = spec->len[AM_EXECUTION_START_REPLY_OUTPUT_SCHEMA];
     if (len) {
-        job->output_schema = am_dup(schema, len);
+        job->output_schema =
+            am_dup(spec->s[AM_EXECUTION_START_REPLY_OUTPUT_SCHEMA], len);
         if (job->output_schema == NULL) {
             free(payload);
-            am_job_fail(job, "out of memory");
+            if (!held) {
+                am_job_fail(job, "out of memory");
+            }
             return;
         }
         job->output_schema_len = len;
     }
 
-    job->state = AM_JOB_RUNNING;
+    if (!held) {
+        job->state = AM_JOB_RUNNING;
+    }
+
     err[0] = '\0';
     job->run = am_run_start(w->loop, &w->run,
-        am_reply_str(r, AM_EXECUTION_START_REPLY_RUNTIME, NULL), code, code_len,
-        payload, payload_len,
-        am_job_timeout(
-            job, am_reply_str(r, AM_EXECUTION_START_REPLY_TIMEOUT_MS, NULL)),
-        am_reply_str(r, AM_EXECUTION_START_REPLY_NETWORK, NULL),
-        am_reply_str(r, AM_EXECUTION_START_REPLY_PRELOAD, NULL), am_job_run_cb,
-        job, err, sizeof(err));
+        spec->s[AM_EXECUTION_START_REPLY_RUNTIME],
+        spec->s[AM_EXECUTION_START_REPLY_CODE],
+        spec->len[AM_EXECUTION_START_REPLY_CODE], payload, payload_len,
+        am_job_timeout(job, spec->s[AM_EXECUTION_START_REPLY_TIMEOUT_MS]),
+        spec->s[AM_EXECUTION_START_REPLY_NETWORK],
+        spec->s[AM_EXECUTION_START_REPLY_PRELOAD], held, am_job_run_cb, job,
+        err, sizeof(err));
     free(payload);
     job->at_spawned = am_now_us();
 
-    if (job->run == NULL) {
+    if (job->run == NULL && !held) {
         am_job_fail(job, err[0] ? err : "the run could not start");
     }
 }
 
-static void
-am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
+/*
+ * execution_start did not answer "run" for a job whose run is held: the
+ * run is killed before it ran anything, and the job goes on (to then)
+ * once it is gone. Returns 0 when there was no held run.
+ */
+static int
+am_job_refuse_held(
+    am_job_t *job, am_job_state_t then, const char *what, const char *error)
 {
-    am_job_t   *job = data;
-    const char *what;
-    char        msg[128];
+    if (job->run == NULL) {
+        return 0;
+    }
 
-    (void) r;
-    job->waiting = 0;
-    job->at_start_reply = am_now_us();
+    am_log("execution %s: execution_start answered %s: its readied sandbox "
+           "is stopped before it ran anything",
+        job->id, what);
+
+    job->held_then = then;
+    if (error != NULL) {
+        free(job->held_error);
+        job->held_error = strdup(error);
+    }
+
+    am_run_cancel(job->run);
+    return 1;
+}
+
+/* A held run is gone without having run: what its job does next. */
+static void
+am_job_held_gone(am_job_t *job)
+{
+    if (job->waiting) {
+        /* execution_start's reply decides */
+        return;
+    }
 
     if (job->abandoned) {
         am_job_remove(job);
         return;
     }
 
-    if (reply == NULL) {
-        am_job_retry(job);
+    switch (job->held_then) {
+    case AM_JOB_COMPLETING:
+        am_job_fail(job, job->held_error ? job->held_error : "out of memory");
+        break;
+    case AM_JOB_ACKING:
+        job->state = AM_JOB_ACKING;
+        job->retry_ms = 0;
+        am_job_step(job);
+        break;
+    default:
+        /* execution_start is sent again; its "run" starts the run anew */
+        break;
+    }
+}
+
+static void
+am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
+{
+    am_job_t     *job = data;
+    am_job_spec_t spec;
+    const char   *what;
+    char          msg[128];
+
+    (void) r;
+    job->waiting = 0;
+    job->at_start_reply = am_now_us();
+
+    if (job->abandoned) {
+        /* with a held run, once it is gone */
+        am_job_remove(job);
         return;
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
         || reply->element[0]->type != REDIS_REPLY_STRING) {
-        am_log_at(AM_LOG_ERROR, NULL,
-            "execution %s: execution_start failed: %s", job->id,
-            reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
+        if (reply != NULL) {
+            am_log_at(AM_LOG_ERROR, NULL,
+                "execution %s: execution_start failed: %s", job->id,
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
+        }
+        /* a held run waits for the first answer only */
+        (void) am_job_refuse_held(job, AM_JOB_QUEUED, "nothing", NULL);
         am_job_retry(job);
         return;
     }
@@ -595,7 +792,13 @@ am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
     if (strcmp(what, "run") == 0
         && reply->elements >= AM_EXECUTION_START_REPLY_N) {
         job->retry_ms = 0;
-        am_job_run(job, reply);
+        if (job->run != NULL) {
+            job->state = AM_JOB_RUNNING;
+            am_run_release(job->run);
+        } else {
+            am_job_spec_reply(&spec, reply);
+            am_job_run(job, &spec, 0);
+        }
 
     } else if (strcmp(what, "exhausted") == 0) {
         snprintf(msg, sizeof(msg), "the run was interrupted %lld times",
@@ -604,9 +807,11 @@ am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
                            == REDIS_REPLY_INTEGER
                 ? reply->element[AM_EXECUTION_START_REPLY_ATTEMPTS]->integer
                 : (long long) job->w->max_attempts);
-        am_job_fail(job, msg);
+        if (!am_job_refuse_held(job, AM_JOB_COMPLETING, what, msg)) {
+            am_job_fail(job, msg);
+        }
 
-    } else {
+    } else if (!am_job_refuse_held(job, AM_JOB_ACKING, what, NULL)) {
         /* "gone" (expired) or "done" (finished already) */
         job->state = AM_JOB_ACKING;
         job->retry_ms = 0;
@@ -860,6 +1065,13 @@ am_job_step(am_job_t *job)
     }
 
     job->waiting = 1;
+
+    /* the sandbox gets ready while execution_start is on its way */
+    if (job->state == AM_JOB_STARTING && !job->hold_tried
+        && job->entry_data != NULL && job->w->hold) {
+        job->hold_tried = 1;
+        am_job_run(job, &job->entry_spec, 1);
+    }
 }
 
 /* Starts queued jobs while slots are free, then reads more entries. */

@@ -66,6 +66,8 @@ static int am_opt_runtime(
     am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
 static int am_opt_schedule(
     am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
+static int am_opt_early_sandbox(
+    am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
 static int am_opt_python_warm(
     am_worker_t *w, const char *value, int from_env, char *err, size_t errlen);
 static int am_opt_run_dir(
@@ -196,6 +198,14 @@ static const am_option_t am_options_table[] = {
                 "loaded, nothing of any run) instead of a new interpreter "
                 "each, with the same confinement; off: every run starts "
                 "python itself"},
+
+    {.flag = "early-sandbox", .arg = "on|off",
+        .env = "AUTOMATIONS_EARLY_SANDBOX", .kind = AM_OPT_CALL,
+        .set = am_opt_early_sandbox, .dflt = "on",
+        .help = "a run whose stream entry carries it (small, no "
+                "ddn_headers) gets its sandbox ready while execution_start "
+                "is on its way, and runs nothing until that says it may; "
+                "off: the sandbox starts after execution_start"},
 
     {.flag = "warm-max-parents", .arg = "N",
         .env = "AUTOMATIONS_WARM_MAX_PARENTS", .kind = AM_OPT_NUMBER,
@@ -415,19 +425,37 @@ am_opt_runtime(
 }
 
 
+/* "on" or "off" into *field */
+static int
+am_opt_switch(const char *value, int *field, char *err, size_t errlen)
+{
+    if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+        snprintf(err, errlen, "\"%s\" is neither on nor off", value);
+        return -1;
+    }
+
+    *field = strcmp(value, "on") == 0;
+    return 0;
+}
+
+
 static int
 am_opt_python_warm(
     am_worker_t *w, const char *value, int from_env, char *err, size_t errlen)
 {
     (void) from_env;
 
-    if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
-        snprintf(err, errlen, "\"%s\" is neither on nor off", value);
-        return -1;
-    }
+    return am_opt_switch(value, &w->run.python_warm, err, errlen);
+}
 
-    w->run.python_warm = strcmp(value, "on") == 0;
-    return 0;
+
+static int
+am_opt_early_sandbox(
+    am_worker_t *w, const char *value, int from_env, char *err, size_t errlen)
+{
+    (void) from_env;
+
+    return am_opt_switch(value, &w->hold, err, errlen);
 }
 
 

@@ -109,6 +109,7 @@ struct am_run_s {
     unsigned log_dropped : 1;
     unsigned kill_pending : 1; /* warm, killed before its pid was known */
     unsigned warm_lost : 1;    /* its warm parent died first */
+    unsigned held : 1;         /* waits for am_run_release() */
 
     int64_t exit_status;
     int     term_signal;
@@ -152,6 +153,7 @@ static unsigned char am_run_uid_taken[AM_RUN_UID_SLOTS];
 
 
 static void        am_run_check(am_run_t *run);
+static void        am_run_write_payload(am_run_t *run);
 static const char *am_run_self(
     const am_run_config_t *cfg, char *buf, size_t size);
 
@@ -1280,8 +1282,6 @@ am_run_spawn(am_run_t *run, const am_run_config_t *cfg, const char *self,
 static void
 am_run_begin(am_run_t *run)
 {
-    uv_buf_t buf;
-
     run->spawned = 1;
     if (run->process_init) {
         run->pid = run->process.pid;
@@ -1303,18 +1303,50 @@ am_run_begin(am_run_t *run)
         am_run_close(&run->err);
     }
 
-    buf = uv_buf_init(run->payload, (unsigned) run->payload_len);
-
-    if (run->payload_len == 0
-        || uv_write(
-               &run->write, (uv_stream_t *) &run->in, &buf, 1, am_run_write_cb)
-               != 0) {
-        am_run_close(&run->in);
+    if (!run->held) {
+        am_run_write_payload(run);
     }
 
     uv_update_time(run->loop);
     uv_timer_start(
         &run->timer, am_run_timeout_cb, (uint64_t) run->timeout_ms, 0);
+}
+
+
+/* the payload on stdin, after the byte that lets a held run go */
+static void
+am_run_write_payload(am_run_t *run)
+{
+    static char go[] = "G";
+    uv_buf_t    buf[2];
+    unsigned    n;
+
+    n = 0;
+
+    if (run->held) {
+        buf[n++] = uv_buf_init(go, 1);
+        run->held = 0;
+    }
+
+    if (run->payload_len) {
+        buf[n++] = uv_buf_init(run->payload, (unsigned) run->payload_len);
+    }
+
+    if (n == 0
+        || uv_write(
+               &run->write, (uv_stream_t *) &run->in, buf, n, am_run_write_cb)
+               != 0) {
+        am_run_close(&run->in);
+    }
+}
+
+
+void
+am_run_release(am_run_t *run)
+{
+    if (run->held && !run->exited && !run->cancelled) {
+        am_run_write_payload(run);
+    }
 }
 
 
@@ -1580,8 +1612,8 @@ am_run_confinement(am_run_config_t *cfg, char *msg, size_t len)
 am_run_t *
 am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     const char *code, size_t code_len, const char *payload, size_t payload_len,
-    long timeout_ms, const char *network, const char *preload, am_run_cb cb,
-    void *data, char *err, size_t errlen)
+    long timeout_ms, const char *network, const char *preload, int held,
+    am_run_cb cb, void *data, char *err, size_t errlen)
 {
     const am_runtime_t *rt;
     am_sandbox_limits_t limits;
@@ -1624,6 +1656,8 @@ am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     run->pidfd = -1;
     am_run_configure(run, cfg, timeout_ms, no_network, &limits);
     run->confined = limits.confine;
+    run->held = held ? 1 : 0;
+    limits.gate = run->held;
 
     run->payload = malloc(payload_len + 1);
     run->log = malloc(run->max_log);

@@ -108,11 +108,19 @@ const char *am_run_tmp_root(const am_run_config_t *cfg);
  * fires exactly once, after the child and everything it started are gone and
  * the run folder is removed. Returns NULL with err set when the run cannot
  * start (unknown runtime, folder or spawn failure); no callback then.
+ *
+ * A held run is set up (folder, code, sandbox, confinement) but runs
+ * nothing of its own, and gets no payload, until am_run_release(); a held
+ * run that is cancelled instead ends without having run.
  */
 am_run_t *am_run_start(uv_loop_t *loop, const am_run_config_t *cfg,
     const char *runtime, const char *code, size_t code_len, const char *payload,
     size_t payload_len, long timeout_ms, const char *network,
-    const char *preload, am_run_cb cb, void *data, char *err, size_t errlen);
+    const char *preload, int held, am_run_cb cb, void *data, char *err,
+    size_t errlen);
+
+/* Lets a held run go: its code starts, its payload on stdin. */
+void am_run_release(am_run_t *run);
 
 /*
  * Once, at the worker's start: whether runs can be confined, tried with a

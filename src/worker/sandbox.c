@@ -39,6 +39,8 @@
 /* the child's exit status when the sandbox cannot be set up, or exec fails */
 #define AM_SANDBOX_SETUP_FAILED 126
 #define AM_SANDBOX_EXEC_FAILED 127
+/* a held run that was not let go */
+#define AM_SANDBOX_NOT_RUN 120
 
 /* the run folder is removed with one open directory per level up to this */
 #define AM_SANDBOX_MAX_DEPTH 64
@@ -60,12 +62,13 @@ enum {
     AM_SANDBOX_CONFINE, /* from here only when confined */
     AM_SANDBOX_NO_NETWORK,
     AM_SANDBOX_TMP,
+    AM_SANDBOX_GATE, /* given on its own, when the run is held */
     AM_SANDBOX_NOPTS
 };
 
 static const char *am_sandbox_opts[AM_SANDBOX_NOPTS] = {"--cpu", "--memory-mb",
     "--nproc", "--nofile", "--fsize-mb", "--uid", "--gid", "--own-uid",
-    "--confine", "--no-network", "--tmp-mb"};
+    "--confine", "--no-network", "--tmp-mb", "--gate"};
 
 /* the one option that is not a number: the hidden paths */
 #define AM_SANDBOX_HIDE "--hide"
@@ -751,6 +754,29 @@ am_sandbox_parse(int argc, char **argv, long *values, const char **hidden)
 }
 
 
+/*
+ * A held run (--gate 1) waits here, confined and as its user, before
+ * anything of the run executes: the worker sends one byte on stdin when
+ * the run may go (its payload follows), or closes stdin when it may not
+ * (cancelled meanwhile, finished by another worker), and the run ends here
+ * without having run.
+ */
+static void
+am_sandbox_gate(void)
+{
+    char    c;
+    ssize_t n;
+
+    do {
+        n = read(0, &c, 1);
+    } while (n == -1 && errno == EINTR);
+
+    if (n != 1) {
+        _exit(AM_SANDBOX_NOT_RUN);
+    }
+}
+
+
 /* Sets a limit; without privileges it cannot exceed the current hard one. */
 static void
 am_sandbox_limit(int resource, const char *name, rlim_t soft, rlim_t hard)
@@ -891,6 +917,10 @@ am_sandbox_enter(int argc, char **argv)
     /* setuid binaries (su, mount...) stay unprivileged from here on */
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "PR_SET_NO_NEW_PRIVS");
+    }
+
+    if (v[AM_SANDBOX_GATE] == 1) {
+        am_sandbox_gate();
     }
 
     return cmd;
@@ -1080,6 +1110,10 @@ am_sandbox_warm_run(am_sandbox_warm_t *w)
         am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "PR_SET_NO_NEW_PRIVS");
     }
 
+    if (w->v[AM_SANDBOX_GATE] == 1) {
+        am_sandbox_gate();
+    }
+
     return 0;
 }
 
@@ -1220,7 +1254,7 @@ am_sandbox_argv(const char *self, const am_sandbox_limits_t *limits, char **cmd)
 
     nopts = !limits->drop      ? AM_SANDBOX_UID
             : !limits->confine ? AM_SANDBOX_CONFINE
-                               : AM_SANDBOX_NOPTS;
+                               : AM_SANDBOX_GATE;
 
     for (ncmd = 0; cmd[ncmd] != NULL; ncmd++) {
         /* count */
@@ -1248,6 +1282,11 @@ am_sandbox_argv(const char *self, const am_sandbox_limits_t *limits, char **cmd)
         && limits->hidden[0] != '\0') {
         argv[n++] = AM_SANDBOX_HIDE;
         argv[n++] = (char *) limits->hidden;
+    }
+
+    if (limits->gate) {
+        argv[n++] = (char *) am_sandbox_opts[AM_SANDBOX_GATE];
+        argv[n++] = "1";
     }
 
     argv[n++] = "--";

@@ -30,6 +30,9 @@ typedef struct {
     int         no_network; /* and an empty network namespace */
     long        tmp_mb;     /* one tmpfs for /tmp, /dev/shm, the run folder */
     const char *hidden;     /* ':'-separated paths covered by empty ones */
+
+    /* held: once confined, waits for a byte on stdin before it runs */
+    int gate;
 } am_sandbox_limits_t;
 
 

@@ -35,6 +35,7 @@ typedef struct {
     char                name[AM_NAME_MAX + 1]; /* the consumer */
     int                 concurrency;
     int                 max_attempts;
+    int                 hold; /* --early-sandbox */
     uint64_t            visibility_ms;
     am_run_config_t     run;
     am_runtime_t        runtimes[AM_RUNTIMES_MAX];      /* run.runtimes */

@@ -132,7 +132,7 @@ am_test_start_net(am_test_run_t *t, const am_run_config_t *cfg,
     am_test_err[0] = '\0';
 
     run = am_run_start(am_test_loop, cfg, runtime, code, strlen(code), payload,
-        strlen(payload), timeout, network, NULL, am_test_cb, t, am_test_err,
+        strlen(payload), timeout, network, NULL, 0, am_test_cb, t, am_test_err,
         sizeof(am_test_err));
 
     if (run != NULL) {
