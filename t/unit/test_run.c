@@ -123,7 +123,7 @@ am_test_cb(void *data, am_run_result_t *r)
 static am_run_t *
 am_test_start_net(am_test_run_t *t, const am_run_config_t *cfg,
     const char *runtime, const char *code, const char *payload, long timeout,
-    const char *network)
+    const char *network, int held)
 {
     am_run_t *run;
 
@@ -132,8 +132,8 @@ am_test_start_net(am_test_run_t *t, const am_run_config_t *cfg,
     am_test_err[0] = '\0';
 
     run = am_run_start(am_test_loop, cfg, runtime, code, strlen(code), payload,
-        strlen(payload), timeout, network, NULL, 0, am_test_cb, t, am_test_err,
-        sizeof(am_test_err));
+        strlen(payload), timeout, network, NULL, held, am_test_cb, t,
+        am_test_err, sizeof(am_test_err));
 
     if (run != NULL) {
         t->pid = am_run_pid(run);
@@ -147,7 +147,7 @@ static am_run_t *
 am_test_start(am_test_run_t *t, const am_run_config_t *cfg, const char *runtime,
     const char *code, const char *payload, long timeout)
 {
-    return am_test_start_net(t, cfg, runtime, code, payload, timeout, NULL);
+    return am_test_start_net(t, cfg, runtime, code, payload, timeout, NULL, 0);
 }
 
 
@@ -918,13 +918,13 @@ am_test_confined(void)
         "socket.create_connection(('127.0.0.1', %d), 2).close()\n"
         "output = 'connected'\n",
         port);
-    am_test_start_net(&t, &cfg, "python", code, "{}", 10000, "default");
+    am_test_start_net(&t, &cfg, "python", code, "{}", 10000, "default", 0);
     uv_run(am_test_loop, UV_RUN_DEFAULT);
     am_test_expect(&t, "network default: a run connects to the host",
         AM_RUN_SUCCESS, "\"connected\"", NULL);
     am_test_clear(&t);
 
-    am_test_start_net(&t, &cfg, "python", code, "{}", 10000, "none");
+    am_test_start_net(&t, &cfg, "python", code, "{}", 10000, "none", 0);
     uv_run(am_test_loop, UV_RUN_DEFAULT);
     am_test_expect(&t, "network none: it cannot", AM_RUN_ERROR, NULL,
         "Network is unreachable");
@@ -934,13 +934,13 @@ am_test_confined(void)
     am_test_start_net(&t, &cfg, "sh",
         "printf '\"%s\"' \"$(tail -n +3 /proc/net/dev | cut -d: -f1 "
         "| tr -d ' \\n')\"",
-        "{}", 10000, "none");
+        "{}", 10000, "none", 0);
     uv_run(am_test_loop, UV_RUN_DEFAULT);
     am_test_expect(
         &t, "network none: only lo is there", AM_RUN_SUCCESS, "\"lo\"", NULL);
     am_test_clear(&t);
 
-    am_test_start_net(&t, &cfg, "sh", "true", "{}", 1000, "internet");
+    am_test_start_net(&t, &cfg, "sh", "true", "{}", 1000, "internet", 0);
     am_test_ok(t.pid == 0
                    && am_test_eq(am_test_err, "unknown network "
                                               "\"internet\""),
@@ -997,6 +997,57 @@ am_test_cancel_cb(uv_timer_t *timer)
 {
     am_run_cancel(timer->data);
     uv_close((uv_handle_t *) timer, NULL);
+}
+
+
+static void
+am_test_release_cb(uv_timer_t *timer)
+{
+    am_run_release(timer->data);
+    uv_close((uv_handle_t *) timer, NULL);
+}
+
+
+/*
+ * Held runs: set up, then nothing of the run until am_run_release (the
+ * code says "ran" on stderr first thing), or never when cancelled.
+ */
+static void
+am_test_held(void)
+{
+    am_test_run_t t;
+    uv_timer_t    timer;
+    am_run_t     *run;
+    int           i;
+
+    for (i = 0; i < 2; i++) {
+        run = am_test_start_net(
+            &t, &am_test_cfg, "sh", "echo ran >&2; cat", "[7]", 5000, NULL, 1);
+        if (run == NULL) {
+            am_test_ok(0, "held run: cannot start: %s", am_test_err);
+            return;
+        }
+
+        uv_timer_init(am_test_loop, &timer);
+        timer.data = run;
+        uv_timer_start(
+            &timer, i == 0 ? am_test_release_cb : am_test_cancel_cb, 300, 0);
+        uv_run(am_test_loop, UV_RUN_DEFAULT);
+
+        if (i == 0) {
+            am_test_expect(&t, "held, then let go: its payload, exactly",
+                AM_RUN_SUCCESS, "[7]", NULL);
+            am_test_ok(am_test_has(t.log, "ran") && t.wall_ms >= 300,
+                "held, then let go: it ran after %ld ms", t.wall_ms);
+        } else {
+            am_test_expect(&t, "held, then cancelled: an error", AM_RUN_ERROR,
+                NULL, "cancelled");
+            am_test_ok(!am_test_has(t.log, "ran"),
+                "held, then cancelled: nothing of it ran");
+        }
+
+        am_test_clear(&t);
+    }
 }
 
 
@@ -1482,6 +1533,7 @@ main(int argc, char **argv)
     am_test_confined();
     am_test_big_payload();
     am_test_concurrency();
+    am_test_held();
     am_test_warm();
     am_test_runtimes_config();
     am_test_claim();
