@@ -58,10 +58,18 @@ MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
               $(SHARED_SRCS) $(SHARED_HDRS) $(GEN) src/am_schema.c $(DASHBOARD)
 
 .PHONY: all deps module cli worker unit run test test-unit test-prove test-valgrind \
+        test-asan \
         bench clean install deb
 
 # the tests that also run with nginx under valgrind in `make test`
 VALGRIND_TESTS = $(wildcard t/api.t t/auth.t t/runs.t t/sync.t t/credential-cache.t)
+
+# the tests that also run with the worker built with AddressSanitizer,
+# LeakSanitizer and UBSan (AM_WORKER) in `make test`
+ASAN_DIR    = $(BUILD)/asan
+ASAN_WORKER = $(ASAN_DIR)/automations-worker
+ASAN_TESTS  = $(wildcard t/early-sandbox.t t/executions.t t/runs.t t/sync.t \
+                         t/runs-faults.t)
 
 all: module cli worker unit
 
@@ -109,6 +117,20 @@ $(CLI): $(wildcard src/cli/*.c src/cli/*.h) $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 	    -lhiredis -lyajl -lcrypto
 
 worker: $(WORKER) $(SANDBOX) $(SANDBOX_LIB)
+
+# The worker, sanitized, with the ordinary sandbox and its library next to
+# it: what a run executes first stays as it ships (static, and small enough
+# for a run's memory limit), the worker's own code is checked.
+$(ASAN_WORKER): $(wildcard src/worker/*.c src/worker/*.h) $(SHARED_SRCS) \
+                $(SHARED_HDRS) $(GEN) $(PY_RUNNER) $(PY_WARM) src/am_schema.c \
+                $(SANDBOX) $(SANDBOX_LIB)
+	@mkdir -p $(ASAN_DIR)
+	$(CC) $(AM_CFLAGS) -O1 -fno-omit-frame-pointer \
+	    -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	    -o $@ $(wildcard src/worker/*.c) $(SHARED_SRCS) src/am_schema.c \
+	    $(GEN) $(PY_RUNNER) $(PY_WARM) -lhiredis -lyajl -lcrypto -luv -lcurl \
+	    -lpcre2-8 -lm
+	cp $(SANDBOX) $(SANDBOX_LIB) $(ASAN_DIR)/
 
 # the first program of every run (and the init and supervisor of warm
 # confined ones): libc only, linked statically, so that it starts fast (no
@@ -173,6 +195,7 @@ test: deps
 	$(MAKE) test-unit
 	$(MAKE) test-fuzz
 	$(MAKE) test-prove
+	$(MAKE) test-asan
 	$(MAKE) test-valgrind
 
 test-unit: unit
@@ -183,6 +206,10 @@ test-prove: all
 
 test-valgrind: all
 	AM_BUILD=$(CURDIR)/$(BUILD) AM_VALGRIND=1 prove -I t/lib $(VALGRIND_TESTS)
+
+test-asan: all $(ASAN_WORKER)
+	AM_BUILD=$(CURDIR)/$(BUILD) AM_WORKER=$(CURDIR)/$(ASAN_WORKER) \
+	    prove -I t/lib $(ASAN_TESTS)
 
 clean:
 	rm -rf $(BUILD)

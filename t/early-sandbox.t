@@ -254,4 +254,6 @@ subtest 'a held sandbox runs nothing, and goes with its worker' => sub {
 
 ok($t->error_log_clean, 'no alerts or crashes in the error log');
 
+$t->sanitizers_clean;
+
 done_testing;

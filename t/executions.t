@@ -713,4 +713,6 @@ subtest 'automationsctl execution list, cancel, retry' => sub {
 $t->stop_nginx;
 $t->error_log_clean;
 
+$t->sanitizers_clean;
+
 done_testing;

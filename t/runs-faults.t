@@ -15,7 +15,7 @@ use AmTest;
 use AmTest::Api qw(finished verify_signature);
 
 my $t = AmTest->new;
-my $W = $t->build . '/automations-worker';
+my $W = $ENV{AM_WORKER} // $t->build . '/automations-worker';
 
 plan skip_all => 'module, worker or CLI not built'
     unless -f $t->build . '/ngx_http_automations_module.so'
@@ -552,5 +552,7 @@ subtest 'nginx stayed healthy' => sub {
 
 $t->stop_proc($_) for qw(w1 w2);
 $t->stop_nginx;
+
+$t->sanitizers_clean;
 
 done_testing;

@@ -19,7 +19,7 @@ use AmTest;
 use AmTest::Api qw(finished verify_signature);
 
 my $t = AmTest->new;
-my $W = $t->build . '/automations-worker';
+my $W = $ENV{AM_WORKER} // $t->build . '/automations-worker';
 
 plan skip_all => 'module, worker or CLI not built'
     unless -f $t->build . '/ngx_http_automations_module.so'
@@ -1076,5 +1076,7 @@ subtest 'logs stay clean' => sub {
 
 $t->stop_proc('w1');
 $t->stop_nginx;
+
+$t->sanitizers_clean;
 
 done_testing;

@@ -18,7 +18,7 @@ use AmTest::Api;
 use AmTest::Redis;
 
 my $t = AmTest->new;
-my $W = $t->build . '/automations-worker';
+my $W = $ENV{AM_WORKER} // $t->build . '/automations-worker';
 
 plan skip_all => 'module, worker or CLI not built'
     unless -f $t->build . '/ngx_http_automations_module.so'
@@ -235,5 +235,7 @@ subtest 'a completion published while the subscription is down' => sub {
 subtest 'logs stay clean' => sub {
     $t->error_log_clean;
 };
+
+$t->sanitizers_clean;
 
 done_testing;

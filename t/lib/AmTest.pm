@@ -49,6 +49,9 @@ C<AM_BUILD=/abs/build/dir> (default: C<< <repo>/build >>).
                       exit-time leaks of stock nginx are suppressed, and
                       t/valgrind.supp and AM_VALGRIND_SUPP (a file) are
                       used too when they exist
+    AM_WORKER         worker binary of start_worker and of the tests that
+                      honour it (make test-asan: a sanitized one, whose
+                      reports sanitizers_clean() turns into a failure)
     AM_NGINX          nginx binary (default /usr/sbin/nginx)
     AM_REDIS_SERVER   redis-server binary (default redis-server in PATH)
 
@@ -538,6 +541,34 @@ sub proc_log {
     my ($self, $name) = @_;
     my $p = $self->{procs}{$name} or return undef;
     return $self->read_file($p->{log});
+}
+
+# What AddressSanitizer, LeakSanitizer and UBSan reported in the logs of
+# the processes spawned so far (a sanitized worker: AM_WORKER, see the
+# Makefile's test-asan), a line each.
+sub sanitizer_reports {
+    my ($self) = @_;
+    my @r;
+    for my $name (sort keys %{ $self->{procs} }) {
+        next if $RESERVED{$name};
+        my $log = $self->proc_log($name) // next;
+        push @r, "$name: $1"
+            while $log =~ /^(.*(?:ERROR: \w+Sanitizer|runtime error:).*)$/mg;
+    }
+    return @r;
+}
+
+# With a sanitized worker (AM_WORKER): stops what was spawned, so that
+# LeakSanitizer reports at exit, then checks that nothing was reported.
+sub sanitizers_clean {
+    my ($self) = @_;
+    return unless $ENV{AM_WORKER};
+    for my $name (sort keys %{ $self->{procs} }) {
+        $self->stop_proc($name) if !$RESERVED{$name} && $self->running($name);
+    }
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::is_deeply([ $self->sanitizer_reports ], [],
+        "$ENV{AM_WORKER}: no sanitizer reports");
 }
 
 sub spawn {

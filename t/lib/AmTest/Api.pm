@@ -195,7 +195,7 @@ sub wait_webhook {
 sub start_worker {
     my ($self, $name, @args) = @_;
     return $self->spawn(name => $name,
-        cmd => [ $self->build . '/automations-worker',
+        cmd => [ $ENV{AM_WORKER} // $self->build . '/automations-worker',
                  '--redis', $self->redis_addr, '--name', $name, @args ]);
 }
 
