@@ -436,7 +436,10 @@ ngx_http_automations_redis_tracking_reply(
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_automations_redis_refused(reply);
+        /* a subscriber gone meanwhile: its successor asks again */
+        if (ngx_strstr(reply->str, "redirect") == NULL) {
+            ngx_http_automations_redis_refused(reply);
+        }
         return;
     }
 
