@@ -82,6 +82,10 @@ sub knocks { scalar grep { $_->{path} eq "/knock/$_[0]" } @{ $t->received } }
 # the worker takes the entry but gets no answer to execution_start
 sub hold {
     my ($worker, $enqueue) = @_;
+    # a run first: the worker has just asked for more entries, so its
+    # XREADGROUP BLOCK is far from running out while it is stopped
+    is(api(POST => "${API}echo/run", json => { input => [] })->{status}, 200,
+       'the worker is taking entries');
     $t->kill_proc($worker, 'STOP');
     my @r = $enqueue->();
     sleep 0.3;
