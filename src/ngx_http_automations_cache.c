@@ -235,6 +235,10 @@ ngx_http_automations_cache_get(
         return NGX_DECLINED;
     }
 
+    if (!ngx_http_automations_redis_settled()) {
+        return NGX_DECLINED;
+    }
+
     for (i = 0; i < n; i++) {
         field[i].len = e->field[i].len;
         field[i].data = ngx_pstrdup(pool, &e->field[i]);

@@ -1180,6 +1180,25 @@ ngx_http_automations_redis_read(ngx_http_request_t *r,
 
 
 ngx_flag_t
+ngx_http_automations_redis_settled(void)
+{
+    u_char                        c;
+    ngx_http_automations_redis_t *rd;
+
+    rd = &ngx_http_automations_pubsub;
+
+    if (!ngx_http_automations_tracking.on || rd->conn == NULL
+        || rd->state != ngx_http_automations_redis_up) {
+        return 0;
+    }
+
+    /* what Redis said is all read: nothing waits on the socket */
+    return recv(rd->conn->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == -1
+           && (ngx_socket_errno == NGX_EAGAIN);
+}
+
+
+ngx_flag_t
 ngx_http_automations_redis_tracked(ngx_uint_t serial)
 {
     ngx_http_automations_tracking_t *t;

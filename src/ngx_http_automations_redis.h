@@ -73,6 +73,14 @@ ngx_int_t ngx_http_automations_redis_read(ngx_http_request_t *r,
 ngx_flag_t ngx_http_automations_redis_tracked(ngx_uint_t serial);
 
 /*
+ * Whether a cached record may be used now: tracking is on and nothing
+ * Redis sent the subscriber connection waits unread (an invalidation that
+ * arrived while this worker process was busy would be applied before the
+ * request, not after it).
+ */
+ngx_flag_t ngx_http_automations_redis_settled(void);
+
+/*
  * Calls a script of redis/ by name with EVALSHA (EVAL when Redis has lost
  * it). keys and args are ngx_str_t arrays of nkeys and nargs.
  */

@@ -115,6 +115,21 @@ subtest 'a revoked API key is refused on the next request, every time' => sub {
     is($refused, 20, '20 keys revoked, 20 refused at once');
 };
 
+subtest 'a record deleted in Redis: refused by the very next request' => sub {
+    # no CLI in between: the request follows the DEL's reply at once, and
+    # must still find the invalidation applied
+    my $accepted = 0;
+    for (1 .. 30) {
+        my $k = key();
+        list($k->{key}) for 1 .. 2;
+        my ($record) = grep { $t->redis('HGET', $_, 'id') eq $k->{id} }
+            @{ $t->redis('KEYS', 'am:{demo}:apikey:*') };
+        $t->redis('DEL', $record);
+        $accepted++ if list($k->{key})->{status} != 401;
+    }
+    is($accepted, 0, '30 records deleted, none accepted after');
+};
+
 subtest 'a key changed in Redis: the next request sees the change' => sub {
     my $k = key('read write');
     is(list($k->{key})->{status}, 200, 'listing with read');
@@ -185,7 +200,9 @@ subtest 'Redis flushed: nothing cached is trusted' => sub {
     my $k = key();
     list($k->{key}) for 1 .. 2;
     $t->redis('FLUSHALL');
-    is(list($k->{key})->{status}, 401, 'the key went with the flush');
+    # Redis may send its flush notice a moment after FLUSHALL's reply
+    ok($t->wait_for(sub { list($k->{key})->{status} == 401 }, 2),
+       'the key went with the flush');
     $t->ctl('project', 'create', 'demo');
 };
 
