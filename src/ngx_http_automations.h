@@ -248,7 +248,7 @@ ngx_int_t ngx_http_automations_access_invalid(
     ngx_http_request_t *r, ngx_str_t *reason);
 void ngx_http_automations_access_resume(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
-void ngx_http_automations_access_unavailable(ngx_http_request_t *r);
+void      ngx_http_automations_access_unavailable(ngx_http_request_t *r);
 ngx_int_t ngx_http_automations_access_decide(
     ngx_http_request_t *r, ngx_http_automations_ctx_t *ctx);
 
