@@ -64,11 +64,12 @@ struct am_job_s {
     char key[AM_KEY_MAX];
 
     am_run_t      *run;
-    am_job_spec_t  entry_spec; /* what the entry carries of the run, if any */
-    char          *entry_data; /* entry_spec's strings */
-    int            hold_tried; /* a held run was started, or could not be */
-    char          *held_error; /* the failure to record once it is gone */
-    am_job_state_t held_then;  /* where a refused held run's job goes */
+    am_job_spec_t  entry_spec;   /* what the entry carries of the run, if any */
+    char          *entry_data;   /* entry_spec's strings */
+    int            hold_tried;   /* a held run was started, or could not be */
+    int            held_refused; /* and is being stopped */
+    char          *held_error;   /* the failure to record once it is gone */
+    am_job_state_t held_then;    /* where a refused held run's job goes */
     char          *output_schema; /* the execution's snapshot, or NULL */
     am_progress_t  progress;      /* the last one recorded */
     size_t         output_schema_len;
@@ -718,6 +719,7 @@ am_job_refuse_held(
         job->id, what);
 
     job->held_then = then;
+    job->held_refused = 1;
     if (error != NULL) {
         free(job->held_error);
         job->held_error = strdup(error);
@@ -792,7 +794,11 @@ am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
     if (strcmp(what, "run") == 0
         && reply->elements >= AM_EXECUTION_START_REPLY_N) {
         job->retry_ms = 0;
-        if (job->run != NULL) {
+        if (job->run != NULL && job->held_refused) {
+            /* stopped after a lost answer and not gone yet: ask again once
+               it is (the same worker's same entry is the same attempt) */
+            am_job_retry(job);
+        } else if (job->run != NULL) {
             job->state = AM_JOB_RUNNING;
             am_run_release(job->run);
         } else {
