@@ -20,7 +20,7 @@ use Time::HiRes qw(time sleep);
 use AmTest;
 
 my $t = AmTest->new;
-my $W = $t->build . '/automations-worker';
+our $W = $t->build . '/automations-worker';
 
 plan skip_all => "$W not built" unless -x $W;
 plan skip_all => 'runs are confined only when the worker is root' if $> != 0;
@@ -363,6 +363,23 @@ subtest 'a worker started with python runs queued forks them all' => sub {
     like($t->proc_log('backlog'), qr/python warm parent \d+ ready/,
         'which the worker started before it took runs');
     stop_worker('backlog');
+};
+
+subtest 'a worker installed under /tmp: warm runs still start' => sub {
+    # a confined run gets a /tmp of its own: the sandbox is executed by a
+    # descriptor opened before, not by its path (a build under /tmp)
+    my $bin = $t->dir . '/bin';
+    mkdir $bin or die "$bin: $!";
+    for my $f (qw(automations-worker automations-sandbox automations-sandbox.so)) {
+        system('cp', $t->build . "/$f", "$bin/$f") == 0 or die "cp $f";
+    }
+    like($bin, qr{^/tmp/}, 'the copy is under /tmp');
+    local $W = "$bin/automations-worker";
+    start_worker('in-tmp');
+    my $r = run($WARM);
+    is($r->{status}, 'success', 'a python run succeeds') or diag($r->{error});
+    is($r->{output}, 'true', 'forked by the warm parent');
+    stop_worker('in-tmp');
 };
 
 done_testing;

@@ -970,6 +970,7 @@ typedef struct {
     long        v[AM_SANDBOX_NOPTS];
     const char *hidden;
     int         ns;
+    int         self; /* this program, opened before any mount hides it */
     char       *init_argv[4];
     char       *supervise_argv[7];
     char        num[5][24];
@@ -980,11 +981,31 @@ static am_sandbox_warm_t am_sandbox_warm;
 #define AM_SANDBOX_WARM_RUN 1
 
 
+/*
+ * Executes this program in another role. By the descriptor opened before
+ * the namespaces' mounts: those cover /tmp, /dev/shm and the hidden paths,
+ * where the program may live (a build under /tmp).
+ */
+static void am_sandbox_warm_exec_self(am_sandbox_warm_t *w, char **argv)
+    __attribute__((noreturn));
+
+static void
+am_sandbox_warm_exec_self(am_sandbox_warm_t *w, char **argv)
+{
+    char *env[] = {NULL};
+
+#ifdef SYS_execveat
+    (void) syscall(SYS_execveat, w->self, "", argv, env, AT_EMPTY_PATH);
+#endif
+    execve(argv[0], argv, env);
+    am_sandbox_fail(AM_SANDBOX_EXEC_FAILED, "cannot execute %s", argv[0]);
+}
+
+
 /* The init, a vfork() child of the supervisor: PID 1 of the namespaces. */
 static int __attribute__((noinline))
 am_sandbox_warm_init(am_sandbox_warm_t *w, int status_fd)
 {
-    char *env[] = {NULL};
     pid_t run;
 
     /* the supervisor is outside the namespace: it may go at any time */
@@ -1011,9 +1032,7 @@ am_sandbox_warm_init(am_sandbox_warm_t *w, int status_fd)
         am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "dup2");
     }
 
-    execve(w->init_argv[0], w->init_argv, env);
-    am_sandbox_fail(
-        AM_SANDBOX_EXEC_FAILED, "cannot execute %s", w->init_argv[0]);
+    am_sandbox_warm_exec_self(w, w->init_argv);
 }
 
 
@@ -1021,7 +1040,6 @@ am_sandbox_warm_init(am_sandbox_warm_t *w, int status_fd)
 static int __attribute__((noinline))
 am_sandbox_warm_supervisor(am_sandbox_warm_t *w)
 {
-    char *env[] = {NULL};
     pid_t init;
     int   k, high[3], status[2];
 
@@ -1059,9 +1077,7 @@ am_sandbox_warm_supervisor(am_sandbox_warm_t *w)
         }
 
         (void) close(3);
-        execve(w->supervise_argv[0], w->supervise_argv, env);
-        am_sandbox_fail(
-            AM_SANDBOX_EXEC_FAILED, "cannot execute %s", w->supervise_argv[0]);
+        am_sandbox_warm_exec_self(w, w->supervise_argv);
     }
 
     if (pipe2(status, O_CLOEXEC) != 0) {
@@ -1086,9 +1102,7 @@ am_sandbox_warm_supervisor(am_sandbox_warm_t *w)
         am_sandbox_fail(AM_SANDBOX_SETUP_FAILED, "dup2");
     }
 
-    execve(w->supervise_argv[0], w->supervise_argv, env);
-    am_sandbox_fail(
-        AM_SANDBOX_EXEC_FAILED, "cannot execute %s", w->supervise_argv[0]);
+    am_sandbox_warm_exec_self(w, w->supervise_argv);
 }
 
 
@@ -1164,6 +1178,18 @@ am_sandbox_warm_fork(
     }
     w->supervise_argv[6] = NULL;
 
+    /* above the descriptors the supervisor and the init put in place */
+    k = open(argv[0], O_PATH | O_CLOEXEC);
+    w->self = k < 0 ? -1 : fcntl(k, F_DUPFD_CLOEXEC, 10);
+    e = errno;
+    if (k >= 0) {
+        (void) close(k);
+    }
+    if (w->self < 0) {
+        errno = e;
+        return -1;
+    }
+
     /* none of the parent's handlers may run on its memory in the vfork()
        children; the run starts with all signals blocked, and unblocks them */
     sigfillset(&all);
@@ -1181,6 +1207,7 @@ am_sandbox_warm_fork(
 
     e = errno;
     (void) sigprocmask(SIG_SETMASK, &old, NULL);
+    (void) close(w->self);
     errno = e;
 
     return pid;
