@@ -118,18 +118,21 @@ $(CLI): $(wildcard src/cli/*.c src/cli/*.h) $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
 
 worker: $(WORKER) $(SANDBOX) $(SANDBOX_LIB)
 
+# the worker's sources, what it is rebuilt for, and its libraries; the same
+# for the sanitized build below
+WORKER_SRCS = $(wildcard src/worker/*.c) $(SHARED_SRCS) src/am_schema.c \
+              $(GEN) $(PY_RUNNER) $(PY_WARM)
+WORKER_DEPS = $(WORKER_SRCS) $(wildcard src/worker/*.h) $(SHARED_HDRS)
+WORKER_LIBS = -lhiredis -lyajl -lcrypto -luv -lcurl -lpcre2-8 -lm
+
 # The worker, sanitized, with the ordinary sandbox and its library next to
 # it: what a run executes first stays as it ships (static, and small enough
 # for a run's memory limit), the worker's own code is checked.
-$(ASAN_WORKER): $(wildcard src/worker/*.c src/worker/*.h) $(SHARED_SRCS) \
-                $(SHARED_HDRS) $(GEN) $(PY_RUNNER) $(PY_WARM) src/am_schema.c \
-                $(SANDBOX) $(SANDBOX_LIB)
+$(ASAN_WORKER): $(WORKER_DEPS) $(SANDBOX) $(SANDBOX_LIB)
 	@mkdir -p $(ASAN_DIR)
 	$(CC) $(AM_CFLAGS) -O1 -fno-omit-frame-pointer \
 	    -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	    -o $@ $(wildcard src/worker/*.c) $(SHARED_SRCS) src/am_schema.c \
-	    $(GEN) $(PY_RUNNER) $(PY_WARM) -lhiredis -lyajl -lcrypto -luv -lcurl \
-	    -lpcre2-8 -lm
+	    -o $@ $(WORKER_SRCS) $(WORKER_LIBS)
 	cp $(SANDBOX) $(SANDBOX_LIB) $(ASAN_DIR)/
 
 # the first program of every run (and the init and supervisor of warm
@@ -153,11 +156,8 @@ $(BUILD)/gen/am_python_%.c: src/worker/python_%.py
 	     -e '. "const char am_python_$*[] =\n    \"$$_\";\n"' $< >$@.tmp
 	mv $@.tmp $@
 
-$(WORKER): $(wildcard src/worker/*.c src/worker/*.h) $(SHARED_SRCS) \
-           $(SHARED_HDRS) $(GEN) $(PY_RUNNER) $(PY_WARM) src/am_schema.c
-	$(CC) $(AM_CFLAGS) -o $@ $(wildcard src/worker/*.c) $(SHARED_SRCS) \
-	    src/am_schema.c $(GEN) $(PY_RUNNER) $(PY_WARM) -lhiredis -lyajl \
-	    -lcrypto -luv -lcurl -lpcre2-8 -lm
+$(WORKER): $(WORKER_DEPS)
+	$(CC) $(AM_CFLAGS) -o $@ $(WORKER_SRCS) $(WORKER_LIBS)
 
 unit: $(UNIT_TESTS)
 

@@ -1077,6 +1077,9 @@ am_job_step(am_job_t *job)
         && job->entry_data != NULL && job->w->hold) {
         job->hold_tried = 1;
         am_job_run(job, &job->entry_spec, 1);
+        /* the run has what it needs: the copy is not read again */
+        free(job->entry_data);
+        job->entry_data = NULL;
     }
 }
 
