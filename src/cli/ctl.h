@@ -80,6 +80,8 @@ redisReply *ctl_command(ctl_t *ctl, int argc, const char **argv);
 redisReply *ctl_eval(
     ctl_t *ctl, const char *name, int nkeys, int argc, const char **argv);
 
+void ctl_settle(ctl_t *ctl);
+
 int ctl_list(
     ctl_t *ctl, const char *index, const char *record, const char *what);
 

@@ -151,6 +151,7 @@ ctl_apikey_revoke(ctl_t *ctl, const char *project, const char *id)
     }
 
     freeReplyObject(r);
+    ctl_settle(ctl);
     return CTL_OK;
 }
 

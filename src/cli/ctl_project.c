@@ -70,6 +70,7 @@ ctl_project_change(ctl_t *ctl, const char *script, const char *name)
     }
 
     freeReplyObject(r);
+    ctl_settle(ctl);
     return CTL_OK;
 }
 

@@ -180,3 +180,24 @@ ctl_eval(ctl_t *ctl, const char *name, int nkeys, int argc, const char **argv)
 
     return ctl_call(ctl, argc + 3, args, 1);
 }
+
+/*
+ * After a change that revokes credentials: one more round trip. Redis
+ * writes the invalidations of a change to the nginx credential caches
+ * (client-side caching) in the same turn of its event loop as the change's
+ * reply, but after that reply; it answers a later command only after that
+ * turn. Once this PING is answered, every nginx on this host has the
+ * invalidation in its socket, and its next request refuses the credential.
+ * The change is done either way: a failed PING is only reported.
+ */
+void
+ctl_settle(ctl_t *ctl)
+{
+    const char *argv[1] = {"PING"};
+    redisReply *r;
+
+    r = ctl_command(ctl, 1, argv);
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+}

@@ -172,6 +172,7 @@ ctl_tokenpair_revoke(ctl_t *ctl, const char *id)
     }
 
     freeReplyObject(r);
+    ctl_settle(ctl);
     return CTL_OK;
 }
 
