@@ -1341,10 +1341,19 @@ am_run_write_payload(am_run_t *run)
 }
 
 
+/*
+ * The run's own time and its timeout begin here, not when its sandbox was
+ * readied: the wait for execution_start is the gateway's, not the run's.
+ * Until then the timeout bounds how long a held sandbox waits.
+ */
 void
 am_run_release(am_run_t *run)
 {
-    if (run->held && !run->exited && !run->cancelled) {
+    if (run->held && !run->exited && !run->cancelled && !run->timed_out) {
+        run->start = uv_hrtime();
+        uv_update_time(run->loop);
+        uv_timer_start(
+            &run->timer, am_run_timeout_cb, (uint64_t) run->timeout_ms, 0);
         am_run_write_payload(run);
     }
 }

@@ -119,7 +119,10 @@ am_run_t *am_run_start(uv_loop_t *loop, const am_run_config_t *cfg,
     const char *preload, int held, am_run_cb cb, void *data, char *err,
     size_t errlen);
 
-/* Lets a held run go: its code starts, its payload on stdin. */
+/*
+ * Lets a held run go: its code starts, its payload on stdin; its execution
+ * time and its timeout count from here.
+ */
 void am_run_release(am_run_t *run);
 
 /*

@@ -1048,6 +1048,30 @@ am_test_held(void)
 
         am_test_clear(&t);
     }
+
+    /*
+     * Held 600 ms, then let go: the run's time and its timeout (1 s) start
+     * then, so its own 600 ms sleep neither times out nor counts the wait.
+     */
+    run = am_test_start_net(
+        &t, &am_test_cfg, "sh", "sleep 0.6; cat", "[8]", 1000, NULL, 1);
+    if (run == NULL) {
+        am_test_ok(0, "held run: cannot start: %s", am_test_err);
+        return;
+    }
+
+    uv_timer_init(am_test_loop, &timer);
+    timer.data = run;
+    uv_timer_start(&timer, am_test_release_cb, 600, 0);
+    uv_run(am_test_loop, UV_RUN_DEFAULT);
+
+    am_test_expect(&t, "held 600 ms with a 1 s timeout, then a 600 ms run",
+        AM_RUN_SUCCESS, "[8]", NULL);
+    am_test_ok(t.execution_time_ms >= 600 && t.execution_time_ms < 1000
+                   && t.wall_ms >= 1200,
+        "its execution time counts from its release: %ld ms (wall %ld ms)",
+        t.execution_time_ms, t.wall_ms);
+    am_test_clear(&t);
 }
 
 
