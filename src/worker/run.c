@@ -93,6 +93,8 @@ struct am_run_s {
     long     timeout_ms;
     long     max_file_mb;
     uint64_t start;
+    uint64_t ready;    /* a held run said it waits only for the gate */
+    uint64_t released; /* and was let go */
     uint64_t reap_until;
     long     elapsed_us;
 
@@ -110,6 +112,7 @@ struct am_run_s {
     unsigned kill_pending : 1; /* warm, killed before its pid was known */
     unsigned warm_lost : 1;    /* its warm parent died first */
     unsigned held : 1;         /* waits for am_run_release() */
+    unsigned ready_mark : 1;   /* AM_SANDBOX_READY still to come on stdout */
 
     int64_t exit_status;
     int     term_signal;
@@ -579,6 +582,9 @@ am_run_reap_cb(uv_timer_t *timer)
 }
 
 
+static uint64_t am_run_waited(const am_run_t *run);
+
+
 /* The run's first process ended (cold: the worker's child; warm: the
    parent's). */
 static void
@@ -587,7 +593,8 @@ am_run_exited(am_run_t *run, int64_t exit_status, int term_signal)
     run->exited = 1;
     run->exit_status = exit_status;
     run->term_signal = term_signal;
-    run->elapsed_us = (long) ((uv_hrtime() - run->start) / 1000);
+    run->elapsed_us =
+        (long) ((uv_hrtime() - run->start - am_run_waited(run)) / 1000);
 
     am_run_unlink(run);
 
@@ -731,13 +738,17 @@ am_run_alloc_cb(uv_handle_t *handle, size_t size, uv_buf_t *buf)
 }
 
 
-/* stdout: kept up to max_output; one byte more kills the run. */
+/*
+ * stdout: kept up to max_output; one byte more kills the run. A held run's
+ * first byte is AM_SANDBOX_READY, not output.
+ */
 static void
 am_run_read_out(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
-    am_run_t *run;
-    size_t    cap;
-    char     *p;
+    am_run_t   *run;
+    const char *data;
+    size_t      cap, n;
+    char       *p;
 
     run = stream->data;
 
@@ -746,16 +757,26 @@ am_run_read_out(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
 
-    if ((size_t) nread > run->max_output - run->output_len) {
+    data = buf->base;
+    n = (size_t) nread;
+
+    if (run->ready_mark && n > 0 && data[0] == AM_SANDBOX_READY) {
+        run->ready_mark = 0;
+        run->ready = uv_hrtime();
+        data++;
+        n--;
+    }
+
+    if (n > run->max_output - run->output_len) {
         run->overflow = !run->timed_out && !run->cancelled;
         am_run_kill(run);
         am_run_close(stream);
         return;
     }
 
-    if (run->output_len + (size_t) nread > run->output_cap) {
+    if (run->output_len + n > run->output_cap) {
         cap = run->output_cap ? run->output_cap * 2 : sizeof(run->buf);
-        while (cap < run->output_len + (size_t) nread) {
+        while (cap < run->output_len + n) {
             cap *= 2;
         }
 
@@ -771,8 +792,8 @@ am_run_read_out(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         run->output_cap = cap;
     }
 
-    memcpy(run->output + run->output_len, buf->base, (size_t) nread);
-    run->output_len += (size_t) nread;
+    memcpy(run->output + run->output_len, data, n);
+    run->output_len += n;
 }
 
 
@@ -1342,20 +1363,46 @@ am_run_write_payload(am_run_t *run)
 
 
 /*
- * The run's own time and its timeout begin here, not when its sandbox was
- * readied: the wait for execution_start is the gateway's, not the run's.
- * Until then the timeout bounds how long a held sandbox waits.
+ * How long a held run waited at its gate, ready, for am_run_release(): not
+ * the run's own time. 0 when it was not ready yet when let go (or its
+ * AM_SANDBOX_READY was read only after).
+ */
+static uint64_t
+am_run_waited(const am_run_t *run)
+{
+    if (run->ready == 0 || run->released <= run->ready) {
+        return 0;
+    }
+
+    return run->released - run->ready;
+}
+
+
+/*
+ * The run's clock leaves out its wait at the gate, which is the gateway's
+ * (execution_start on its way), not the run's: its execution time is the
+ * sandbox's set-up and the run, as for a run not held, and its timeout
+ * starts again with what the set-up took already taken off. Until now the
+ * timeout bounded how long the held sandbox waits.
  */
 void
 am_run_release(am_run_t *run)
 {
-    if (run->held && !run->exited && !run->cancelled && !run->timed_out) {
-        run->start = uv_hrtime();
-        uv_update_time(run->loop);
-        uv_timer_start(
-            &run->timer, am_run_timeout_cb, (uint64_t) run->timeout_ms, 0);
-        am_run_write_payload(run);
+    uint64_t used_ms, left_ms;
+
+    if (!run->held || run->exited || run->cancelled || run->timed_out) {
+        return;
     }
+
+    run->released = uv_hrtime();
+    used_ms = (run->released - run->start - am_run_waited(run)) / 1000000;
+    left_ms = (uint64_t) run->timeout_ms > used_ms
+                  ? (uint64_t) run->timeout_ms - used_ms
+                  : 1;
+
+    uv_update_time(run->loop);
+    uv_timer_start(&run->timer, am_run_timeout_cb, left_ms, 0);
+    am_run_write_payload(run);
 }
 
 
@@ -1666,6 +1713,7 @@ am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     am_run_configure(run, cfg, timeout_ms, no_network, &limits);
     run->confined = limits.confine;
     run->held = held ? 1 : 0;
+    run->ready_mark = run->held;
     limits.gate = run->held;
 
     run->payload = malloc(payload_len + 1);

@@ -756,16 +756,27 @@ am_sandbox_parse(int argc, char **argv, long *values, const char **hidden)
 
 /*
  * A held run (--gate 1) waits here, confined and as its user, before
- * anything of the run executes: the worker sends one byte on stdin when
- * the run may go (its payload follows), or closes stdin when it may not
- * (cancelled meanwhile, finished by another worker), and the run ends here
- * without having run.
+ * anything of the run executes. It first says it is ready: the byte
+ * AM_SANDBOX_READY on stdout, which the worker takes off the output and
+ * which tells it from when the run only waited. Then the worker sends one
+ * byte on stdin when the run may go (its payload follows), or closes stdin
+ * when it may not (cancelled meanwhile, finished by another worker), and
+ * the run ends here without having run.
  */
 static void
 am_sandbox_gate(void)
 {
     char    c;
     ssize_t n;
+
+    c = AM_SANDBOX_READY;
+    do {
+        n = write(1, &c, 1);
+    } while (n == -1 && errno == EINTR);
+
+    if (n != 1) {
+        _exit(AM_SANDBOX_NOT_RUN);
+    }
 
     do {
         n = read(0, &c, 1);

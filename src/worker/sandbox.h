@@ -31,9 +31,13 @@ typedef struct {
     long        tmp_mb;     /* one tmpfs for /tmp, /dev/shm, the run folder */
     const char *hidden;     /* ':'-separated paths covered by empty ones */
 
-    /* held: once confined, waits for a byte on stdin before it runs */
+    /* held: once confined, writes AM_SANDBOX_READY on stdout, then waits
+       for a byte on stdin before it runs */
     int gate;
 } am_sandbox_limits_t;
+
+/* the byte a held run writes on stdout once it waits only for the gate */
+#define AM_SANDBOX_READY 'R'
 
 
 /*

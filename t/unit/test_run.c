@@ -1050,8 +1050,9 @@ am_test_held(void)
     }
 
     /*
-     * Held 600 ms, then let go: the run's time and its timeout (1 s) start
-     * then, so its own 600 ms sleep neither times out nor counts the wait.
+     * Held 600 ms, then let go: the run's time and its timeout (1 s) leave
+     * out its wait at the gate, so its own 600 ms sleep neither times out
+     * nor counts the wait; its output has nothing of the gate.
      */
     run = am_test_start_net(
         &t, &am_test_cfg, "sh", "sleep 0.6; cat", "[8]", 1000, NULL, 1);
@@ -1069,7 +1070,7 @@ am_test_held(void)
         AM_RUN_SUCCESS, "[8]", NULL);
     am_test_ok(t.execution_time_ms >= 600 && t.execution_time_ms < 1000
                    && t.wall_ms >= 1200,
-        "its execution time counts from its release: %ld ms (wall %ld ms)",
+        "its execution time leaves out the wait: %ld ms (wall %ld ms)",
         t.execution_time_ms, t.wall_ms);
     am_test_clear(&t);
 }
