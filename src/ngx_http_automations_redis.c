@@ -1183,18 +1183,31 @@ ngx_flag_t
 ngx_http_automations_redis_settled(void)
 {
     u_char                        c;
-    ngx_http_automations_redis_t *rd;
+    ssize_t                       n;
+    ngx_http_automations_redis_t *rd, *cmd;
 
     rd = &ngx_http_automations_pubsub;
+    cmd = &ngx_http_automations_redis;
 
     if (!ngx_http_automations_tracking.on || rd->conn == NULL
-        || rd->state != ngx_http_automations_redis_up) {
+        || rd->state != ngx_http_automations_redis_up || cmd->conn == NULL
+        || cmd->state != ngx_http_automations_redis_up) {
         return 0;
     }
 
     /* what Redis said is all read: nothing waits on the socket */
-    return recv(rd->conn->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == -1
-           && (ngx_socket_errno == NGX_EAGAIN);
+    if (recv(rd->conn->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != -1
+        || ngx_socket_errno != NGX_EAGAIN) {
+        return 0;
+    }
+
+    /*
+     * and the tracking connection is not closed unnoticed: its tracking
+     * ended with it (replies waiting there are other requests')
+     */
+    n = recv(cmd->conn->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    return n > 0 || (n == -1 && ngx_socket_errno == NGX_EAGAIN);
 }
 
 

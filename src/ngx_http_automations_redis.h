@@ -73,10 +73,11 @@ ngx_int_t ngx_http_automations_redis_read(ngx_http_request_t *r,
 ngx_flag_t ngx_http_automations_redis_tracked(ngx_uint_t serial);
 
 /*
- * Whether a cached record may be used now: tracking is on and nothing
- * Redis sent the subscriber connection waits unread (an invalidation that
+ * Whether a cached record may be used now: tracking is on, nothing Redis
+ * sent the subscriber connection waits unread (an invalidation that
  * arrived while this worker process was busy would be applied before the
- * request, not after it).
+ * request, not after it), and the command connection, whose tracking it
+ * is, was not closed by Redis unnoticed.
  */
 ngx_flag_t ngx_http_automations_redis_settled(void);
 
