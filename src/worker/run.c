@@ -767,6 +767,10 @@ am_run_read_out(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         n--;
     }
 
+    if (n == 0) {
+        return;
+    }
+
     if (n > run->max_output - run->output_len) {
         run->overflow = !run->timed_out && !run->cancelled;
         am_run_kill(run);
