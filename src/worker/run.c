@@ -760,11 +760,14 @@ am_run_read_out(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     data = buf->base;
     n = (size_t) nread;
 
-    if (run->ready_mark && n > 0 && data[0] == AM_SANDBOX_READY) {
+    /* only the first byte may be it: never one of the run's own */
+    if (run->ready_mark && n > 0) {
         run->ready_mark = 0;
-        run->ready = uv_hrtime();
-        data++;
-        n--;
+        if (data[0] == AM_SANDBOX_READY) {
+            run->ready = uv_hrtime();
+            data++;
+            n--;
+        }
     }
 
     if (n == 0) {
