@@ -63,6 +63,8 @@ MODULE_SRCS = config ngx_http_automations_module.c $(wildcard src/ngx_*.[ch]) \
 
 # the tests that also run with nginx under valgrind in `make test`
 VALGRIND_TESTS = $(wildcard t/api.t t/auth.t t/runs.t t/sync.t t/credential-cache.t)
+# prove, ending a failed run with what failed (t/lib/prove-failures)
+PROVE = t/lib/prove-failures prove
 
 # the tests that also run with the worker built with AddressSanitizer,
 # LeakSanitizer and UBSan (AM_WORKER) in `make test`
@@ -199,17 +201,17 @@ test: deps
 	$(MAKE) test-valgrind
 
 test-unit: unit
-	prove --exec '' $(UNIT_TESTS)
+	$(PROVE) --exec '' $(UNIT_TESTS)
 
 test-prove: all
-	AM_BUILD=$(CURDIR)/$(BUILD) prove -r -I t/lib t/
+	AM_BUILD=$(CURDIR)/$(BUILD) $(PROVE) -r -I t/lib t/
 
 test-valgrind: all
-	AM_BUILD=$(CURDIR)/$(BUILD) AM_VALGRIND=1 prove -I t/lib $(VALGRIND_TESTS)
+	AM_BUILD=$(CURDIR)/$(BUILD) AM_VALGRIND=1 $(PROVE) -I t/lib $(VALGRIND_TESTS)
 
 test-asan: all $(ASAN_WORKER)
 	AM_BUILD=$(CURDIR)/$(BUILD) AM_WORKER=$(CURDIR)/$(ASAN_WORKER) \
-	    prove -I t/lib $(ASAN_TESTS)
+	    $(PROVE) -I t/lib $(ASAN_TESTS)
 
 clean:
 	rm -rf $(BUILD)
@@ -292,7 +294,7 @@ $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(SHARED_SRCS) \
 	    -lhiredis -lyajl -lcrypto
 
 test-fuzz-replay: $(FUZZ_REPLAY)
-	prove --exec '' $(FUZZ_REPLAY)
+	$(PROVE) --exec '' $(FUZZ_REPLAY)
 
 test-fuzz: test-fuzz-replay
 	@[ "$(FUZZ_TEST_SECONDS)" = 0 ] || $(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
