@@ -152,7 +152,8 @@ my $worker_pid = $t->pid('w');
 my $forked = "import sys\noutput = 'ctypes' in sys.modules\n";
 run('python', $forked);
 if ($warm) {
-    ok($t->wait_for(sub { $t->proc_log('w') =~ /python warm parent \d+ ready/ },
+    ok($t->wait_for(sub {
+            ($t->proc_log('w') // '') =~ /python warm parent \d+ ready/ },
         10, 'the warm parent'), 'a warm python parent is ready');
 }
 is(run('python', $forked)->{json} ? 'warm' : 'cold', $warm ? 'warm' : 'cold',
@@ -229,7 +230,8 @@ PY
     for my $rt (qw(sh python)) {
         my $rec = run($rt, $code{$rt});
         is($rec->{status}, 'success', "$rt: the run lists /proc")
-            or diag($rec->{log});
+            or diag("status $rec->{status}, error " . ($rec->{error} // "")
+                    . "\n" . substr($rec->{log} // "", 0, 400));
         my @cmd = grep { length } split /,/, $rec->{json} // '';
         ok(@cmd >= 2 && @cmd <= 6, "$rt: a handful of processes (" . @cmd . ')')
             or diag(explain \@cmd);
@@ -241,7 +243,8 @@ PY
     }
 
     my $rec = run('sh', "test -e /proc/$worker_pid && echo '\"seen\"' || echo '\"unseen\"'");
-    is($rec->{json}, 'unseen', "the worker's /proc entry is not there");
+    is($rec->{json}, 'unseen', "the worker's /proc entry is not there")
+        or diag("worker pid $worker_pid; " . explain $rec);
 };
 
 # ------------------------------------------------------------------ Redis

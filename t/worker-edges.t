@@ -417,7 +417,7 @@ subtest "a killed worker's run folders go when the next one starts" => sub {
         $t->spawn(name => $name,
                   cmd => [ $W, '--redis', $t->redis_addr, '--name', $name,
                            '--visibility-timeout', 2000, '--run-dir', $root ]);
-        $t->wait_for(sub { $t->proc_log($name) =~ /started: redis/ },
+        $t->wait_for(sub { ($t->proc_log($name) // '') =~ /started: redis/ },
                      10 * $SLOW, "$name started");
     };
     my $folders = sub { [ sort map { s{.*/}{}r } glob "$root/am-worker-*" ] };
@@ -464,7 +464,7 @@ subtest "a killed worker's run folders go when the next one starts" => sub {
                            @$args ]);
         my $dir;
         $t->wait_for(sub {
-            ($dir) = $t->proc_log($name) =~ /run folders in (\S+)/;
+            ($dir) = ($t->proc_log($name) // '') =~ /run folders in (\S+)/;
         }, 10 * $SLOW, "$name says where");
         like($dir // '', qr{^\Q$where\E/am-worker-\w{6}$},
              (@$args ? "@$args" : 'by default') . ": run folders in $where");
