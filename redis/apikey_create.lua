@@ -30,7 +30,7 @@ then
     return redis.error_reply('api key id or digest already in use, try again')
 end
 
-local _, _, created_at = now()
+local _, _, created_at = now(true)
 
 redis.call('HSET', record, 'id', id, 'project', project, 'scopes', scopes,
     'name', label, 'created_at', created_at, 'sha256', digest)

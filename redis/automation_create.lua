@@ -22,7 +22,7 @@ if created and ARGV[3] ~= '1' then
     return detail(422, "Automation '" .. name .. "' already exists")
 end
 
-local _, _, ts = now()
+local _, _, ts = now(true)
 local fields = { 'automation_name', name, 'created_at', created or ts,
     'updated_at', ts }
 

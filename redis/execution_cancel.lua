@@ -25,7 +25,7 @@ if finished(e.status) then
     return detail(409, 'Execution already finished: ' .. e.status)
 end
 
-local sec, usec, ts = now()
+local sec, usec, ts = now(true)
 local member = e.project .. '/' .. e.execution_id
 
 e.status, e.error, e.finished_at = 'cancelled', 'cancelled', ts

@@ -49,7 +49,7 @@ if finished(e.status) then
     return 'dup'
 end
 
-local sec, usec, ts = now()
+local _, _, ts, ms = now(true)
 local member = e.project .. '/' .. e.execution_id
 
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'output', ARGV[2],
@@ -67,14 +67,13 @@ local secret = KEYS[1] .. ':secret'
 if e.webhook ~= nil and e.webhook ~= '' then
     redis.call('HSET', KEYS[1], 'webhook_id', 'msg_' .. e.execution_id,
         'webhook_state', 'pending')
-    redis.call('ZADD', KEYS[3], sec * 1000 + math.floor(usec / 1000), member)
+    redis.call('ZADD', KEYS[3], ms, member)
     redis.call('HDEL', secret, 'ddn_headers')
 else
     redis.call('DEL', secret)
 end
 
-local retention = tonumber(e.retention or '604800')
-redis.call('EXPIRE', KEYS[1], retention)
+redis.call('EXPIRE', KEYS[1], e.retention or '604800')
 
 local result = execution_result(e)
 local message = member

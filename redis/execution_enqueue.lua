@@ -34,14 +34,13 @@ local base, project, name, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local RUN_IN_ENTRY_MAX = 8192
 
-if redis.call('EXISTS', KEYS[1]) == 0 then
-    return { 'no_project' }
-end
-
 local idem = nil
 if ARGV[7] ~= '' then
     idem = base .. 'idempotency:' .. ARGV[7]
     local seen = redis.call('GET', idem)
+    if seen and redis.call('EXISTS', KEYS[1]) == 0 then
+        return { 'no_project' }
+    end
     if seen then
         local first, digest = string.match(seen, '^(%S+) (%S+)$')
         if digest == ARGV[8] then
@@ -51,10 +50,15 @@ if ARGV[7] ~= '' then
     end
 end
 
+-- an automation exists only in a project that does (project_delete.lua
+-- deletes them with it): the project is looked for only when it does not
 local f = redis.call('HMGET', base .. 'automation:' .. name,
     'automation_name', 'runtime', 'code', 'timeout_ms', 'webhook', 'network',
     'input_schema', 'output_schema', 'preload')
 if not f[1] then
+    if redis.call('EXISTS', KEYS[1]) == 0 then
+        return { 'no_project' }
+    end
     return { 'no_automation' }
 end
 local a = { runtime = f[2] or nil, code = f[3] or nil,
@@ -74,7 +78,7 @@ if refused then
     return { 'invalid' }
 end
 
-local sec, usec, ts = now()
+local _, _, ts, ms = now(true)
 local key = base .. 'execution:' .. id
 local webhook = ARGV[12]
 if webhook == '' then
@@ -87,17 +91,17 @@ redis.call('HSET', key,
     'runtime', a.runtime or 'python', 'code', a.code or '',
     'timeout_ms', a.timeout_ms or '', 'network', a.network or 'default',
     'seed', ARGV[9], 'input', ARGV[10],
-    'build_id', ARGV[11], 'attempts', 0, 'retention', ARGV[6],
+    'build_id', ARGV[11], 'attempts', '0', 'retention', ARGV[6],
     'output_schema', f[8] or '', 'preload', f[9] or '',
     'webhook', webhook, 'webhook_state', webhook == '' and 'none' or 'pending',
-    'webhook_attempts', 0)
-redis.call('EXPIRE', key, tonumber(ARGV[6]))
+    'webhook_attempts', '0')
+redis.call('EXPIRE', key, ARGV[6])
 
 if ARGV[13] ~= '' or ARGV[14] ~= '' then
     local secret = key .. ':secret'
     redis.call('HSET', secret, 'webhook_header', ARGV[13],
         'ddn_headers', ARGV[14])
-    redis.call('EXPIRE', secret, tonumber(ARGV[6]))
+    redis.call('EXPIRE', secret, ARGV[6])
 end
 
 -- a small run without ddn_headers (a secret, kept out of the stream)
@@ -116,8 +120,7 @@ if ARGV[14] == '' and #code + #ARGV[9] + #ARGV[10] + #output_schema
 else
     redis.call('XADD', KEYS[2], '*', 'project', project, 'execution_id', id)
 end
-execution_index(base, name, id, sec * 1000 + math.floor(usec / 1000),
-    ARGV[6])
+execution_index(base, name, id, ms, ARGV[6])
 
 -- the key answers with the execution while it can: 24 h, or the retention
 -- when shorter, so that it never names an execution that expired

@@ -29,7 +29,7 @@ end
 
 local base, id = ARGV[1], ARGV[3]
 local key = base .. 'execution:' .. id
-local _, _, ts = now()
+local _, _, ts = now(true)
 local webhook = e.webhook or ''
 
 redis.call('HSET', key,

@@ -46,7 +46,7 @@ if attempts > tonumber(ARGV[2]) then
     return { 'exhausted', attempts - 1 }
 end
 
-local _, _, ts = now()
+local _, _, ts = now(true)
 redis.call('HSET', KEYS[1], 'attempts', attempts, 'claim', claim,
     'status', 'running', 'started_at', ts, 'worker', ARGV[1])
 

@@ -23,35 +23,44 @@ local function jraw(s)
     return s
 end
 
--- days since 1970-01-01 to a civil date (Howard Hinnant's algorithm)
+-- days since 1970-01-01 to a civil date (Howard Hinnant's algorithm). The
+-- quotients are (a - a % b) / b: arithmetic of the VM, where math.floor
+-- would be a call to C each time.
 local function civil(days)
     local z = days + 719468
-    local era = math.floor(z / 146097)
+    local era = (z - z % 146097) / 146097
     local doe = z - era * 146097
-    local yoe = math.floor((doe - math.floor(doe / 1460)
-        + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+    local yoe = doe - (doe - doe % 1460) / 1460 + (doe - doe % 36524) / 36524
+        - (doe - doe % 146096) / 146096
+    yoe = (yoe - yoe % 365) / 365
     local y = yoe + era * 400
-    local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-    local mp = math.floor((5 * doy + 2) / 153)
-    local d = doy - math.floor((153 * mp + 2) / 5) + 1
+    local doy = doe - (365 * yoe + (yoe - yoe % 4) / 4
+        - (yoe - yoe % 100) / 100)
+    local mp = (5 * doy + 2 - (5 * doy + 2) % 153) / 153
+    local d = doy - (153 * mp + 2 - (153 * mp + 2) % 5) / 5 + 1
     local m = mp < 10 and mp + 3 or mp - 9
     if m <= 2 then y = y + 1 end
     return y, m, d
 end
 
+-- whole seconds since the epoch as RFC 3339, UTC
 local function rfc3339(sec)
-    local days = math.floor(sec / 86400)
-    local rem = sec - days * 86400
-    local y, m, d = civil(days)
+    local rem = sec % 86400
+    local y, m, d = civil((sec - rem) / 86400)
+    local min = rem % 3600
     return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', y, m, d,
-        math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60)
+        (rem - min) / 3600, (min - min % 60) / 60, min % 60)
 end
 
--- the server's clock, so that every gateway and worker agree
-local function now()
+-- The server's clock, so that every gateway and worker agree: seconds and
+-- microseconds (numbers), the time as RFC 3339 when stamp is true (else
+-- nil: it costs more than the rest), and the milliseconds as a string, a
+-- score that goes to Redis without a number turned back into text.
+local function now(stamp)
     local t = redis.call('TIME')
     local sec = tonumber(t[1])
-    return sec, tonumber(t[2]), rfc3339(sec)
+    return sec, tonumber(t[2]), stamp and rfc3339(sec) or nil,
+        t[1] .. string.sub('00000' .. t[2], -6, -4)
 end
 
 local function reply(status, body)
@@ -114,22 +123,25 @@ local function execution_result(e)
     return reply(e.status == 'success' and 200 or 422, body)
 end
 
--- the server's clock in milliseconds: the score of the execution indexes
+-- the server's clock in milliseconds, as a string: the score of the
+-- execution indexes
 local function now_ms()
-    local t = redis.call('TIME')
-    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local _, _, _, ms = now()
+    return ms
 end
 
 -- Adds an execution to the project's and the automation's indexes (sorted
--- sets scored by creation time in ms), and drops from both what is older
--- than the retention: the indexes never outgrow the records they list.
+-- sets scored by creation time in ms, a string), and drops from both what
+-- is older than the retention (seconds, a string): the indexes never
+-- outgrow the records they list.
 local function execution_index(base, name, id, ms, retention)
-    local cut = ms - tonumber(retention) * 1000
+    local cut = '(' .. string.format('%.0f', tonumber(ms)
+        - tonumber(retention) * 1000)
     for _, index in ipairs({ base .. 'executions',
                              base .. 'executions:' .. name }) do
         redis.call('ZADD', index, ms, id)
-        redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. cut)
-        redis.call('EXPIRE', index, tonumber(retention))
+        redis.call('ZREMRANGEBYSCORE', index, '-inf', cut)
+        redis.call('EXPIRE', index, retention)
     end
 end
 

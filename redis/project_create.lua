@@ -16,7 +16,7 @@ then
     return redis.error_reply('project ' .. name .. ' exists')
 end
 
-local _, _, created_at = now()
+local _, _, created_at = now(true)
 
 redis.call('HSET', KEYS[1], 'name', name, 'created_at', created_at)
 redis.call('ZADD', KEYS[2], 0, name)

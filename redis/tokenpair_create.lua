@@ -40,7 +40,7 @@ then
         'token pair id or digest already in use, try again')
 end
 
-local _, _, created_at = now()
+local _, _, created_at = now(true)
 
 redis.call('HSET', record, 'id', id, 'projects', table.concat(projects, ' '),
     'api_key_sha256', key_digest, 'name', label, 'created_at', created_at,

@@ -878,6 +878,15 @@ subtest 'project isolation' => sub {
     is_error(api(POST => $API, auth => $ghost,
             json => { automation_name => 'boo', code => 'c' }),
         404, qr/Project not found/, 'unknown project: create');
+    # the enqueue script looks for the project only when the automation is
+    # not there: it still says which of the two is missing
+    for my $prefer (undef, 'respond-async') {
+        is_error(api(POST => "${API}alpha/run", auth => $ghost,
+                json => { input => [] },
+                headers => { $prefer ? (Prefer => $prefer) : () }),
+            404, qr/Project not found/,
+            'unknown project: run' . ($prefer ? ", $prefer" : ''));
+    }
     redis_unchanged($snap, 'unknown project: nothing written');
     is_deeply($t->redis('KEYS', 'am:{ghost}*'), [], 'no ghost keys');
 
