@@ -93,6 +93,10 @@ sub tracking_again {
 configure('', 1);
 $t->start_nginx;
 
+# nginx caches nothing until its tracking of Redis is set up, which follows
+# its start: a throw-away key tells when it is
+ok(tracking_again(key()), 'nginx caches credentials');
+
 subtest 'a known API key is read from Redis once' => sub {
     my $k = key();
     my $before = counts();
@@ -140,8 +144,8 @@ subtest 'a record deleted in Redis: refused once Redis answers the writer again'
     my ($record) = grep { $t->redis('HGET', $_, 'id') eq $k->{id} }
         @{ $t->redis('KEYS', 'am:{demo}:apikey:*') };
     $t->redis('DEL', $record);
-    ok($t->wait_for(sub { list($k->{key})->{status} == 401 }, 1),
-       'a DEL alone: refused within a second');
+    ok($t->wait_for(sub { list($k->{key})->{status} == 401 }, 5),
+       'a DEL alone: refused within moments');
 };
 
 subtest 'a key changed in Redis: the next request sees the change' => sub {
@@ -216,7 +220,7 @@ subtest 'Redis flushed: nothing cached is trusted' => sub {
     list($k->{key}) for 1 .. 2;
     $t->redis('FLUSHALL');
     # Redis may send its flush notice a moment after FLUSHALL's reply
-    ok($t->wait_for(sub { list($k->{key})->{status} == 401 }, 2),
+    ok($t->wait_for(sub { list($k->{key})->{status} == 401 }, 5),
        'the key went with the flush');
     $t->ctl('project', 'create', 'demo');
 };
@@ -224,6 +228,7 @@ subtest 'Redis flushed: nothing cached is trusted' => sub {
 subtest 'entries expire after valid=' => sub {
     configure('automations_credential_cache max=16 valid=1s;', 1);
     ok($t->reload_nginx, 'reloaded with valid=1s');
+    ok(tracking_again(key()), 'the new nginx caches');
     my $k = key();
     my $before = counts();
     list($k->{key}) for 1 .. 2;

@@ -23,7 +23,7 @@ plan skip_all => 'module not built'
     unless -f $t->build . '/ngx_http_automations_module.so';
 
 my $API = '/automations/v1/';
-my $SLOW = $t->valgrind ? 6 : 1;
+my $SLOW = $t->slow;
 my $JSON = JSON::PP->new->utf8->canonical;
 
 $t->start_redis;

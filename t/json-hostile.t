@@ -24,7 +24,7 @@ plan skip_all => 'module, worker or CLI not built'
 
 my $API = '/automations/v1/';
 my $START = '/api/start-automation/';
-my $SLOW = $t->valgrind ? 6 : 1;
+my $SLOW = $t->slow;
 my $N = 400_000;
 
 # the reported body: ~800 KB, nesting a scanner skipping comments misses

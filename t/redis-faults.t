@@ -28,8 +28,9 @@ my $JSON = JSON::PP->new->utf8->canonical;
 my $API = '/automations/v1/';
 
 # With the 1 s Redis timeout, an answer while Redis is away must come
-# within this (valgrind makes nginx itself much slower).
-my $FAST = $t->valgrind ? 6 : 2;
+# within this: the timeout, a reconnect's 1 s, and a busy machine's share
+# (valgrind makes nginx itself much slower).
+my $FAST = $t->valgrind ? 6 : 3;
 
 my $SECRET = join '', map { sprintf '%x', int rand 16 } 1 .. 40;
 
@@ -272,12 +273,12 @@ subtest 'Redis paused' => sub {
     my @workers = $t->nginx_worker_pids;
     $t->clear_error_log;
 
-    $t->redis('CLIENT', 'PAUSE', '3000', 'ALL');
+    $t->redis('CLIENT', 'PAUSE', '5000', 'ALL');
     my $paused_at = time;
     my $a = call($t, $KEY, GET => "${API}before_stop");
     my $b = call($t, $JWT, GET => $API);
     my $elapsed = time - $paused_at;
-    ok($elapsed < 3, sprintf('both answered while paused (%.2f s)', $elapsed));
+    ok($elapsed < 5, sprintf('both answered while paused (%.2f s)', $elapsed));
 
     is_unavailable($a, 'API key, GET');
     cmp_ok($a->{elapsed}, '>=', 0.8,

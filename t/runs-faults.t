@@ -26,7 +26,7 @@ my $TIME = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 my $EXEC = qr/^exec_[0-9a-f]{24}$/;
 my $API = '/automations/v1/';
 my $START = '/api/start-automation/';
-my $SLOW = $t->valgrind ? 6 : 1;
+my $SLOW = $t->slow;
 
 $t->start_redis;
 $t->ctl('project', 'create', 'demo');
@@ -246,9 +246,12 @@ subtest 'a killed worker leaves no process of its run behind' => sub {
     my $id = $r->{json}{execution_id} // '';
     $t->wait_for(sub { (record($id)->{status} // '') eq 'running' },
                  10 * $SLOW, 'the run started');
-    sleep 0.3;
     my $victim = record($id)->{worker} // 'w1';
-    my $before = descendants($t->pid($victim));
+    my $before = {};
+    $t->wait_for(sub {
+        $before = descendants($t->pid($victim));
+        return grep { $_ eq 'sleep' } values %$before;
+    }, 10 * $SLOW, 'the run forked');
     ok(scalar(grep { $_ eq 'sleep' } values %$before),
        "the run's processes under $victim: "
        . join(' ', map { "$_($before->{$_})" } sort keys %$before));
@@ -259,11 +262,11 @@ subtest 'a killed worker leaves no process of its run behind' => sub {
     $t->wait_for(sub {
         $left = { map { $_ => 1 } grep { AmTest::pid_alive($_) } keys %$before };
         return !%$left;
-    }, 1.5);
+    }, 5 * $SLOW);
     my $new = {};
     $new = { %$new, %{ descendants($_) } } for keys %$left;
     is_deeply([ sort keys %$left ], [],
-              'none of them outlives the worker by 1.5 s')
+              'none of them outlives the worker')
         or diag('left: ' . join(' ', map { "$_($before->{$_})" } sort keys %$left)
                 . '; their new children: ' . join(' ', sort keys %$new));
     # clean up what this test started
@@ -321,7 +324,7 @@ subtest 'Redis restarted with runs queued' => sub {
     my $r = api(POST => "${API}quick/run", json => { input => [ { a => 1 } ] });
     is($r->{status}, 200, 'a synchronous run after the restart: 200')
         or diag($r->{body});
-    ok(time - $t0 < 3 * $SLOW, 'answered as soon as it finished');
+    ok(time - $t0 < 5 * $SLOW, 'answered as soon as it finished');
     worker('w2');
 };
 
@@ -490,7 +493,10 @@ PY
         like($j->{error} // '', $want{$name}, "$name: $j->{error}");
         ok(length($r->{body}) < 64 * 1024, "$name: a small answer");
         my $s = api(GET => "${API}$name/executions/" . ($j->{execution_id} // ''));
-        is($s->{json}{status}, $name eq 'spin' ? 'timed_out' : 'error',
+        # a fork bomb ends when its forks fail, or at its timeout on a
+        # machine too busy for that to come first
+        like($s->{json}{status}, $name eq 'spin' ? qr/^timed_out$/
+                : $name eq 'forkbomb' ? qr/^(error|timed_out)$/ : qr/^error$/,
            "$name: execution status $s->{json}{status}");
         ok(length($s->{body}) < 256 * 1024, "$name: a small status");
     }

@@ -26,7 +26,7 @@ plan skip_all => 'module, worker or CLI not built'
 
 my $JSON = JSON::PP->new->utf8->canonical;
 my $API = '/automations/v1/';
-my $SLOW = $t->valgrind ? 6 : 1;
+my $SLOW = $t->slow;
 
 # the bound of redis/execution_complete.lua (PUBLISH_MAX)
 my $PUBLISH_MAX = 16384;
@@ -205,7 +205,7 @@ subtest 'a completion published while the subscription is down' => sub {
     # so that its completion is published to nobody
     my $killer = AmTest::Redis->new(port => $t->redis_port);
     my ($cuts, $id) = (0, undef);
-    my $end = time + 4 * $SLOW;
+    my $end = time + 15 * $SLOW;
     while (time < $end) {
         $cuts += $killer->command('CLIENT', 'KILL', 'TYPE', 'pubsub');
         if (!defined $id) {

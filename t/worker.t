@@ -467,6 +467,11 @@ subtest 'private webhook address refused' => sub {
 subtest 'two workers share 40 runs' => sub {
     $t->start_worker('a', @FAST);
     $t->start_worker('b', @FAST);
+    # both take runs from the first: one slow to start would find none left
+    for my $w (qw(a b)) {
+        $t->wait_for(sub { ($t->proc_log($w) // '') =~ /started: redis/ },
+                     10 * $t->slow, "$w started");
+    }
     my @ids = map { enqueue('quick') } 1 .. 40;
     my $done = $t->wait_for(sub {
         !grep { !finished(record($_)->{status}) } @ids }, 30, '40 runs');

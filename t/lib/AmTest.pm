@@ -374,10 +374,20 @@ sub dir      { $_[0]{dir} }
 sub build    { $_[0]{build} }
 sub valgrind { $_[0]{valgrind} ? 1 : 0 }
 
-# Timeouts grow under valgrind, which makes nginx 10-50 times slower.
+# How much longer to wait than on a quiet machine: 6 under valgrind, which
+# makes nginx 10-50 times slower, times AM_TEST_SLOW (a whole number, 1 by
+# default) on a busy one. The harness's timeouts and the tests' $SLOW grow
+# by it; waits are polls, so a larger factor costs nothing when all is well.
+sub slow {
+    my ($self) = @_;
+    my $f = $ENV{AM_TEST_SLOW} // 1;
+    $f = 1 unless $f =~ /^[1-9][0-9]?\z/;
+    return ($self->{valgrind} ? 6 : 1) * $f;
+}
+
 sub _scale {
     my ($self, $s) = @_;
-    return $self->{valgrind} ? $s * 6 : $s;
+    return $s * $self->slow;
 }
 
 sub _path {
