@@ -1709,7 +1709,8 @@ am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     am_run_init_process();
 
     /* all but the read buffer, which each read fills before it is read:
-       zeroing its 64 KB was most of what a run cost the worker here */
+       zeroing its 64 KB was a third of the instructions a run cost the
+       worker */
     run = malloc(sizeof(am_run_t));
     if (run == NULL) {
         snprintf(err, errlen, "out of memory");
