@@ -29,10 +29,11 @@ commands() {
         sub slurp { open my $f, "<", $_[0] or die "$_[0]: $!"; local $/; <$f> }
         sub resp { my $s = "*" . @_ . "\r\n";
                    $s .= "\$" . length($_) . "\r\n$_\r\n" for @_; $s }
-        my $lib = slurp("$top/redis/lib.lua");
         my %sha;
         for my $s (qw(execution_enqueue execution_start execution_complete)) {
-            my $body = $lib . "\n" . slurp("$top/redis/$s.lua");
+            # the text the build embeds
+            my $body = `perl "$top/redis/embed.pl" --print "$top/redis" $s`;
+            die "embed.pl --print $s failed\n" if $? || $body eq "";
             $sha{$s} = sha1_hex($body);
             print resp("SCRIPT", "LOAD", $body);
         }

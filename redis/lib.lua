@@ -1,5 +1,7 @@
--- Helpers shared by every script: embed.pl puts this file in front of each
--- script, so Redis still sees one self-contained script per file.
+-- Helpers shared by every script: embed.pl puts in front of each script
+-- the helpers it names (and those they name), so Redis still sees one
+-- self-contained script per file and defines only what it uses. After this
+-- head, only "local function"s, each after a blank line.
 
 local function jstr(s)
     if s == nil or s == false then

@@ -97,15 +97,13 @@ sub wait_running {
                         10 * $SLOW, "execution $id running");
 }
 
-# A script of redis/ as the worker sends it: lib.lua, then the script.
+# A script of redis/ as the worker sends it: the helpers of lib.lua it
+# uses, then the script (redis/embed.pl).
 sub script {
     my ($name) = @_;
-    my $text = '';
-    for my $f ("$AmTest::ROOT/redis/lib.lua", "$AmTest::ROOT/redis/$name.lua") {
-        open my $fh, '<', $f or die "$f: $!";
-        local $/;
-        $text .= <$fh> . "\n";
-    }
+    my $root = $AmTest::ROOT;
+    my $text = `perl $root/redis/embed.pl --print $root/redis $name`;
+    die "embed.pl --print $name failed\n" if $? || $text eq '';
     return $text;
 }
 
