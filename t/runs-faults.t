@@ -71,10 +71,12 @@ http {
 EOF
 $t->start_nginx;
 
+# Webhook retries 2 s apart: the webhook tests look at a retrying delivery,
+# or turn the receiver on, between two attempts.
 sub worker {
     my ($name) = @_;
     return $t->start_worker($name, '--allow-private-webhooks',
-        '--webhook-schedule', '1s,1s', '--visibility-timeout', '2000');
+        '--webhook-schedule', '2s,2s', '--visibility-timeout', '2000');
 }
 
 # ---------------------------------------------------------------- helpers
@@ -431,7 +433,7 @@ subtest 'receiver always failing: dead, listed, resent' => sub {
     my $id = $r->{json}{execution_id} // '';
 
     my $rec = $t->wait_webhook('demo', $id, 'dead', 15);
-    is($rec->{webhook_attempts}, 3, 'three attempts (first + 1s, 1s)');
+    is($rec->{webhook_attempts}, 3, 'three attempts (first + 2s, 2s)');
     is(scalar @{ $t->received_for($id) }, 3, 'the receiver saw three');
     my $s = status_of('quick', $id)->{json}{webhook} || {};
     is_deeply([ @$s{qw(state attempts last_status next_attempt_at)} ],
