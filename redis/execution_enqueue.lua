@@ -38,10 +38,10 @@ local idem = nil
 if ARGV[7] ~= '' then
     idem = base .. 'idempotency:' .. ARGV[7]
     local seen = redis.call('GET', idem)
-    if seen and redis.call('EXISTS', KEYS[1]) == 0 then
-        return { 'no_project' }
-    end
     if seen then
+        if redis.call('EXISTS', KEYS[1]) == 0 then
+            return { 'no_project' }
+        end
         local first, digest = string.match(seen, '^(%S+) (%S+)$')
         if digest == ARGV[8] then
             return { 'exists', first }

@@ -210,9 +210,7 @@ subtest 'input is validated before anything is queued' => sub {
     # compiled once per nginx worker, not per request: 20 async runs call
     # the enqueue script 20 times, plus at most once more per nginx worker
     # that had not seen this schema yet (MONITOR counts the calls)
-    # the script as the build embeds it (redis/embed.pl)
-    my $sha = sha1_hex(scalar
-        `perl $ROOT/redis/embed.pl --print $ROOT/redis execution_enqueue`);
+    my $sha = sha1_hex($t->script('execution_enqueue'));
     my $mon = IO::Socket::INET->new(PeerAddr => $t->redis_addr)
         or die "monitor: $!";
     print $mon "MONITOR\r\n";

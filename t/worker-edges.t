@@ -97,16 +97,6 @@ sub wait_running {
                         10 * $SLOW, "execution $id running");
 }
 
-# A script of redis/ as the worker sends it: the helpers of lib.lua it
-# uses, then the script (redis/embed.pl).
-sub script {
-    my ($name) = @_;
-    my $root = $AmTest::ROOT;
-    my $text = `perl $root/redis/embed.pl --print $root/redis $name`;
-    die "embed.pl --print $name failed\n" if $? || $text eq '';
-    return $text;
-}
-
 sub worker {
     my ($name, @args) = @_;
     return $t->start_worker($name, '--visibility-timeout', 2000, @args);
@@ -212,7 +202,7 @@ subtest 'the same attempt recorded twice (a lost reply) counts once' => sub {
     stop_worker('w2');
 
     my $rec = record($id);
-    my $script = script('webhook_result');
+    my $script = $t->script('webhook_result');
     $t->redis('EVAL', $script, 2, 'am:webhooks', 'am:webhooks:dead',
         'am:', "demo/$id", 'delivered', 200, '', 0, 0, 5,
         $rec->{webhook_attempt_last_id});

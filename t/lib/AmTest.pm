@@ -374,6 +374,15 @@ sub dir      { $_[0]{dir} }
 sub build    { $_[0]{build} }
 sub valgrind { $_[0]{valgrind} ? 1 : 0 }
 
+# A script of redis/ as the build embeds it and Redis gets it: the helpers
+# of lib.lua it uses, then the script (redis/embed.pl --print).
+sub script {
+    my ($self, $name) = @_;
+    my $text = `perl $ROOT/redis/embed.pl --print $ROOT/redis $name`;
+    die "embed.pl --print $name failed\n" if $? || $text eq '';
+    return $text;
+}
+
 # How much longer to wait than on a quiet machine: 6 under valgrind, which
 # makes nginx 10-50 times slower, times AM_TEST_SLOW (a whole number, 1 by
 # default) on a busy one. The harness's timeouts and the tests' $SLOW grow
