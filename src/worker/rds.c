@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <uv.h>
 
 #include "am_redis_addr.h"
 #include "am_scripts.h"
@@ -36,6 +37,189 @@ typedef struct {
     am_rds_reply_pt cb;
     void           *data;
 } am_rds_eval_t;
+
+/*
+ * hiredis's own libuv adapter starts its uv_poll_t again on every command,
+ * and libuv then takes the socket out of epoll and puts it back: four
+ * epoll_ctl calls per command, and the command waits a turn of the loop
+ * before it is written. Here the socket is watched for reading all along;
+ * a command is written when the loop is next about to wait (a
+ * uv_prepare_t), with every other command of the same turn, and the socket
+ * is watched for writing only while the connect is on its way or the
+ * kernel's buffer is full.
+ */
+typedef struct {
+    redisAsyncContext *ac; /* NULL once hiredis let it go */
+    uv_poll_t          poll;
+    uv_prepare_t       flush;
+    int                events;         /* what poll watches now */
+    unsigned           read : 1;       /* hiredis wants replies */
+    unsigned           wait_write : 1; /* poll for room to write */
+    unsigned           flushing : 1;   /* in redisAsyncHandleWrite */
+    unsigned           open;           /* handles not closed yet */
+} am_rds_ev_t;
+
+static void am_rds_ev_poll_cb(uv_poll_t *poll, int status, int events);
+
+static void
+am_rds_ev_watch(am_rds_ev_t *ev)
+{
+    int events;
+
+    events = (ev->read ? UV_READABLE : 0) | (ev->wait_write ? UV_WRITABLE : 0);
+
+    if (events == ev->events || ev->ac == NULL) {
+        return;
+    }
+
+    ev->events = events;
+
+    if (events == 0) {
+        (void) uv_poll_stop(&ev->poll);
+    } else {
+        (void) uv_poll_start(&ev->poll, events, am_rds_ev_poll_cb);
+    }
+}
+
+/* what hiredis has to send, as far as the socket takes it */
+static void
+am_rds_ev_write(am_rds_ev_t *ev)
+{
+    ev->flushing = 1;
+    redisAsyncHandleWrite(ev->ac);
+    ev->flushing = 0;
+    am_rds_ev_watch(ev);
+}
+
+static void
+am_rds_ev_poll_cb(uv_poll_t *poll, int status, int events)
+{
+    am_rds_ev_t *ev = poll->data;
+
+    if (status < 0) {
+        /* libuv stopped watching (POLLERR): a read tells hiredis why */
+        ev->events = 0;
+        events = UV_READABLE;
+    }
+
+    if (ev->ac != NULL && (events & UV_READABLE)) {
+        redisAsyncHandleRead(ev->ac);
+    }
+
+    if (ev->ac != NULL && (events & UV_WRITABLE)) {
+        ev->wait_write = 0;
+        am_rds_ev_write(ev);
+    }
+}
+
+static void
+am_rds_ev_flush_cb(uv_prepare_t *flush)
+{
+    am_rds_ev_t *ev = flush->data;
+
+    (void) uv_prepare_stop(flush);
+
+    if (ev->ac != NULL) {
+        am_rds_ev_write(ev);
+    }
+}
+
+static void
+am_rds_ev_add_read(void *data)
+{
+    am_rds_ev_t *ev = data;
+
+    ev->read = 1;
+    am_rds_ev_watch(ev);
+}
+
+static void
+am_rds_ev_del_read(void *data)
+{
+    am_rds_ev_t *ev = data;
+
+    ev->read = 0;
+    am_rds_ev_watch(ev);
+}
+
+/* a write left unfinished in redisAsyncHandleWrite waits for room */
+static void
+am_rds_ev_add_write(void *data)
+{
+    am_rds_ev_t *ev = data;
+
+    if (ev->flushing || !(ev->ac->c.flags & REDIS_CONNECTED)) {
+        ev->wait_write = 1;
+        if (!ev->flushing) {
+            am_rds_ev_watch(ev);
+        }
+        return;
+    }
+
+    (void) uv_prepare_start(&ev->flush, am_rds_ev_flush_cb);
+}
+
+static void
+am_rds_ev_del_write(void *data)
+{
+    am_rds_ev_t *ev = data;
+
+    ev->wait_write = 0;
+    if (!ev->flushing) {
+        am_rds_ev_watch(ev);
+    }
+}
+
+static void
+am_rds_ev_close_cb(uv_handle_t *handle)
+{
+    am_rds_ev_t *ev = handle->data;
+
+    if (--ev->open == 0) {
+        free(ev);
+    }
+}
+
+static void
+am_rds_ev_cleanup(void *data)
+{
+    am_rds_ev_t *ev = data;
+
+    ev->ac = NULL;
+    uv_close((uv_handle_t *) &ev->poll, am_rds_ev_close_cb);
+    uv_close((uv_handle_t *) &ev->flush, am_rds_ev_close_cb);
+}
+
+static int
+am_rds_ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    am_rds_ev_t *ev;
+
+    ev = calloc(1, sizeof(*ev));
+    if (ev == NULL) {
+        return -1;
+    }
+
+    if (uv_poll_init(loop, &ev->poll, ac->c.fd) != 0) {
+        free(ev);
+        return -1;
+    }
+
+    ev->ac = ac;
+    ev->poll.data = ev;
+    ev->flush.data = ev;
+    ev->open = 2;
+    (void) uv_prepare_init(loop, &ev->flush);
+
+    ac->ev.data = ev;
+    ac->ev.addRead = am_rds_ev_add_read;
+    ac->ev.delRead = am_rds_ev_del_read;
+    ac->ev.addWrite = am_rds_ev_add_write;
+    ac->ev.delWrite = am_rds_ev_del_write;
+    ac->ev.cleanup = am_rds_ev_cleanup;
+
+    return 0;
+}
 
 int
 am_rds_init(am_rds_t *r, uv_loop_t *loop, const am_rds_conf_t *conf,
@@ -287,7 +471,7 @@ am_rds_open(am_rds_t *r, const char *ip)
         return;
     }
 
-    if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+    if (am_rds_ev_attach(ac, r->loop) != 0) {
         redisAsyncFree(ac);
         am_rds_lost(r, "cannot watch the socket");
         return;
