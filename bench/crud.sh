@@ -32,7 +32,7 @@ worker_processes $workers;
 
 http {
     $bench_globals_http
-    automations_redis 127.0.0.1:$redis_port;
+    automations_redis $redis_addr;
     automations_metrics_collect $metrics;
     automations_credential_cache $credential_cache;
     automations_jwt_key $dir/jwt.secret alg=HS256;

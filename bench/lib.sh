@@ -5,6 +5,9 @@
 #
 #   AM_BUILD           build directory (default: <repo>/build)
 #   AM_BENCH_SECONDS   seconds per wrk run (10)
+#   AM_BENCH_REDIS     tcp (default): nginx and the workers reach Redis on
+#                      127.0.0.1; unix: through its unix socket, as a Redis
+#                      on the same host can be reached
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${AM_BUILD:-$top/build}
@@ -13,7 +16,14 @@ dir=$(mktemp -d)
 http_port=$((20000 + $$ % 10000))
 redis_port=$((http_port + 1))
 base="http://127.0.0.1:$http_port"
-ctl="$build/automationsctl --redis 127.0.0.1:$redis_port"
+redis_sock=$dir/redis.sock
+case ${AM_BENCH_REDIS:-tcp} in
+    unix) redis_addr=unix:$redis_sock
+          chmod 711 "$dir" ;;   # nginx's workers (nobody) reach the socket
+    tcp) redis_addr=127.0.0.1:$redis_port ;;
+    *) echo "AM_BENCH_REDIS: tcp or unix" >&2; exit 2 ;;
+esac
+ctl="$build/automationsctl --redis $redis_addr"
 rcli="redis-cli -p $redis_port"
 worker_pids=""    # automations-worker processes a script started
 
@@ -38,6 +48,7 @@ trap cleanup EXIT INT TERM
 bench_start_redis() {
     redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$dir" \
         --save '' --appendonly no --daemonize yes \
+        --unixsocket "$redis_sock" --unixsocketperm 777 \
         --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
     until $rcli ping >/dev/null 2>&1; do sleep 0.1; done
 }

@@ -50,7 +50,7 @@ worker_processes 2;
 
 http {
     $bench_globals_http
-    automations_redis 127.0.0.1:$redis_port;
+    automations_redis $redis_addr;
 
     server {
         listen 127.0.0.1:$http_port;
@@ -140,7 +140,7 @@ LUA
     n=$($rcli xlen am:runs)
     t0=$(date +%s.%N)
     for i in 1 2; do
-        "$build/automations-worker" --redis 127.0.0.1:$redis_port \
+        "$build/automations-worker" --redis $redis_addr \
             --concurrency "$conc" --name "bench$i" "$@" 2>>"$dir/worker.log" &
         worker_pids="$worker_pids $!"
     done
@@ -226,7 +226,7 @@ fi
 # given): prints the request's p50 and p99, the overhead's p50 and p99 (in
 # ms) and how many runs were measured
 sync_overhead() {
-    "$build/automations-worker" --redis 127.0.0.1:$redis_port --concurrency 4 \
+    "$build/automations-worker" --redis $redis_addr --concurrency 4 \
         --name sync --log-format json --log-level debug "$@" \
         2>"$dir/sync-worker.log" &
     worker_pids="$!"

@@ -31,7 +31,7 @@ worker_processes 1;
 
 http {
     $bench_globals_http
-    automations_redis 127.0.0.1:$redis_port;
+    automations_redis $redis_addr;
 
     server {
         listen 127.0.0.1:$http_port;
@@ -44,7 +44,7 @@ curl -sf -X POST "$base/automations/v1/" \
     -H "Authorization: Bearer $apikey_key" \
     -d '{"automation_name":"noop","runtime":"sh","code":"echo {}"}' >/dev/null
 
-"$build/automations-worker" --redis 127.0.0.1:$redis_port --concurrency 1 \
+"$build/automations-worker" --redis $redis_addr --concurrency 1 \
     --name steps --log-format json --log-level debug $confine \
     ${AM_BENCH_WORKER_OPTS:-} \
     2>"$dir/worker.log" &

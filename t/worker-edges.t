@@ -292,6 +292,38 @@ subtest 'a 2xx not recorded (Redis gone): sent again, same webhook-id' => sub {
     stop_worker('d2');
 };
 
+# ------------------------------------------- a result the socket cannot take
+
+# The worker writes its commands to Redis as the loop is about to wait, and
+# watches for room only when the kernel took part of one: an 8 MB result
+# (more than loopback TCP buffers, 4 MB to send and what Redis's side
+# takes) completed while Redis is frozen fills the socket's buffers, and
+# the rest goes once Redis reads again.
+subtest 'a result larger than the socket takes, Redis frozen: sent when it thaws' => sub {
+    automation('big', q(sleep 1; printf '{"s":"'; )
+        . q(head -c 8000000 /dev/zero | tr '\\0' a; printf '"}'));
+    worker('b1', '--output-max', 10_000_000);
+    my $id = run('big');
+    ok(wait_running($id), 'the run is in flight');
+
+    $t->kill_proc('redis', 'STOP');
+    sleep 2.5;    # the run ends, its result is written as far as it goes
+    $t->kill_proc('redis', 'CONT');
+
+    $t->wait_for(sub { (record($id)->{status} // '') eq 'success' },
+                 20 * $SLOW, "execution $id done");
+    my $e = record($id);
+    is($e->{status}, 'success', 'completed') or diag($t->proc_log('b1'));
+    my $out = eval { decode_json($e->{output} // '') } // {};
+    is(length($out->{s} // ''), 8_000_000, 'with the whole output');
+
+    my $next = run('quick');
+    $t->wait_for(sub { (record($next)->{status} // '') eq 'success' },
+                 10 * $SLOW, "execution $next done");
+    is(record($next)->{status}, 'success', 'the connection goes on');
+    stop_worker('b1');
+};
+
 # ------------------------------------------------- signals with Redis gone
 
 # Starts a worker with a run in flight, stops Redis the way given, sends the
