@@ -49,7 +49,7 @@ commands() {
             print resp("EVALSHA", $sha{execution_enqueue}, 2,
                 "am:{bench}:project", "am:runs", "am:{bench}:", "bench",
                 "noop", $id, "run", 604800, "", "", "", "", "", "", "", "",
-                "") if $want{enqueue};
+                "", "am:completions:0123456789abcdef") if $want{enqueue};
             print resp("EVALSHA", $sha{execution_start}, 1, $key, "w1", 3,
                 "0-$i") if $want{start};
             print resp("EVALSHA", $sha{execution_complete}, 3, $key,
@@ -68,8 +68,9 @@ instructions() {
         --logfile "$dir/redis.log" >"$dir/valgrind.log" 2>&1 &
     vg=$!
     until $rcli ping >/dev/null 2>&1; do sleep 0.2; done
-    # the gateway listens for completions: PUBLISH has a subscriber
-    $rcli subscribe am:completions >/dev/null 2>&1 &
+    # the gateway's worker process waits for these runs (a synchronous
+    # run names its channel): PUBLISH has a subscriber
+    $rcli subscribe am:completions:0123456789abcdef >/dev/null 2>&1 &
     sub=$!
     sleep 0.3
     commands "$@" | $rcli --pipe >/dev/null

@@ -10,7 +10,8 @@
 -- KEYS[1]  execution hash
 -- KEYS[2]  webhook schedule <prefix>webhooks
 -- ARGV[1]  automation name the URL names, or ""
--- ARGV[2]  completions channel <prefix>completions
+-- ARGV[2]  completions channel <prefix>completions, of the records
+--          without the field notify (lib.lua publish_completion)
 --
 -- Returns { status, body }: 200 with the execution, 404, 409 when it has
 -- finished already.
@@ -45,6 +46,6 @@ else
 end
 
 redis.call('EXPIRE', KEYS[1], tonumber(e.retention or '604800'))
-redis.call('PUBLISH', ARGV[2], member)
+publish_completion(e, ARGV[2], member)
 
 return reply(200, execution_document(e, false))

@@ -13,9 +13,11 @@
 -- ARGV[5]  execution_time_ms
 -- ARGV[6]  stream entry id
 -- ARGV[7]  consumer group
--- ARGV[8]  completion channel
+-- ARGV[8]  completion channel of the records without the field notify
+--          (lib.lua publish_completion)
 --
--- The completion message is "<project>/<id>", followed, when the run
+-- The completion, published only where a gateway waits for it (the
+-- record's notify), is "<project>/<id>", followed, when the run
 -- endpoint's answer (lib.lua execution_result) is at most PUBLISH_MAX
 -- bytes, by "\n<status>\n<body>": a gateway waiting for the execution
 -- answers from it without reading the record back. Larger results are
@@ -33,10 +35,10 @@ end
 -- only the fields read here: the record also holds the code, the seed and
 -- the input, which HGETALL would copy into Lua for nothing
 local f = redis.call('HMGET', KEYS[1], 'execution_id', 'status', 'project',
-    'started_at', 'webhook', 'retention')
+    'started_at', 'webhook', 'retention', 'notify')
 local e = { execution_id = f[1] or nil, status = f[2] or nil,
     project = f[3] or nil, started_at = f[4] or nil, webhook = f[5] or nil,
-    retention = f[6] or nil }
+    retention = f[6] or nil, notify = f[7] or nil }
 
 if e.execution_id == nil then
     ack()
@@ -75,13 +77,14 @@ end
 
 redis.call('EXPIRE', KEYS[1], e.retention or '604800')
 
-local result = execution_result(e)
-local message = member
-if #result[2] <= PUBLISH_MAX then
-    message = member .. '\n' .. result[1] .. '\n' .. result[2]
+if e.notify ~= '' then
+    local result = execution_result(e)
+    local message = member
+    if #result[2] <= PUBLISH_MAX then
+        message = member .. '\n' .. result[1] .. '\n' .. result[2]
+    end
+    publish_completion(e, ARGV[8], message)
 end
-
-redis.call('PUBLISH', ARGV[8], message)
 ack()
 
 return 'ok'

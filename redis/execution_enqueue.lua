@@ -13,6 +13,10 @@
 -- ARGV[14] ddn_headers JSON or ""
 -- ARGV[15] SHA-1 of the input_schema the caller validated the input with
 --          ("" for none), after a "!" when the input did not match it
+-- ARGV[16] the channel of the gateway's worker that waits for the run (a
+--          synchronous run), or "": where its completion is published
+--          (field notify). A repeated request (the same idempotency key)
+--          adds its own to the first execution's.
 --
 -- Returns { "ok", id } | { "exists", id } | { "conflict" } |
 --         { "no_project" } | { "no_automation" } |
@@ -44,6 +48,14 @@ if ARGV[7] ~= '' then
         end
         local first, digest = string.match(seen, '^(%S+) (%S+)$')
         if digest == ARGV[8] then
+            local waiter = ARGV[16] or ''
+            local record = base .. 'execution:' .. first
+            local to = redis.call('HGET', record, 'notify')
+            if waiter ~= '' and to and not string.find(' ' .. to .. ' ',
+                    ' ' .. waiter .. ' ', 1, true) then
+                redis.call('HSET', record, 'notify',
+                    to == '' and waiter or to .. ' ' .. waiter)
+            end
             return { 'exists', first }
         end
         return { 'conflict' }
@@ -94,7 +106,7 @@ redis.call('HSET', key,
     'build_id', ARGV[11], 'attempts', '0', 'retention', ARGV[6],
     'output_schema', f[8] or '', 'preload', f[9] or '',
     'webhook', webhook, 'webhook_state', webhook == '' and 'none' or 'pending',
-    'webhook_attempts', '0')
+    'webhook_attempts', '0', 'notify', ARGV[16] or '')
 redis.call('EXPIRE', key, ARGV[6])
 
 if ARGV[13] ~= '' or ARGV[14] ~= '' then

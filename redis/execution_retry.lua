@@ -41,7 +41,7 @@ redis.call('HSET', key,
     'retention', ARGV[4], 'output_schema', e.output_schema or '',
     'preload', e.preload or '', 'network', e.network or 'default',
     'webhook', webhook, 'webhook_state', webhook == '' and 'none' or 'pending',
-    'webhook_attempts', 0, 'retry_of', e.execution_id)
+    'webhook_attempts', 0, 'retry_of', e.execution_id, 'notify', '')
 redis.call('EXPIRE', key, tonumber(ARGV[4]))
 
 local held = redis.call('HGETALL', KEYS[1] .. ':secret')

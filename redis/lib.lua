@@ -125,6 +125,24 @@ local function execution_result(e)
     return reply(e.status == 'success' and 200 or 422, body)
 end
 
+-- Publishes an execution's completion where it is awaited: on the
+-- channels of the gateways' workers waiting for it (the record's notify,
+-- space-separated; "" when none waits), or on channel when the record has
+-- no notify (enqueued by a gateway that listened there only).
+local function publish_completion(e, channel, message)
+    if e.notify == nil then
+        redis.call('PUBLISH', channel, message)
+        return
+    end
+    if not string.find(e.notify, ' ', 1, true) then
+        redis.call('PUBLISH', e.notify, message)
+        return
+    end
+    for to in string.gmatch(e.notify, '%S+') do
+        redis.call('PUBLISH', to, message)
+    end
+end
+
 -- the server's clock in milliseconds, as a string: the score of the
 -- execution indexes
 local function now_ms()

@@ -32,6 +32,7 @@
 
 #include "ngx_http_automations.h"
 #include "ngx_http_automations_redis.h"
+#include "am_crypto.h"
 #include "am_scripts.h"
 
 /* exported by hiredis 0.14 but missing from its header */
@@ -111,6 +112,16 @@ static ngx_http_automations_redis_t ngx_http_automations_pubsub;
 
 static ngx_http_automations_redis_message_pt
     ngx_http_automations_redis_on_message;
+
+/*
+ * This worker process's own completions channel, "<prefix>completions:"
+ * and 16 random hex digits: a synchronous run's enqueue names it, and only
+ * this process hears that run's completion. The subscriber also listens on
+ * "<prefix>completions", where workers of an older release publish.
+ */
+#define NGX_HTTP_AUTOMATIONS_CHANNEL_RANDOM 8
+
+static ngx_str_t ngx_http_automations_redis_channel;
 
 
 typedef struct {
@@ -375,9 +386,16 @@ ngx_http_automations_redis_subscribed(
         return;
     }
 
+    /* the last of the two channels listens: ready */
     if (e[0]->len == 9 && ngx_strncmp(e[0]->str, "subscribe", 9) == 0) {
-        ngx_http_automations_redis_open(ac->data);
-        ngx_http_automations_redis_on_message(NULL);
+        if (e[1]->type == REDIS_REPLY_STRING
+            && e[1]->len == ngx_http_automations_redis_channel.len
+            && ngx_strncmp(e[1]->str, ngx_http_automations_redis_channel.data,
+                   e[1]->len)
+                   == 0) {
+            ngx_http_automations_redis_open(ac->data);
+            ngx_http_automations_redis_on_message(NULL);
+        }
         return;
     }
 
@@ -653,7 +671,9 @@ ngx_http_automations_redis_on_connect(const redisAsyncContext *cac, int status)
         }
 
         redisAsyncCommand(ac, ngx_http_automations_redis_subscribed, NULL,
-            "SUBSCRIBE %bcompletions", amcf->prefix.data, amcf->prefix.len);
+            "SUBSCRIBE %bcompletions %b", amcf->prefix.data, amcf->prefix.len,
+            ngx_http_automations_redis_channel.data,
+            ngx_http_automations_redis_channel.len);
         return;
     }
 
@@ -856,6 +876,7 @@ ngx_http_automations_redis_start(ngx_http_automations_redis_t *rd,
 ngx_int_t
 ngx_http_automations_redis_init_process(ngx_cycle_t *cycle)
 {
+    u_char                           *p;
     ngx_http_automations_main_conf_t *amcf;
 
     amcf =
@@ -873,6 +894,25 @@ ngx_http_automations_redis_init_process(ngx_cycle_t *cycle)
     if (am_scripts_init() != 0) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
             "automations: SHA-1 of the redis scripts failed");
+        return NGX_ERROR;
+    }
+
+    ngx_http_automations_redis_channel.len =
+        amcf->prefix.len + sizeof("completions:") - 1
+        + 2 * NGX_HTTP_AUTOMATIONS_CHANNEL_RANDOM;
+    ngx_http_automations_redis_channel.data =
+        ngx_pnalloc(cycle->pool, ngx_http_automations_redis_channel.len + 1);
+    if (ngx_http_automations_redis_channel.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(ngx_http_automations_redis_channel.data, amcf->prefix.data,
+        amcf->prefix.len);
+    p = ngx_cpymem(p, "completions:", sizeof("completions:") - 1);
+
+    if (am_random_hex((char *) p, NGX_HTTP_AUTOMATIONS_CHANNEL_RANDOM) != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+            "automations: no random bytes for the completions channel");
         return NGX_ERROR;
     }
 
@@ -913,6 +953,13 @@ ngx_http_automations_redis_subscribe(
     ngx_http_automations_redis_message_pt handler)
 {
     ngx_http_automations_redis_on_message = handler;
+}
+
+
+ngx_str_t *
+ngx_http_automations_redis_waiter_channel(void)
+{
+    return &ngx_http_automations_redis_channel;
 }
 
 

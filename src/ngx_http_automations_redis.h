@@ -22,7 +22,9 @@ typedef void (*ngx_http_automations_redis_handler_pt)(
     ngx_http_request_t *r, redisReply *reply);
 
 /*
- * Called for each completion published on "<prefix>completions", and with
+ * Called for each completion published on this worker process's channel
+ * (ngx_http_automations_redis_waiter_channel) or on "<prefix>completions",
+ * and with
  * NULL each time the subscription or the command connection is
  * (re)established: completions may have been missed, or not looked at.
  */
@@ -35,6 +37,10 @@ void ngx_http_automations_redis_exit_process(ngx_cycle_t *cycle);
 
 /* Whether commands can be sent now; when not, answer 503 at once. */
 ngx_flag_t ngx_http_automations_redis_ready(void);
+
+/* The channel a synchronous run's completion is published on for this
+   worker process: the enqueue of a run it waits for names it. */
+ngx_str_t *ngx_http_automations_redis_waiter_channel(void);
 
 /* Whether the connection is up and its handshake has answered. */
 ngx_flag_t ngx_http_automations_redis_is_up(void);

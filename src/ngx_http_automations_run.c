@@ -767,6 +767,12 @@ ngx_http_automations_enqueue(
         return;
     }
 
+    /* its completion is published for this process only */
+    if (ctx->waiter != NULL) {
+        args[AM_EXECUTION_ENQUEUE_ARG_WAITER] =
+            *ngx_http_automations_redis_waiter_channel();
+    }
+
     if (ngx_http_automations_enqueue_send(r) == NGX_ERROR) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
     }

@@ -74,14 +74,21 @@ sub create {
     is($r->{status}, 200, "create $name") or diag($r->{body});
 }
 
-# A connection subscribed to the completions; next() is the next message.
+# A connection subscribed to every completions channel (the shared one and
+# those of nginx's worker processes); next() is the next message, and
+# $CHANNEL the channel it came on.
+my $CHANNEL;
+
 sub subscriber {
+    my (%o) = @_;
     my $s = AmTest::Redis->new(port => $t->redis_port,
-                               timeout => 20 * $SLOW);
-    $s->command('SUBSCRIBE', 'am:completions');
+                               timeout => ($o{timeout} // 20) * $SLOW);
+    $s->command('PSUBSCRIBE', 'am:completions*');
     return sub {
-        my $m = $s->_read_reply;
-        return ref $m eq 'ARRAY' && $m->[0] eq 'message' ? $m->[2] : undef;
+        my $m = eval { $s->_read_reply };
+        return undef unless ref $m eq 'ARRAY' && $m->[0] eq 'pmessage';
+        $CHANNEL = $m->[2];
+        return $m->[3];
     };
 }
 
@@ -122,6 +129,21 @@ sub message_of {
     return undef;
 }
 
+# The ids of the completions heard until the one of execution $id.
+sub heard_until {
+    my ($next, $id) = @_;
+    my @ids;
+    for (1 .. 50) {
+        my $m = $next->() // last;
+        my ($heard) = $m =~ m{^demo/(exec_[0-9a-f]+)} or next;
+        push @ids, $heard;
+        last if $heard eq $id;
+    }
+    return @ids;
+}
+
+sub record { return $t->execution('demo', $_[0]) }
+
 create('small', q(echo '{"greeting": "hello", "n": 42}'));
 create('fails', q(echo 'no luck' >&2; exit 3));
 
@@ -141,6 +163,9 @@ subtest 'a small result comes with the completion, as a read back has it'
 
     is(message_of($next, $id), "demo/$id\n200\n$r->{body}",
        'the message carried the status and this very body');
+    like($CHANNEL, qr/^am:completions:[0-9a-f]{16}$/,
+         "on the channel of nginx's worker process, not the shared one");
+    is(record($id)->{notify}, $CHANNEL, 'the one the record names');
 
     # the same Idempotency-Key and request: the finished execution is
     # read back (execution_result.lua) instead of waited for
@@ -192,6 +217,59 @@ subtest 'a result over the bound is announced by id and comes back whole'
     my $id = $r->{json}{execution_id} // '';
     is(length($r->{json}{output}{text} // ''), $n, "all $n bytes of it");
     is(message_of($next, $id), "demo/$id", 'the message: its id only');
+};
+
+subtest 'an asynchronous run publishes no completion' => sub {
+    my $next = subscriber();
+    my $r = api(POST => "${API}small/run", json => { input => [] },
+                headers => { Prefer => 'respond-async' });
+    is($r->{status}, 202, 'accepted') or diag($r->{body});
+    my $async = $r->{json}{execution_id} // '';
+    is(record($async)->{notify}, '', 'the record names no channel');
+    $t->wait_for(sub { (record($async)->{status} // '') eq 'success' },
+                 10 * $SLOW, 'the async run done');
+
+    # a synchronous run after it: its completion is the first one heard
+    my $sync = api(POST => "${API}small/run", json => { input => [] });
+    my $id = $sync->{json}{execution_id} // '';
+    is_deeply([ heard_until($next, $id) ], [ $id ],
+              'only the synchronous one was published');
+};
+
+subtest 'a repeated request adds its channel; a record without one: shared'
+    => sub {
+    # two gateways' workers ask for the same run (the same idempotency
+    # key and request) while it runs: each gets the completion
+    create('pause', q(sleep 1; echo '{}'));
+    my $next = subscriber();
+    my $id = 'exec_' . ('b' x 24);
+    my @chan = map { 'am:completions:' . ($_ x 16) } qw(1 2);
+    my $enqueue = sub {
+        my ($chan) = @_;
+        return $t->redis('EVAL', $t->script('execution_enqueue'), 2,
+            'am:{demo}:project', 'am:runs', 'am:{demo}:', 'demo', 'pause',
+            $id, 'run', 3600, 'repeat-key', 'repeat-digest', '', '[]', '',
+            '', '', '', '', $chan);
+    };
+    is_deeply($enqueue->($chan[0]), [ 'ok', $id ], 'queued');
+    is_deeply($enqueue->($chan[1]), [ 'exists', $id ], 'the same again');
+    is_deeply($enqueue->($chan[1]), [ 'exists', $id ], 'and again');
+    is(record($id)->{notify}, "@chan", 'the record names both, once');
+    my %got;
+    for (1 .. 2) {
+        my $m = message_of($next, $id) // last;
+        $got{$CHANNEL} = $m;
+    }
+    is_deeply([ sort keys %got ], \@chan, 'published on both, once each');
+
+    # an execution whose record names no channel (queued by a gateway of
+    # an earlier release): the shared channel
+    my $r = api(POST => "${API}pause/run", json => { input => [] },
+                headers => { Prefer => 'respond-async' });
+    my $old = $r->{json}{execution_id} // '';
+    $t->redis('HDEL', "am:{demo}:execution:$old", 'notify');
+    ok(defined message_of($next, $old), 'published');
+    is($CHANNEL, 'am:completions', 'on am:completions');
 };
 
 subtest 'a completion published while the subscription is down' => sub {
