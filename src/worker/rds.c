@@ -40,9 +40,9 @@ typedef struct {
 
 /*
  * hiredis's own libuv adapter starts its uv_poll_t again on every command,
- * and libuv then takes the socket out of epoll and puts it back: four
- * epoll_ctl calls per command, and the command waits a turn of the loop
- * before it is written. Here the socket is watched for reading all along;
+ * and libuv then takes the socket out of epoll and puts it back: about four
+ * epoll_ctl calls per command, and one more epoll_wait before it is
+ * written. Here the socket is watched for reading all along;
  * a command is written when the loop is next about to wait (a
  * uv_prepare_t), with every other command of the same turn, and the socket
  * is watched for writing only while the connect is on its way or the
@@ -81,13 +81,24 @@ am_rds_ev_watch(am_rds_ev_t *ev)
     }
 }
 
-/* what hiredis has to send, as far as the socket takes it */
+/*
+ * What hiredis has to send, as far as the socket takes it. A connect still
+ * on its way (hiredis then neither adds nor removes the write) waits for
+ * the socket to be writable.
+ */
 static void
 am_rds_ev_write(am_rds_ev_t *ev)
 {
+    (void) uv_prepare_stop(&ev->flush);
+
     ev->flushing = 1;
     redisAsyncHandleWrite(ev->ac);
     ev->flushing = 0;
+
+    if (ev->ac != NULL && !(ev->ac->c.flags & REDIS_CONNECTED)) {
+        ev->wait_write = 1;
+    }
+
     am_rds_ev_watch(ev);
 }
 
@@ -142,11 +153,19 @@ am_rds_ev_del_read(void *data)
     am_rds_ev_watch(ev);
 }
 
-/* a write left unfinished in redisAsyncHandleWrite waits for room */
+/*
+ * A command to send: written when the loop is about to wait; or, while the
+ * connect is on its way or a write was left unfinished (the kernel took
+ * part of it), once the socket is writable.
+ */
 static void
 am_rds_ev_add_write(void *data)
 {
     am_rds_ev_t *ev = data;
+
+    if (ev->wait_write) {
+        return;
+    }
 
     if (ev->flushing || !(ev->ac->c.flags & REDIS_CONNECTED)) {
         ev->wait_write = 1;
