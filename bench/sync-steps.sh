@@ -33,6 +33,9 @@ http {
     $bench_globals_http
     automations_redis $redis_addr;
 
+    # the client keeps one connection for all its requests
+    keepalive_requests 1000000;
+
     server {
         listen 127.0.0.1:$http_port;
         location /automations/v1/ { automations_api; }
