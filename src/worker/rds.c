@@ -123,16 +123,11 @@ am_rds_ev_poll_cb(uv_poll_t *poll, int status, int events)
     }
 }
 
+/* (cleanup closes the prepare as it lets the context go: never after) */
 static void
 am_rds_ev_flush_cb(uv_prepare_t *flush)
 {
-    am_rds_ev_t *ev = flush->data;
-
-    (void) uv_prepare_stop(flush);
-
-    if (ev->ac != NULL) {
-        am_rds_ev_write(ev);
-    }
+    am_rds_ev_write(flush->data);
 }
 
 static void
