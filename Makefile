@@ -180,6 +180,13 @@ $(BUILD)/unit/test_webhook: t/unit/test_webhook.c t/unit/tap.h \
 	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_webhook.c src/worker/webhook.c \
 	    src/am_crypto.c src/am_header.c -luv -lcurl -lcrypto
 
+$(BUILD)/unit/test_rds: t/unit/test_rds.c t/unit/tap.h src/worker/rds.c \
+        src/worker/rds.h src/worker/log.c src/worker/worker.h \
+        $(SHARED_SRCS) $(SHARED_HDRS) $(GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(AM_CFLAGS) -o $@ t/unit/test_rds.c src/worker/rds.c \
+	    src/worker/log.c $(SHARED_SRCS) $(GEN) -lhiredis -luv -lyajl -lcrypto
+
 # the JSON Schema validator and its conformance run over the official
 # test suite (../shared/testdata/json-schema-test-suite, or $AM_SCHEMA_SUITE)
 $(BUILD)/unit/test_schema: t/unit/test_schema.c t/unit/tap.h src/am_schema.c \

@@ -393,6 +393,23 @@ am_rds_send(am_rds_t *r, am_rds_reply_pt cb, void *data, int argc,
     return 0;
 }
 
+void
+am_rds_flush(am_rds_t *r)
+{
+    am_rds_ev_t *ev;
+
+    if (r->ac == NULL) {
+        return;
+    }
+
+    ev = r->ac->ev.data;
+
+    if (ev != NULL && ev->ac != NULL && !ev->wait_write
+        && uv_is_active((uv_handle_t *) &ev->flush)) {
+        am_rds_ev_write(ev);
+    }
+}
+
 int
 am_rds_command(am_rds_t *r, am_rds_reply_pt cb, void *data, int argc,
     const char **argv, const size_t *argvlen)

@@ -88,6 +88,9 @@ int am_rds_command(am_rds_t *r, am_rds_reply_pt cb, void *data, int argc,
 int am_rds_eval(am_rds_t *r, const char *name, int nkeys, int argc,
     const char **argv, const size_t *argvlen, am_rds_reply_pt cb, void *data);
 
+/* Writes the commands sent so far now, not when the loop is about to wait. */
+void am_rds_flush(am_rds_t *r);
+
 /*
  * Closes the connection for good: commands in flight get NULL replies,
  * the state callback is not called again, the timer is closed.
