@@ -285,7 +285,9 @@ am_worker_claim(am_worker_t *w, const char *root)
         am_log("removed the run folders of %d worker(s) gone", swept);
     }
 
+    /* removed at exit (am_sandbox_release), with the folder made ahead */
     w->run.tmp_root = w->run_root;
+    w->run.ahead = 1;
     return 0;
 }
 
@@ -407,6 +409,7 @@ main(int argc, char **argv)
 
     uv_run(w.loop, UV_RUN_DEFAULT);
     uv_loop_close(w.loop);
+    am_run_drop_ahead();
     am_sandbox_release(w.run_root, w.run_root_lock);
     am_options_free(&w);
 

@@ -71,10 +71,11 @@ extern const char am_python_runner[];
 
 
 struct am_run_s {
-    am_run_t  *next; /* in am_run_live while the child runs */
-    uv_loop_t *loop;
-    am_run_cb  cb;
-    void      *data;
+    am_run_t              *next; /* in am_run_live while the child runs */
+    uv_loop_t             *loop;
+    const am_run_config_t *cfg;
+    am_run_cb              cb;
+    void                  *data;
 
     uv_process_t process;
     uv_poll_t    exit_watch; /* the pidfd of a vfork'ed child */
@@ -155,7 +156,22 @@ static am_run_t *am_run_live;
 /* which of this process's run users are taken, until their run is freed */
 static unsigned char am_run_uid_taken[AM_RUN_UID_SLOTS];
 
+/*
+ * The next run's folder (cfg->ahead), made as a run ends, so that its
+ * mkdir and chown are not on the way of the run that takes it. It is
+ * empty, and holds the uid slot of the run that will use it: no other run
+ * has that user meanwhile.
+ */
+static struct {
+    const am_run_config_t *cfg;  /* NULL: none is ready */
+    am_sandbox_limits_t    user; /* drop, uid, gid and own_uid */
+    int                    uid_slot;
+    char                   dir[PATH_MAX];
+} am_run_ahead;
 
+
+static int am_run_pick_user(
+    const am_run_config_t *cfg, am_sandbox_limits_t *limits);
 static void        am_run_check(am_run_t *run);
 static void        am_run_write_payload(am_run_t *run);
 static const char *am_run_self(
@@ -451,10 +467,65 @@ am_run_after_work(uv_work_t *req, int status)
 }
 
 
-/* All handles are closed: the result, the callback, then the folder. */
+/*
+ * The next run's folder, when none is ready (cfg->ahead): with a user of
+ * its own, when runs have theirs, as am_run_configure would pick it.
+ */
+static void
+am_run_make_ahead(const am_run_config_t *cfg)
+{
+    am_sandbox_limits_t user;
+    char                err[256];
+    int                 slot;
+
+    if (!cfg->ahead || am_run_ahead.cfg != NULL) {
+        return;
+    }
+
+    memset(&user, 0, sizeof(user));
+    slot = am_run_pick_user(cfg, &user);
+
+    if (am_sandbox_mkdir(
+            am_run_tmp_root(cfg), &user, am_run_ahead.dir, err, sizeof(err))
+        != 0) {
+        if (slot >= 0) {
+            am_run_uid_taken[slot] = 0;
+        }
+        return;
+    }
+
+    am_run_ahead.user = user;
+    am_run_ahead.uid_slot = slot;
+    am_run_ahead.cfg = cfg;
+}
+
+
+void
+am_run_drop_ahead(void)
+{
+    if (am_run_ahead.cfg == NULL) {
+        return;
+    }
+
+    (void) am_sandbox_rmtree(am_run_ahead.dir);
+
+    if (am_run_ahead.uid_slot >= 0) {
+        am_run_uid_taken[am_run_ahead.uid_slot] = 0;
+    }
+
+    am_run_ahead.cfg = NULL;
+}
+
+
+/*
+ * All handles are closed: the result, the callback, then the folder, and
+ * the next run's.
+ */
 static void
 am_run_finish(am_run_t *run)
 {
+    const am_run_config_t *cfg = run->cfg;
+
     am_run_make_result(run);
     run->cb(run->data, &run->result);
 
@@ -465,6 +536,8 @@ am_run_finish(am_run_t *run)
         am_run_work(&run->work);
         am_run_after_work(&run->work, 0);
     }
+
+    am_run_make_ahead(cfg);
 }
 
 
@@ -1444,13 +1517,48 @@ am_run_needs_runner(const am_runtime_t *rt)
 }
 
 
+/*
+ * The user a run executes as: when the worker is root and no uid is
+ * configured, one of its own (a slot of am_run_uid_taken, taken here, is
+ * returned); else the one configured, or nobody (-1 is returned).
+ */
+static int
+am_run_pick_user(const am_run_config_t *cfg, am_sandbox_limits_t *limits)
+{
+    int k;
+
+    limits->drop = geteuid() == 0;
+    limits->uid = cfg->uid > 0 ? cfg->uid : AM_RUN_NOBODY;
+    limits->gid = cfg->gid > 0 ? cfg->gid : AM_RUN_NOBODY;
+    limits->own_uid = 0;
+
+    if (cfg->uid > 0 || !limits->drop) {
+        return -1;
+    }
+
+    for (k = 0; k < AM_RUN_UID_SLOTS; k++) {
+        if (!am_run_uid_taken[k]) {
+            am_run_uid_taken[k] = 1;
+            limits->uid =
+                (uid_t) (AM_RUN_UID_BASE
+                         + AM_RUN_UID_SLOTS * (getpid() % AM_RUN_UID_BLOCKS)
+                         + k);
+            limits->gid = cfg->gid > 0 ? cfg->gid : (gid_t) limits->uid;
+            limits->own_uid = 1;
+            return k;
+        }
+    }
+
+    return -1;
+}
+
+
 /* The configuration with its defaults applied, for one run. */
 static void
 am_run_configure(am_run_t *run, const am_run_config_t *cfg, long timeout_ms,
     int no_network, am_sandbox_limits_t *limits)
 {
     long max;
-    int  k;
 
     max = cfg->max_timeout_ms > 0 ? cfg->max_timeout_ms : AM_RUN_TIMEOUT_MAX_MS;
     run->timeout_ms = timeout_ms > 0 && timeout_ms < max ? timeout_ms : max;
@@ -1467,34 +1575,24 @@ am_run_configure(am_run_t *run, const am_run_config_t *cfg, long timeout_ms,
     limits->max_open_files =
         cfg->max_open_files > 0 ? cfg->max_open_files : AM_RUN_MAX_OPEN_FILES;
     limits->max_file_mb = AM_RUN_MAX_FILE_MB;
-    limits->drop = geteuid() == 0;
-    limits->uid = cfg->uid > 0 ? cfg->uid : AM_RUN_NOBODY;
-    limits->gid = cfg->gid > 0 ? cfg->gid : AM_RUN_NOBODY;
-    limits->confine = limits->drop && !cfg->unconfined;
+    limits->confine = geteuid() == 0 && !cfg->unconfined;
     limits->no_network = limits->confine && no_network;
     limits->tmp_mb = cfg->tmp_mb > 0 ? cfg->tmp_mb : AM_RUN_TMP_MB;
     limits->hidden = cfg->hidden != NULL ? cfg->hidden : AM_RUN_HIDDEN;
 
-    run->uid_slot = -1;
-    limits->own_uid = 0;
-
-    if (cfg->uid > 0 || !limits->drop) {
+    /* the folder made ahead comes with its user, and is the run's now */
+    if (am_run_ahead.cfg == cfg) {
+        limits->drop = am_run_ahead.user.drop;
+        limits->uid = am_run_ahead.user.uid;
+        limits->gid = am_run_ahead.user.gid;
+        limits->own_uid = am_run_ahead.user.own_uid;
+        run->uid_slot = am_run_ahead.uid_slot;
+        memcpy(run->dir, am_run_ahead.dir, sizeof(run->dir));
+        am_run_ahead.cfg = NULL;
         return;
     }
 
-    for (k = 0; k < AM_RUN_UID_SLOTS; k++) {
-        if (!am_run_uid_taken[k]) {
-            am_run_uid_taken[k] = 1;
-            run->uid_slot = k;
-            limits->uid =
-                (uid_t) (AM_RUN_UID_BASE
-                         + AM_RUN_UID_SLOTS * (getpid() % AM_RUN_UID_BLOCKS)
-                         + k);
-            limits->gid = cfg->gid > 0 ? cfg->gid : (gid_t) limits->uid;
-            limits->own_uid = 1;
-            return;
-        }
-    }
+    run->uid_slot = am_run_pick_user(cfg, limits);
 }
 
 
@@ -1719,6 +1817,7 @@ am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     memset(run, 0, offsetof(am_run_t, buf));
 
     run->loop = loop;
+    run->cfg = cfg;
     run->cb = cb;
     run->data = data;
     run->pidfd = -1;
@@ -1732,6 +1831,9 @@ am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     run->log = malloc(run->max_log);
     if (run->payload == NULL || run->log == NULL) {
         snprintf(err, errlen, "out of memory");
+        if (run->dir[0] != '\0') {
+            (void) am_sandbox_rmtree(run->dir);
+        }
         am_run_free(run);
         return NULL;
     }
@@ -1739,8 +1841,11 @@ am_run_start(uv_loop_t *loop, const am_run_config_t *cfg, const char *runtime,
     memcpy(run->payload, payload, payload_len);
     run->payload_len = payload_len;
 
-    if (am_sandbox_mkdir(am_run_tmp_root(cfg), &limits, run->dir, err, errlen)
-        != 0) {
+    /* made ahead (am_run_configure took it), or now */
+    if (run->dir[0] == '\0'
+        && am_sandbox_mkdir(
+               am_run_tmp_root(cfg), &limits, run->dir, err, errlen)
+               != 0) {
         am_run_free(run);
         return NULL;
     }

@@ -62,6 +62,9 @@ typedef struct {
                                           parent may import, or "*" */
     void (*log)(const char *fmt, ...); /* what the warm parent has to say
                                           (started, died), or NULL */
+    int ahead;                         /* the next run's folder is made as
+                                          a run ends; tmp_root must be one
+                                          that is removed at exit */
 } am_run_config_t;
 
 #define AM_RUN_HIDDEN                                                          \
@@ -139,6 +142,12 @@ void am_run_confinement(am_run_config_t *cfg, char *msg, size_t len);
  * to be called once the callback has fired.
  */
 void am_run_cancel(am_run_t *run);
+
+/*
+ * Removes the folder made ahead for the next run (cfg->ahead), if there is
+ * one, and frees its user: before its tmp_root goes, or its configuration.
+ */
+void am_run_drop_ahead(void);
 
 /* The run's process id, which is also its process group id. */
 pid_t am_run_pid(const am_run_t *run);

@@ -1514,6 +1514,104 @@ am_test_claim(void)
 }
 
 
+/* The one entry of folder root into path; how many there are. */
+static int
+am_test_only_entry(const char *root, char *path, size_t len)
+{
+    struct dirent *de;
+    DIR           *d;
+    int            n;
+
+    n = 0;
+    path[0] = '\0';
+    d = opendir(root);
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] != '.') {
+            snprintf(path, len, "%s/%s", root, de->d_name);
+            n++;
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+
+    return n;
+}
+
+
+/*
+ * cfg.ahead: as a run ends, the next run's folder is made, empty, for a
+ * user of its own; the next run takes it, and the one after has another.
+ */
+static void
+am_test_ahead(uid_t uid)
+{
+    static am_run_config_t cfg;
+    am_test_run_t          t;
+    struct stat            st;
+    char                   root[128], made[PATH_MAX], again[PATH_MAX];
+    char                   expect[PATH_MAX + 64];
+    const char            *code;
+    int                    n, ok;
+
+    snprintf(root, sizeof(root), "%s/ahead", am_test_dir);
+    if (mkdir(root, 0711) != 0) {
+        am_test_ok(0, "ahead: mkdir %s", root);
+        return;
+    }
+
+    cfg = am_test_cfg;
+    cfg.tmp_root = root;
+    cfg.uid = uid;
+    cfg.gid = uid;
+    cfg.ahead = 1;
+    code = "printf '\"%s %s\"' \"$PWD\" \"$(id -u)\"";
+
+    am_test_run_cfg(&t, &cfg, "sh", code, "{}", 5000);
+    n = am_test_only_entry(root, made, sizeof(made));
+    ok = t.status == AM_RUN_SUCCESS && n == 1 && t.output != NULL
+         && strncmp(t.output + 1, made, strlen(made)) != 0;
+    am_test_ok(ok, "ahead: one folder is ready once a run ended (%d)", n);
+    am_test_clear(&t);
+
+    ok = n == 1 && lstat(made, &st) == 0 && S_ISDIR(st.st_mode)
+         && (st.st_mode & 07777) == 0700
+         && (uid == 0 ? st.st_uid >= 2000000 : st.st_uid == uid)
+         && am_test_only_entry(made, again, sizeof(again)) == 0;
+    am_test_ok(ok, "ahead: it is empty, 0700, for %s",
+        uid == 0 ? "a run user of its own" : "the user configured");
+
+    am_test_run_cfg(&t, &cfg, "sh", code, "{}", 5000);
+    snprintf(expect, sizeof(expect), "\"%s %u\"", made, (unsigned) st.st_uid);
+    am_test_ok(t.status == AM_RUN_SUCCESS && am_test_eq(t.output, expect),
+        "ahead: the next run has it, as its user");
+    if (!am_test_eq(t.output, expect)) {
+        printf("#   expected %s\n", expect);
+        am_test_diag(&t);
+    }
+    am_test_clear(&t);
+
+    n = am_test_only_entry(root, again, sizeof(again));
+    am_test_ok(n == 1 && strcmp(again, made) != 0 && lstat(made, &st) == -1
+                   && errno == ENOENT,
+        "ahead: that folder went with its run, another is ready");
+
+    /* a run of another configuration makes its own folder */
+    am_test_run(&t, "sh", code, "{}", 5000);
+    am_test_ok(t.status == AM_RUN_SUCCESS && am_test_has(t.output, am_test_dir)
+                   && !am_test_has(t.output, root)
+                   && am_test_only_entry(root, made, sizeof(made)) == 1
+                   && strcmp(again, made) == 0,
+        "ahead: a run of another configuration does not take it");
+    am_test_clear(&t);
+
+    am_run_drop_ahead();
+    am_test_ok(
+        am_test_only_entry(root, again, sizeof(again)) == 0 && rmdir(root) == 0,
+        "ahead: am_run_drop_ahead removes it");
+}
+
+
 static void
 am_test_cleanup(void)
 {
@@ -1562,6 +1660,10 @@ main(int argc, char **argv)
     am_test_warm();
     am_test_runtimes_config();
     am_test_claim();
+    am_test_ahead(am_test_uid);
+    if (geteuid() == 0) {
+        am_test_ahead(0);
+    }
 
     am_test_cleanup();
 
