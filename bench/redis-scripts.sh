@@ -50,8 +50,9 @@ commands() {
                 "am:{bench}:project", "am:runs", "am:{bench}:", "bench",
                 "noop", $id, "run", 604800, "", "", "", "", "", "", "", "",
                 "", "am:completions:0123456789abcdef") if $want{enqueue};
+            # the run travels with its entry: the worker holds it
             print resp("EVALSHA", $sha{execution_start}, 1, $key, "w1", 3,
-                "0-$i") if $want{start};
+                "0-$i", "held") if $want{start};
             print resp("EVALSHA", $sha{execution_complete}, 3, $key,
                 "am:runs", "am:webhooks", "success", "{}", "", "", 1, "0-$i",
                 "workers", "am:completions") if $want{complete};

@@ -226,11 +226,12 @@ enum {
     AM_EXECUTION_START_ARG_WORKER,
     AM_EXECUTION_START_ARG_MAX_ATTEMPTS,
     AM_EXECUTION_START_ARG_ENTRY,
+    AM_EXECUTION_START_ARG_HELD,
     AM_EXECUTION_START_NARGS
 };
 /*
- * reply: { "run", runtime, code, ... } | { "gone" } | { "done" } |
- * { "exhausted", attempts }
+ * reply: { "run", runtime, code, ... } | { "run" } (ARG_HELD "held") |
+ * { "gone" } | { "done" } | { "exhausted", attempts }
  */
 enum {
     AM_EXECUTION_START_REPLY_WHAT,

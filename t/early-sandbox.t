@@ -232,6 +232,40 @@ subtest 'a run out of attempts is failed without running' => sub {
     $t->stop_proc('a');
 };
 
+subtest 'execution_start leaves a held run\'s code and input in Redis' => sub {
+    $t->start_worker('m');
+    sleep 0.5 * $SLOW;
+    $t->redis('CONFIG', 'SET', 'slowlog-log-slower-than', 0);
+    $t->redis('SLOWLOG', 'RESET');
+    my $r = api(POST => "${API}echo/run", json => { input => [ { id => 7 } ] });
+    $t->redis('CONFIG', 'SET', 'slowlog-log-slower-than', 10000);
+    is($r->{status}, 200, 'a held run') or diag($r->{body});
+    is_deeply($r->{json}{output}{input}, [ { id => 7 } ], 'gets its payload');
+    my $id = $r->{json}{execution_id} // '';
+    # EVALSHA sha 1 <execution key> worker max-attempts entry held
+    my @starts = grep { ($_->[2] // '') eq '1' && ($_->[3] // '') =~ /:execution:\Q$id\E$/ }
+        map { $_->[3] } @{ $t->redis('SLOWLOG', 'GET', -1) };
+    is(scalar @starts, 1, 'one execution_start');
+    is($starts[0][-1], 'held', 'told that the run is held')
+        or diag(join ' ', @{ $starts[0] // [] });
+    is(record($id)->{attempts}, 1, 'one attempt');
+    $t->stop_proc('m');
+};
+
+subtest 'a run its worker cannot ready is asked for in full, once' => sub {
+    create({ automation_name => 'odd', runtime => 'no-such-runtime',
+             code => "cat\n" });
+    $t->start_worker('o');
+    my $id = run_async('odd');
+    my $r = wait_final($id);
+    is($r->{status}, 'error', 'error');
+    like($r->{error} // '', qr/unknown runtime "no-such-runtime"/,
+         'the reason a late sandbox gives');
+    is($r->{attempts}, 1, 'one attempt, although asked twice');
+    stream_empty();
+    $t->stop_proc('o');
+};
+
 subtest 'a held sandbox runs nothing, and goes with its worker' => sub {
     knocker('k-held');
     $t->start_worker('h', '--visibility-timeout', 2000);

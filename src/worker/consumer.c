@@ -791,8 +791,7 @@ am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
 
     what = reply->element[AM_EXECUTION_START_REPLY_WHAT]->str;
 
-    if (strcmp(what, "run") == 0
-        && reply->elements >= AM_EXECUTION_START_REPLY_N) {
+    if (strcmp(what, "run") == 0) {
         job->retry_ms = 0;
         if (job->run != NULL && job->held_refused) {
             /* stopped after a lost answer and not gone yet: ask again once
@@ -801,9 +800,13 @@ am_job_start_cb(am_rds_t *r, redisReply *reply, void *data)
         } else if (job->run != NULL) {
             job->state = AM_JOB_RUNNING;
             am_run_release(job->run);
-        } else {
+        } else if (reply->elements >= AM_EXECUTION_START_REPLY_N) {
             am_job_spec_reply(&spec, reply);
             am_job_run(job, &spec, 0);
+        } else {
+            /* "run" alone, for a run that could not be readied after all:
+               asked again, for what the run needs */
+            am_job_step(job);
         }
 
     } else if (strcmp(what, "exhausted") == 0) {
@@ -965,6 +968,21 @@ am_job_ack(am_job_t *job)
     return am_rds_command(&w->cmd, am_job_ack_cb, job, 3, argv, NULL);
 }
 
+/*
+ * Whether the job's run is (or is about to be, am_job_step) readied from
+ * its stream entry when execution_start answers: a "run" then needs
+ * nothing more, and execution_start leaves the code and the input in Redis.
+ */
+static int
+am_job_holds(const am_job_t *job)
+{
+    if (job->run != NULL) {
+        return !job->held_refused;
+    }
+
+    return !job->hold_tried && job->entry_data != NULL && job->w->hold;
+}
+
 static int
 am_job_send_start(am_job_t *job)
 {
@@ -982,6 +1000,7 @@ am_job_send_start(am_job_t *job)
     args[AM_EXECUTION_START_ARG_WORKER] = w->name;
     args[AM_EXECUTION_START_ARG_MAX_ATTEMPTS] = max;
     args[AM_EXECUTION_START_ARG_ENTRY] = job->entry;
+    args[AM_EXECUTION_START_ARG_HELD] = am_job_holds(job) ? "held" : "";
 
     return am_rds_eval(&w->cmd, AM_SCRIPT_EXECUTION_START,
         AM_EXECUTION_START_NKEYS,
