@@ -232,23 +232,32 @@ subtest 'a run out of attempts is failed without running' => sub {
     $t->stop_proc('a');
 };
 
+# Redis's SLOWLOG keeps every command while $code runs: the arguments of
+# each execution_start of execution $id, oldest first, after $code
+sub starts_of {
+    my ($id, $code) = @_;
+    $t->redis('CONFIG', 'SET', 'slowlog-log-slower-than', 0);
+    $t->redis('SLOWLOG', 'RESET');
+    my @r = $code->();
+    $t->redis('CONFIG', 'SET', 'slowlog-log-slower-than', 10000);
+    $id = $id->(@r) if ref $id;
+    # EVALSHA sha 1 <execution key> worker max-attempts entry held
+    my @starts = grep { ($_->[2] // '') eq '1'
+                        && ($_->[3] // '') =~ /:execution:\Q$id\E$/ }
+        reverse map { $_->[3] } @{ $t->redis('SLOWLOG', 'GET', -1) };
+    return (\@starts, @r);
+}
+
 subtest 'execution_start leaves a held run\'s code and input in Redis' => sub {
     $t->start_worker('m');
     sleep 0.5 * $SLOW;
-    $t->redis('CONFIG', 'SET', 'slowlog-log-slower-than', 0);
-    $t->redis('SLOWLOG', 'RESET');
-    my $r = api(POST => "${API}echo/run", json => { input => [ { id => 7 } ] });
-    $t->redis('CONFIG', 'SET', 'slowlog-log-slower-than', 10000);
+    my ($starts, $r) = starts_of(sub { $_[0]{json}{execution_id} // '' },
+        sub { api(POST => "${API}echo/run", json => { input => [ { id => 7 } ] }) });
     is($r->{status}, 200, 'a held run') or diag($r->{body});
     is_deeply($r->{json}{output}{input}, [ { id => 7 } ], 'gets its payload');
-    my $id = $r->{json}{execution_id} // '';
-    # EVALSHA sha 1 <execution key> worker max-attempts entry held
-    my @starts = grep { ($_->[2] // '') eq '1' && ($_->[3] // '') =~ /:execution:\Q$id\E$/ }
-        map { $_->[3] } @{ $t->redis('SLOWLOG', 'GET', -1) };
-    is(scalar @starts, 1, 'one execution_start');
-    is($starts[0][-1], 'held', 'told that the run is held')
-        or diag(join ' ', @{ $starts[0] // [] });
-    is(record($id)->{attempts}, 1, 'one attempt');
+    is_deeply([ map { $_->[-1] } @$starts ], [ 'held' ],
+              'one execution_start, told that the run is held');
+    is(record($r->{json}{execution_id})->{attempts}, 1, 'one attempt');
     $t->stop_proc('m');
 };
 
@@ -256,11 +265,17 @@ subtest 'a run its worker cannot ready is asked for in full, once' => sub {
     create({ automation_name => 'odd', runtime => 'no-such-runtime',
              code => "cat\n" });
     $t->start_worker('o');
-    my $id = run_async('odd');
-    my $r = wait_final($id);
+    sleep 0.5 * $SLOW;
+    my ($starts, $id, $r) = starts_of(sub { $_[0] }, sub {
+        my $id = run_async('odd');
+        return ($id, wait_final($id));
+    });
     is($r->{status}, 'error', 'error');
     like($r->{error} // '', qr/unknown runtime "no-such-runtime"/,
          'the reason a late sandbox gives');
+    # told held, answered "run" alone, then asked in full
+    is_deeply([ map { $_->[-1] } @$starts ], [ 'held', '' ],
+              'execution_start: held, then in full');
     is($r->{attempts}, 1, 'one attempt, although asked twice');
     stream_empty();
     $t->stop_proc('o');
