@@ -329,6 +329,8 @@ for p in $(echo "$hidden" | tr : ' '); do
     [ -d "$p" ] && bwrap="$bwrap --tmpfs $p --remount-ro $p"
 done
 bwrap="$bwrap --tmpfs $runs_root --bind $run_dir $run_dir --chdir $run_dir"
+# the sandbox binary again, when the build is under a path hidden above
+bwrap="$bwrap --ro-bind $sandbox $sandbox"
 
 way() {
     case $1 in
